@@ -1,0 +1,247 @@
+"""The VideoJob contract: spec, status and stage names shared by runner, operator and API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class ContractModel(BaseModel):
+    """Base for contract models: camelCase on the wire (Kubernetes style), snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_wire(self) -> dict[str, object]:
+        """The JSON-ready dict with camelCase keys, leaving out unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Quality(StrEnum):
+    """Render quality presets, each mapped to one of Manim's."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    PRODUCTION = "production"
+
+
+class Resolution(NamedTuple):
+    """Pixel size and frame rate of a quality preset."""
+
+    width: int
+    height: int
+    fps: int
+
+
+QUALITY_PRESETS: dict[Quality, Resolution] = {
+    Quality.LOW: Resolution(854, 480, 15),
+    Quality.MEDIUM: Resolution(1280, 720, 30),
+    Quality.HIGH: Resolution(1920, 1080, 60),
+    Quality.PRODUCTION: Resolution(2560, 1440, 60),
+}
+
+
+class Stage(StrEnum):
+    """Pipeline stages, in the order they run."""
+
+    INITIALIZING = "initializing"
+    PLANNING = "planning"
+    SCENARIO_CREATION = "scenario_creation"
+    CODE_GENERATION = "code_generation"
+    RENDERING = "rendering"
+    COMBINING = "combining"
+    STORAGE = "storage"
+    COMPLETED = "completed"
+
+
+STAGE_PROGRESS: dict[Stage, int] = {
+    Stage.INITIALIZING: 5,
+    Stage.PLANNING: 15,
+    Stage.SCENARIO_CREATION: 30,
+    Stage.CODE_GENERATION: 50,
+    Stage.RENDERING: 80,
+    Stage.COMBINING: 90,
+    Stage.STORAGE: 95,
+    Stage.COMPLETED: 100,
+}
+"""Overall progress (percent) reached when each stage finishes."""
+
+STAGE_DESCRIPTIONS: dict[Stage, str] = {
+    Stage.INITIALIZING: "Initializing video generation",
+    Stage.PLANNING: "Creating scene outline",
+    Stage.SCENARIO_CREATION: "Generating scene implementations",
+    Stage.CODE_GENERATION: "Creating Manim code",
+    Stage.RENDERING: "Rendering video scenes",
+    Stage.COMBINING: "Combining scenes",
+    Stage.STORAGE: "Uploading to storage",
+    Stage.COMPLETED: "Video generation completed",
+}
+
+
+def stage_progress(stage: Stage, fraction: float = 0.0) -> int:
+    """Overall progress for `stage` being `fraction` (0..1) done: from the previous stage's mark to its own."""
+    stages = list(Stage)
+    index = stages.index(stage)
+    start = STAGE_PROGRESS[stages[index - 1]] if index > 0 else 0
+    end = STAGE_PROGRESS[stage]
+    bounded = min(max(fraction, 0.0), 1.0)
+    return int(start + (end - start) * bounded)
+
+
+class Phase(StrEnum):
+    """Lifecycle phase of a job, as shown in `kubectl get videojobs`."""
+
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job can no longer change."""
+        return self in {Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED}
+
+
+class TTSBackend(StrEnum):
+    """Built-in speech backends; any other value is taken as a litellm speech model string."""
+
+    ESPEAK = "espeak"
+    NONE = "none"
+
+
+Topic = Annotated[str, Field(min_length=1, max_length=500, description="What the video explains.")]
+
+
+class ModelChoice(ContractModel):
+    """litellm model strings per role; unset roles fall back to the deployment's settings."""
+
+    planner: str | None = Field(default=None, max_length=200, description="Model for the scene outline.")
+    scene: str | None = Field(default=None, max_length=200, description="Model for scene plans and code.")
+    helper: str | None = Field(default=None, max_length=200, description="Model for fixes of failed code.")
+
+
+class VoiceSpec(ContractModel):
+    """How narration is spoken."""
+
+    backend: str = Field(
+        default=TTSBackend.NONE.value,
+        max_length=200,
+        description="'espeak', 'none', or a litellm speech model string.",
+    )
+    voice: str | None = Field(default=None, max_length=100, description="Voice name for the backend.")
+
+
+class GenerationRequest(ContractModel):
+    """What to generate: the part of a VideoJob spec that is fixed once the job exists."""
+
+    topic: Topic
+    description: str = Field(default="", max_length=5000, description="Extra context for the planner.")
+    models: ModelChoice = Field(default_factory=ModelChoice)
+    quality: Quality | None = Field(default=None, description="Render preset; deployment default if unset.")
+    max_scenes: int = Field(default=7, ge=1, le=12, description="Upper bound on the number of scenes.")
+    voice: VoiceSpec = Field(default_factory=VoiceSpec)
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
+
+
+class SceneCounts(ContractModel):
+    """How many scenes the outline has and how many rendered or failed."""
+
+    total: int = 0
+    rendered: int = 0
+    failed: int = 0
+
+
+class Usage(ContractModel):
+    """LLM usage summed over a job."""
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        """Accumulate another usage record into this one."""
+        self.llm_calls += other.llm_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.cost_usd = round(self.cost_usd + other.cost_usd, 6)
+
+
+class JobResult(ContractModel):
+    """Where the finished job's artifacts are, and what the video is like."""
+
+    video: str | None = None
+    thumbnail: str | None = None
+    subtitles: str | None = None
+    metadata: str | None = None
+    duration_seconds: float | None = None
+    size_bytes: int | None = None
+
+
+class JobError(ContractModel):
+    """Why a job failed, and what the user can do about it."""
+
+    stage: Stage
+    message: str
+    recoverable: bool = False
+    suggestion: str = ""
+
+
+class ConditionStatus(StrEnum):
+    """metav1.Condition status values."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ContractModel):
+    """A metav1.Condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class JobStatus(ContractModel):
+    """Observed state of a VideoJob; the runner owns the pipeline fields, the operator the lifecycle ones."""
+
+    # Owned by the runner.
+    stage: Stage = Stage.INITIALIZING
+    progress: int = Field(default=0, ge=0, le=100)
+    message: str = ""
+    scenes: SceneCounts = Field(default_factory=SceneCounts)
+    usage: Usage = Field(default_factory=Usage)
+    result: JobResult | None = None
+    error: JobError | None = None
+    heartbeat_time: datetime | None = None
+    # Owned by the operator (or the local backend in its place).
+    phase: Phase = Phase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    job_name: str | None = None
+
+    def enter(self, stage: Stage, fraction: float = 0.0, message: str | None = None) -> None:
+        """Move to `stage` at `fraction` of its work, with the stage's description unless told otherwise."""
+        self.stage = stage
+        self.progress = stage_progress(stage, fraction)
+        self.message = message if message is not None else STAGE_DESCRIPTIONS[stage]
+        self.heartbeat_time = utcnow()
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, truncated to whole seconds as Kubernetes stores it."""
+    return datetime.now(UTC).replace(microsecond=0)

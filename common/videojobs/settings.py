@@ -1,0 +1,69 @@
+"""Deployment configuration read from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from videojobs.contract import Quality
+
+DEFAULT_MODEL = "gemini/gemini-2.5-pro"
+
+
+class StorageBackend(StrEnum):
+    """Where job artifacts are kept."""
+
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class Settings(BaseSettings):
+    """Every knob, named as in the integration spec (PLANNER_MODEL, OUTPUT_DIR, ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Models (any litellm model string).
+    planner_model: str = DEFAULT_MODEL
+    scene_model: str = DEFAULT_MODEL
+    helper_model: str = DEFAULT_MODEL
+    llm_timeout_seconds: float = Field(default=180.0, gt=0)
+    llm_retries: int = Field(default=2, ge=0, description="Transport-level retries per LLM call.")
+    max_plan_attempts: int = Field(default=3, ge=1, description="Re-asks for malformed outline/plan JSON.")
+
+    # Pipeline.
+    default_quality: Quality = Quality.MEDIUM
+    max_scene_concurrency: int = Field(default=3, ge=1)
+    max_concurrent_renders: int = Field(default=2, ge=1)
+    max_fix_attempts: int = Field(default=3, ge=0, description="Corrected code versions after a failure.")
+    enable_caching: bool = Field(default=True, description="Reuse Manim's per-animation partial movies.")
+    use_gpu_acceleration: bool = Field(default=False, description="Encode with NVENC when available.")
+
+    # Render sandbox limits (per scene process).
+    render_timeout_seconds: float = Field(default=300.0, gt=0)
+    render_memory_mb: int = Field(default=4096, ge=256)
+    render_cpu_seconds: int = Field(default=600, ge=1)
+
+    # Storage.
+    output_dir: Path = Path("output")
+    work_dir: Path | None = Field(default=None, description="Scratch space; OUTPUT_DIR/.work if unset.")
+    storage_backend: StorageBackend = StorageBackend.LOCAL
+    s3_bucket: str | None = None
+    s3_prefix: str = "videojobs"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    presigned_url_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where renders happen before their results are stored."""
+        return self.work_dir if self.work_dir is not None else self.output_dir / ".work"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The video pipeline: topic → outline → scene plans → Manim code → renders → combined, stored video."""

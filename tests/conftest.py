@@ -1,0 +1,3 @@
+"""Shared pytest fixtures: each lives in a module under tests/support, registered here."""
+
+pytest_plugins: list[str] = []
