@@ -83,7 +83,7 @@ STAGE_DESCRIPTIONS: dict[Stage, str] = {
 
 
 def stage_progress(stage: Stage, fraction: float = 0.0) -> int:
-    """Overall progress for `stage` being `fraction` (0..1) done: from the previous stage's mark to its own."""
+    """Overall progress with `stage` `fraction` (0..1) done: from the previous stage's mark to its own."""
     stages = list(Stage)
     index = stages.index(stage)
     start = STAGE_PROGRESS[stages[index - 1]] if index > 0 else 0

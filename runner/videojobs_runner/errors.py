@@ -10,10 +10,18 @@ from videojobs.contract import JobError, Stage
 class VideoGenerationError(Exception):
     """Base for every error that ends a job; carries what the user needs to act on it."""
 
-    stage: ClassVar[Stage] = Stage.INITIALIZING
+    default_stage: ClassVar[Stage] = Stage.INITIALIZING
     default_suggestion: ClassVar[str] = "Check the job's logs and artifacts, then resume it."
 
-    def __init__(self, message: str, *, recoverable: bool = False, suggestion: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        recoverable: bool = False,
+        suggestion: str | None = None,
+        stage: Stage | None = None,
+    ) -> None:
+        self.stage = stage if stage is not None else self.default_stage
         super().__init__(f"{self.stage.value}: {message}")
         self.message = message
         self.recoverable = recoverable
@@ -29,7 +37,7 @@ class VideoGenerationError(Exception):
 class ConfigurationError(VideoGenerationError):
     """Settings or credentials are missing or wrong."""
 
-    stage = Stage.INITIALIZING
+    default_stage = Stage.INITIALIZING
     default_suggestion = "Fix the named setting or environment variable and run again."
 
 
@@ -38,36 +46,32 @@ class BudgetExceededError(VideoGenerationError):
 
     default_suggestion = "Resume the job with a higher max_cost_usd; finished work is kept."
 
-    def __init__(self, message: str, *, stage: Stage) -> None:
-        super().__init__(message, recoverable=True)
-        self.stage = stage  # type: ignore[misc]
-
 
 class PlanningError(VideoGenerationError):
     """The planner did not produce a usable scene outline."""
 
-    stage = Stage.PLANNING
+    default_stage = Stage.PLANNING
     default_suggestion = "Resume to ask again, or try a stronger PLANNER_MODEL or a more specific topic."
 
 
 class ScenarioError(VideoGenerationError):
     """A scene's storyboard/technical/narration plan could not be produced."""
 
-    stage = Stage.SCENARIO_CREATION
+    default_stage = Stage.SCENARIO_CREATION
     default_suggestion = "Resume to retry the missing scene plans, or try a stronger SCENE_MODEL."
 
 
 class CodeGenerationError(VideoGenerationError):
     """The scene model did not produce code that passes the static check."""
 
-    stage = Stage.CODE_GENERATION
+    default_stage = Stage.CODE_GENERATION
     default_suggestion = "Resume to retry the failed scenes, or try a stronger SCENE_MODEL."
 
 
 class RenderingError(VideoGenerationError):
     """One or more scenes failed to render after every fix attempt."""
 
-    stage = Stage.RENDERING
+    default_stage = Stage.RENDERING
     default_suggestion = (
         "Resume to retry only the failed scenes (rendered ones are kept); raise MAX_FIX_ATTEMPTS "
         "or try a stronger HELPER_MODEL."
@@ -77,12 +81,12 @@ class RenderingError(VideoGenerationError):
 class CombiningError(VideoGenerationError):
     """The rendered scenes could not be joined into one video."""
 
-    stage = Stage.COMBINING
+    default_stage = Stage.COMBINING
     default_suggestion = "Check that ffmpeg is installed and the scene videos are intact, then resume."
 
 
 class StorageError(VideoGenerationError):
     """Artifacts could not be written to or read from storage."""
 
-    stage = Stage.STORAGE
+    default_stage = Stage.STORAGE
     default_suggestion = "Check the storage settings and credentials, then resume."

@@ -1,0 +1,213 @@
+"""The `videojobs` command line: generate, resume and demo on the embedded (local) defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality
+from videojobs.settings import Settings, StorageBackend
+
+if TYPE_CHECKING:
+    from videojobs_runner.checkpoint import JobArtifacts, JobRecord
+
+app = typer.Typer(
+    name="videojobs",
+    help="Turn a topic into a narrated, animated Manim explainer video.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+DEMO_EXAMPLE = "pythagorean-theorem"
+
+
+def examples_dir() -> Path:
+    """Bundled examples: inside the installed package, or at the top of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "examples"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit non-zero."""
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=1)
+
+
+def load_settings(out: Path | None) -> Settings:
+    """Settings from the environment, with --out selecting local storage in that folder."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(_validation_message(error))
+    if out is not None:
+        settings = settings.model_copy(update={"output_dir": out, "storage_backend": StorageBackend.LOCAL})
+    return settings
+
+
+def _validation_message(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"{field}: {first['msg']}"
+
+
+def run_with_progress(record: JobRecord, artifacts: JobArtifacts, settings: Settings) -> JobStatus:
+    """Run a job with a progress bar; Ctrl-C or SIGTERM stops it cleanly (resume continues it)."""
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.jobs import run_job
+    from videojobs_runner.progress import ConsoleReporter
+
+    with ConsoleReporter(console) as bar:
+        try:
+            status = _run_cancellable(run_job(record, artifacts, settings, [bar]))
+        except VideoGenerationError as error:  # raised before the pipeline could record it
+            fail(f"{error} — {error.suggestion}")
+    _print_outcome(status, artifacts)
+    return status
+
+
+def _run_cancellable(job: Coroutine[Any, Any, JobStatus]) -> JobStatus:
+    async def main() -> JobStatus:
+        task = asyncio.ensure_future(job)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await task
+
+    try:
+        return asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        fail("interrupted; finished work is stored — continue with `videojobs resume`")
+
+
+def _print_outcome(status: JobStatus, artifacts: JobArtifacts) -> None:
+    folder = artifacts.location("")
+    if status.phase is not Phase.SUCCEEDED or status.result is None:
+        error = status.error
+        detail = f"{error.stage.value}: {error.message} — {error.suggestion}" if error else status.message
+        console.print(f"artifacts: {folder}", highlight=False)
+        fail(f"{detail} (resume: videojobs resume {artifacts.job_id})")
+    table = Table(show_header=False, box=None)
+    result = status.result
+    for label, value in (
+        ("job", artifacts.job_id),
+        ("video", result.video),
+        ("thumbnail", result.thumbnail),
+        ("subtitles", result.subtitles),
+        ("metadata", result.metadata),
+        ("artifacts", folder),
+        ("duration", f"{result.duration_seconds or 0:.1f} s"),
+        ("LLM usage", _usage_line(status)),
+    ):
+        table.add_row(f"[bold]{label}[/]", str(value))
+    console.print(table)
+
+
+def _usage_line(status: JobStatus) -> str:
+    usage = status.usage
+    return f"{usage.llm_calls} calls, {usage.total_tokens} tokens, ${usage.cost_usd:.4f}"
+
+
+@app.command()
+def generate(
+    topic: Annotated[str, typer.Argument(help="What the video explains, e.g. 'The Pythagorean theorem'.")],
+    description: Annotated[str, typer.Option(help="Extra context for the planner.")] = "",
+    model: Annotated[str | None, typer.Option(help="litellm model string for every role.")] = None,
+    planner_model: Annotated[
+        str | None, typer.Option(help="Model for the outline (overrides --model).")
+    ] = None,
+    scene_model: Annotated[
+        str | None, typer.Option(help="Model for plans and code (overrides --model).")
+    ] = None,
+    helper_model: Annotated[
+        str | None, typer.Option(help="Model for code fixes (overrides --model).")
+    ] = None,
+    quality: Annotated[Quality | None, typer.Option(help="Render preset (default: DEFAULT_QUALITY).")] = None,
+    max_scenes: Annotated[int, typer.Option(help="Upper bound on the number of scenes.")] = 7,
+    max_cost: Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")] = None,
+    job_id: Annotated[str | None, typer.Option(help="Job id (default: from the topic).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
+    ] = None,
+) -> None:
+    """Run the whole pipeline for TOPIC and print where the video and its artifacts are."""
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.jobs import create_job, resolve
+    from videojobs_runner.llm import require_credentials
+
+    settings = load_settings(out)
+    try:
+        request = GenerationRequest(
+            topic=topic,
+            description=description,
+            models=ModelChoice(
+                planner=planner_model or model, scene=scene_model or model, helper=helper_model or model
+            ),
+            quality=quality,
+            max_scenes=max_scenes,
+            max_cost_usd=max_cost,
+        )
+    except ValidationError as error:
+        fail(_validation_message(error))
+    try:
+        record = resolve(request, settings, job_id)
+        for name in {record.models.planner, record.models.scene, record.models.helper}:
+            require_credentials(name)
+        artifacts = create_job(record, settings)
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    run_with_progress(record, artifacts, settings)
+
+
+@app.command()
+def resume(
+    job: Annotated[str, typer.Argument(help="The job's folder, or its id in the configured storage.")],
+    max_cost: Annotated[float | None, typer.Option(help="Raise the job's budget (USD).")] = None,
+) -> None:
+    """Continue a stopped or failed job: stored stages and scenes are kept, the rest is redone."""
+    from videojobs_runner.checkpoint import JOB_FILE
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.jobs import open_job
+
+    try:
+        record, artifacts, settings = open_job(job, load_settings(None))
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    if max_cost is not None:
+        record = record.model_copy(
+            update={"request": record.request.model_copy(update={"max_cost_usd": max_cost})}
+        )
+        artifacts.save_model(JOB_FILE, record)
+    run_with_progress(record, artifacts, settings)
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
+    ] = None,
+    quality: Annotated[Quality, typer.Option(help="Render preset.")] = Quality.MEDIUM,
+) -> None:
+    """Render the bundled example (plans and code committed) to a stored video; needs no LLM key."""
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.jobs import EXAMPLE_REQUEST_FILE, copy_example, create_job, resolve
+
+    example = examples_dir() / DEMO_EXAMPLE
+    if not example.is_dir():
+        fail(f"the bundled example is missing: {example}")
+    settings = load_settings(out)
+    request = GenerationRequest.model_validate_json((example / EXAMPLE_REQUEST_FILE).read_text())
+    try:
+        record = resolve(request.model_copy(update={"quality": quality}), settings)
+        artifacts = create_job(record, settings)
+        copy_example(example, artifacts)
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    run_with_progress(record, artifacts, settings)

@@ -1,0 +1,77 @@
+"""Creating, finding and running jobs: the runner's entry points used by the CLI and the backends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from videojobs.contract import GenerationRequest, JobStatus
+from videojobs.settings import Settings, StorageBackend
+
+from videojobs_runner.checkpoint import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
+from videojobs_runner.errors import ConfigurationError, StorageError
+from videojobs_runner.pipeline import VideoPipeline
+from videojobs_runner.progress import ProgressReporter, StatusFileReporter
+from videojobs_runner.storage import LocalStorage, storage_from_settings
+
+
+def resolve(request: GenerationRequest, settings: Settings, job_id: str | None = None) -> JobRecord:
+    """A job record for `request`, with every default taken from the settings now."""
+    models = ResolvedModels(
+        planner=request.models.planner or settings.planner_model,
+        scene=request.models.scene or settings.scene_model,
+        helper=request.models.helper or settings.helper_model,
+    )
+    return JobRecord(
+        id=job_id or new_job_id(request.topic),
+        request=request,
+        models=models,
+        quality=request.quality or settings.default_quality,
+    )
+
+
+def create_job(record: JobRecord, settings: Settings) -> JobArtifacts:
+    """Store a new job's record; refuses to overwrite an existing job."""
+    artifacts = JobArtifacts(storage_from_settings(settings), record.id)
+    if artifacts.exists(JOB_FILE):
+        raise StorageError(f"job {record.id} already exists at {artifacts.location(JOB_FILE)}")
+    artifacts.save_model(JOB_FILE, record)
+    return artifacts
+
+
+def open_job(reference: str, settings: Settings) -> tuple[JobRecord, JobArtifacts, Settings]:
+    """Find a job by its folder (local storage) or by its id in the configured storage."""
+    folder = Path(reference)
+    if (folder / JOB_FILE).is_file():
+        settings = settings.model_copy(
+            update={"storage_backend": StorageBackend.LOCAL, "output_dir": folder.resolve().parent}
+        )
+        artifacts = JobArtifacts(LocalStorage(settings.output_dir), folder.resolve().name)
+    else:
+        artifacts = JobArtifacts(storage_from_settings(settings), reference)
+    record = artifacts.load_job()
+    if record is None:
+        raise ConfigurationError(
+            f"no job {reference!r}: not a job folder and not found at {artifacts.location(JOB_FILE)}",
+            suggestion="Pass the job's folder (it holds job.json) or its id with the same storage settings.",
+        )
+    return record, artifacts, settings
+
+
+EXAMPLE_REQUEST_FILE = "request.json"
+
+
+def copy_example(example: Path, artifacts: JobArtifacts) -> None:
+    """Seed a job with an example's stored plans and code (used by `videojobs demo`)."""
+    for path in sorted(p for p in example.rglob("*") if p.is_file()):
+        relative = path.relative_to(example).as_posix()
+        if relative != EXAMPLE_REQUEST_FILE:
+            artifacts.save_file(relative, path)
+
+
+async def run_job(
+    record: JobRecord, artifacts: JobArtifacts, settings: Settings, reporters: Sequence[ProgressReporter] = ()
+) -> JobStatus:
+    """Run or resume a job to its end; the status file is always among the reporters."""
+    pipeline = VideoPipeline(record, artifacts, settings, [StatusFileReporter(artifacts), *reporters])
+    return await pipeline.run()

@@ -1,0 +1,350 @@
+"""The pipeline orchestrator: runs every stage of a job, skipping whatever its checkpoint already holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.metadata import version
+
+from pydantic import BaseModel
+from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
+from videojobs.settings import Settings
+
+from videojobs_runner import prompts
+from videojobs_runner.checkpoint import (
+    METADATA_FILE,
+    OUTLINE_FILE,
+    SUBTITLES_SRT_FILE,
+    SUBTITLES_VTT_FILE,
+    THUMBNAIL_FILE,
+    VIDEO_FILE,
+    JobArtifacts,
+    JobRecord,
+    scene_dir,
+)
+from videojobs_runner.codecheck import check_scene_code
+from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes
+from videojobs_runner.errors import (
+    CodeGenerationError,
+    PlanningError,
+    RenderingError,
+    ScenarioError,
+    StorageError,
+    VideoGenerationError,
+)
+from videojobs_runner.llm import InvalidReply, LLMClient, UsageLedger, fenced_block, json_reply
+from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
+from videojobs_runner.progress import ProgressReporter, ProgressTracker
+from videojobs_runner.sandbox import RenderLimits, render_scene
+
+MIN_SCENES = 3
+
+
+class SceneOutcome(StrEnum):
+    """How a scene's render-and-fix loop ended."""
+
+    RENDERED = "rendered"
+    RENDER_FAILED = "render_failed"
+    CHECK_FAILED = "check_failed"
+
+
+class SceneRender(BaseModel):
+    """Record of a scene's successful render (its presence marks the scene done)."""
+
+    version: int
+    scene_class: str
+    duration_seconds: float
+
+
+@dataclass
+class _Scene:
+    index: int
+    outline: SceneOutline
+    plan: ScenePlan | None = None
+
+
+class VideoPipeline:
+    """Runs one job from topic to stored video; re-running it resumes from its stored artifacts."""
+
+    def __init__(
+        self,
+        job: JobRecord,
+        artifacts: JobArtifacts,
+        settings: Settings,
+        reporters: Sequence[ProgressReporter],
+    ) -> None:
+        self.job = job
+        self.artifacts = artifacts
+        self.settings = settings
+        previous = artifacts.load_status()
+        status = JobStatus(phase=Phase.RUNNING, start_time=utcnow())
+        if previous is not None:  # usage keeps adding up across resumes
+            status.usage = previous.usage
+        self.tracker = ProgressTracker(status, reporters)
+        self.ledger = UsageLedger(max_cost_usd=job.request.max_cost_usd, total=status.usage)
+        self.llm = LLMClient(
+            self.ledger, timeout_seconds=settings.llm_timeout_seconds, retries=settings.llm_retries
+        )
+        self.scratch = settings.scratch_dir / job.id
+        self._scene_slots = asyncio.Semaphore(settings.max_scene_concurrency)
+        self._render_slots = asyncio.Semaphore(settings.max_concurrent_renders)
+
+    @property
+    def status(self) -> JobStatus:
+        """The live status."""
+        return self.tracker.status
+
+    async def run(self) -> JobStatus:
+        """Run (or resume) the job; returns the final status, Succeeded or Failed."""
+        try:
+            await self.tracker.enter(Stage.INITIALIZING)
+            if not self.artifacts.exists(METADATA_FILE):
+                outline = await self._outline()
+                await self._scenes(outline)
+                await self._combine_and_store(outline)
+            await self._finish()
+        except VideoGenerationError as error:
+            await self._fail(error)
+        return self.status
+
+    # --- planning --------------------------------------------------------------------------
+
+    async def _outline(self) -> VideoOutline:
+        stored = self.artifacts.load_model(OUTLINE_FILE, VideoOutline)
+        if stored is not None:
+            return stored
+        await self.tracker.enter(Stage.PLANNING)
+        request = self.job.request
+        low = min(MIN_SCENES, request.max_scenes)
+        parse_json = json_reply(VideoOutline)
+
+        def parse(text: str) -> VideoOutline:
+            outline = parse_json(text)
+            if not low <= len(outline.scenes) <= request.max_scenes:
+                raise InvalidReply(
+                    f"the outline has {len(outline.scenes)} scenes; it needs {low} to {request.max_scenes}"
+                )
+            return outline
+
+        outline = await self.llm.ask(
+            self.job.models.planner,
+            prompts.outline_messages(request.topic, request.description, low, request.max_scenes),
+            parse,
+            stage=Stage.PLANNING,
+            attempts=self.settings.max_plan_attempts,
+            error_type=PlanningError,
+        )
+        self.artifacts.save_model(OUTLINE_FILE, outline)
+        return outline
+
+    # --- per-scene work --------------------------------------------------------------------
+
+    async def _scenes(self, outline: VideoOutline) -> None:
+        await self.tracker.start_scenes(len(outline.scenes))
+        scenes = [_Scene(index, scene) for index, scene in enumerate(outline.scenes, 1)]
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._scene(outline, scene)) for scene in scenes]
+        outcomes = {scene.index: task.result() for scene, task in zip(scenes, tasks, strict=True)}
+        failed = [scene for scene in scenes if outcomes[scene.index] is not SceneOutcome.RENDERED]
+        if failed:
+            names = ", ".join(f"{s.index} ({s.outline.title})" for s in failed)
+            never_ran = all(outcomes[s.index] is SceneOutcome.CHECK_FAILED for s in failed)
+            error_type = CodeGenerationError if never_ran else RenderingError
+            raise error_type(
+                f"{len(failed)} of {len(scenes)} scenes failed after every fix attempt: scene {names}; "
+                f"see {self.artifacts.location(scene_dir(failed[0].index))}",
+                recoverable=True,
+            )
+
+    async def _scene(self, outline: VideoOutline, scene: _Scene) -> SceneOutcome:
+        name = f"scene {scene.index}/{len(outline.scenes)}"
+        done = self.artifacts.load_model(f"{scene_dir(scene.index)}/render.json", SceneRender)
+        scene.plan = await self._scene_plan(outline, scene, name)
+        await self.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
+        if done is None and not self.artifacts.code_versions(scene.index):
+            await self.tracker.scene_step(scene.index, Stage.CODE_GENERATION, f"Writing code for {name}")
+            async with self._scene_slots:
+                reply = await self.llm.complete(
+                    self.job.models.scene,
+                    prompts.code_messages(scene.outline, scene.plan, scene.index, self.job.quality),
+                    stage=Stage.CODE_GENERATION,
+                )
+            self.artifacts.save_text(_code_name(scene.index, 1), fenced_block(reply) + "\n")
+        await self.tracker.scene_done_with(scene.index, Stage.CODE_GENERATION, f"Code ready for {name}")
+        if done is not None:
+            await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name} (stored)")
+            return SceneOutcome.RENDERED
+        return await self._render_with_fixes(scene, name)
+
+    async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
+        plan_name = f"{scene_dir(scene.index)}/plan.json"
+        stored = self.artifacts.load_model(plan_name, ScenePlan)
+        if stored is not None:
+            return stored
+        await self.tracker.scene_step(scene.index, Stage.SCENARIO_CREATION, f"Planning {name}")
+        async with self._scene_slots:
+            plan = await self.llm.ask(
+                self.job.models.scene,
+                prompts.scene_plan_messages(outline, scene.index),
+                json_reply(ScenePlan),
+                stage=Stage.SCENARIO_CREATION,
+                attempts=self.settings.max_plan_attempts,
+                error_type=ScenarioError,
+            )
+        self.artifacts.save_model(plan_name, plan)
+        return plan
+
+    async def _render_with_fixes(self, scene: _Scene, name: str) -> SceneOutcome:
+        """Render the newest code version; on failure ask for a fix, at most MAX_FIX_ATTEMPTS times."""
+        assert scene.plan is not None
+        version = self.artifacts.code_versions(scene.index)[-1]
+        outcome = SceneOutcome.RENDER_FAILED
+        for fixes in range(self.settings.max_fix_attempts + 1):
+            code = self.artifacts.load_text(_code_name(scene.index, version)) or ""
+            error = self.artifacts.load_text(_error_name(scene.index, version))
+            if error is None:
+                attempt = f" (fix {fixes})" if fixes else ""
+                await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Rendering {name}{attempt}")
+                outcome, error = await self._render_version(scene.index, version, code)
+                if outcome is SceneOutcome.RENDERED:
+                    await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name}")
+                    return outcome
+            if fixes == self.settings.max_fix_attempts:
+                break
+            await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Fixing {name} (fix {fixes + 1})")
+            async with self._scene_slots:
+                reply = await self.llm.complete(
+                    self.job.models.helper,
+                    prompts.fix_messages(
+                        scene.outline, scene.plan, scene.index, self.job.quality, code, error
+                    ),
+                    stage=Stage.RENDERING,
+                )
+            version += 1
+            self.artifacts.save_text(_code_name(scene.index, version), fenced_block(reply) + "\n")
+        await self.tracker.scene_failed(scene.index, f"Gave up on {name}")
+        return outcome
+
+    async def _render_version(self, index: int, version: int, code: str) -> tuple[SceneOutcome, str]:
+        """Check and render one code version; returns the outcome and the error to show the model."""
+        check = check_scene_code(code)
+        if not check.ok or check.scene_class is None:
+            error = "The code was rejected by the safety check before running:\n" + "\n".join(check.issues)
+            self.artifacts.save_text(_error_name(index, version), error)
+            return SceneOutcome.CHECK_FAILED, error
+        workdir = self.scratch / scene_dir(index) / f"v{version}"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        code_path = workdir / f"scene_{index:02d}.py"
+        code_path.write_text(code)
+        async with self._render_slots:
+            outcome = await render_scene(
+                code_path,
+                check.scene_class,
+                self.job.quality,
+                workdir,
+                RenderLimits.from_settings(self.settings),
+                enable_caching=self.settings.enable_caching,
+            )
+        self.artifacts.save_text(f"{scene_dir(index)}/code_v{version}.log", outcome.log)
+        if not outcome.ok or outcome.video is None:
+            self.artifacts.save_text(_error_name(index, version), outcome.error)
+            return SceneOutcome.RENDER_FAILED, outcome.error
+        self.artifacts.save_file(f"{scene_dir(index)}/scene.mp4", outcome.video)
+        record = SceneRender(
+            version=version, scene_class=check.scene_class, duration_seconds=outcome.duration_seconds or 0.0
+        )
+        self.artifacts.save_model(f"{scene_dir(index)}/render.json", record)
+        return SceneOutcome.RENDERED, ""
+
+    # --- combining and storage -------------------------------------------------------------
+
+    async def _combine_and_store(self, outline: VideoOutline) -> None:
+        await self.tracker.enter(Stage.COMBINING)
+        clips = []
+        for index, scene in enumerate(outline.scenes, 1):
+            local = self.scratch / "combine" / f"scene_{index:02d}.mp4"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            if not self.artifacts.fetch_file(f"{scene_dir(index)}/scene.mp4", local):
+                raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
+            plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
+            clips.append(SceneClip(video=local, title=scene.title, narration=plan.narration if plan else ""))
+        combined = await combine_scenes(
+            clips, self.scratch / "final", use_gpu=self.settings.use_gpu_acceleration
+        )
+        await self.tracker.enter(Stage.STORAGE)
+        for name, path in (
+            (VIDEO_FILE, combined.video),
+            (THUMBNAIL_FILE, combined.thumbnail),
+            (SUBTITLES_SRT_FILE, combined.subtitles_srt),
+            (SUBTITLES_VTT_FILE, combined.subtitles_vtt),
+        ):
+            await asyncio.to_thread(self.artifacts.save_file, name, path)
+        metadata = self._metadata(outline, combined)
+        self.artifacts.storage.put_bytes(
+            self.artifacts.key(METADATA_FILE), json.dumps(metadata, indent=2).encode(), "application/json"
+        )
+
+    def _metadata(self, outline: VideoOutline, combined: CombinedVideo) -> dict[str, object]:
+        info = combined.info
+        return {
+            "id": self.job.id,
+            "topic": self.job.request.topic,
+            "title": outline.title,
+            "created_at": self.job.created_at.isoformat(),
+            "completed_at": utcnow().isoformat(),
+            "duration_seconds": info.duration_seconds,
+            "width": info.width,
+            "height": info.height,
+            "fps": info.fps,
+            "size_bytes": info.size_bytes,
+            "video_codec": info.video_codec,
+            "audio_codec": info.audio_codec,
+            "encoder": combined.encoder,
+            "quality": self.job.quality.value,
+            "scenes": [
+                {"index": i, "title": c.title, "start_seconds": c.start_seconds, "end_seconds": c.end_seconds}
+                for i, c in enumerate(combined.chapters, 1)
+            ],
+            "models": self.job.models.model_dump(),
+            "usage": self.ledger.total.model_dump(),
+            "usage_by_stage": {stage.value: u.model_dump() for stage, u in self.ledger.by_stage.items()},
+            "manim_version": version("manim"),
+            "videojobs_version": version("videojobs"),
+        }
+
+    async def _finish(self) -> None:
+        metadata = json.loads(self.artifacts.load_text(METADATA_FILE) or "{}")
+        self.status.result = JobResult(
+            video=self.artifacts.location(VIDEO_FILE),
+            thumbnail=self.artifacts.location(THUMBNAIL_FILE),
+            subtitles=self.artifacts.location(SUBTITLES_VTT_FILE),
+            metadata=self.artifacts.location(METADATA_FILE),
+            duration_seconds=metadata.get("duration_seconds"),
+            size_bytes=metadata.get("size_bytes"),
+        )
+        self.status.scenes.total = len(metadata.get("scenes", [])) or self.status.scenes.total
+        self.status.scenes.rendered = self.status.scenes.total
+        self.status.phase = Phase.SUCCEEDED
+        self.status.completion_time = utcnow()
+        await self.tracker.enter(Stage.COMPLETED)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    async def _fail(self, error: VideoGenerationError) -> None:
+        self.status.phase = Phase.FAILED
+        self.status.error = error.to_contract()
+        self.status.message = error.message
+        self.status.completion_time = utcnow()
+        await self.tracker.publish()
+
+
+def _code_name(index: int, version: int) -> str:
+    return f"{scene_dir(index)}/code_v{version}.py"
+
+
+def _error_name(index: int, version: int) -> str:
+    return f"{scene_dir(index)}/code_v{version}.error.txt"

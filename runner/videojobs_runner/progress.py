@@ -1,0 +1,145 @@
+"""Progress reporting: the tracker the pipeline calls, and the reporters that publish its status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from videojobs.contract import STAGE_PROGRESS, JobStatus, Stage, utcnow
+
+from videojobs_runner.checkpoint import STATUS_FILE, JobArtifacts
+
+# Share of the per-scene stages in overall progress, from the contract's stage marks.
+_PER_SCENE_STAGES = (Stage.SCENARIO_CREATION, Stage.CODE_GENERATION, Stage.RENDERING)
+_SCENE_WEIGHTS = {
+    stage: STAGE_PROGRESS[stage] - STAGE_PROGRESS[previous]
+    for previous, stage in zip((Stage.PLANNING, *_PER_SCENE_STAGES), _PER_SCENE_STAGES, strict=False)
+}
+
+
+class ProgressReporter(Protocol):
+    """Receives the job status at every stage and scene change."""
+
+    async def publish(self, status: JobStatus) -> None:
+        """Make the status visible (file, console, Kubernetes status subresource, ...)."""
+
+
+class StatusFileReporter:
+    """Writes status.json beside the job's artifacts."""
+
+    def __init__(self, artifacts: JobArtifacts) -> None:
+        self.artifacts = artifacts
+
+    async def publish(self, status: JobStatus) -> None:
+        """Store the status as JSON."""
+        await asyncio.to_thread(self.artifacts.save_model, STATUS_FILE, status)
+
+
+class ConsoleReporter:
+    """A rich progress bar on the terminal: stage message, bar, percent, scenes, elapsed time."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<44}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[scenes]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> ConsoleReporter:
+        self.progress.start()
+        self.task = self.progress.add_task("Starting", total=100, scenes="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    async def publish(self, status: JobStatus) -> None:
+        """Move the bar."""
+        if self.task is None:
+            return
+        counts = status.scenes
+        scenes = f"scenes {counts.rendered}/{counts.total}" if counts.total else ""
+        if counts.failed:
+            scenes += f" ({counts.failed} failed)"
+        self.progress.update(self.task, completed=status.progress, description=status.message, scenes=scenes)
+
+
+@dataclass
+class _SceneState:
+    stage: Stage = Stage.SCENARIO_CREATION
+    done_weight: int = 0
+
+
+class ProgressTracker:
+    """Owns the live JobStatus; turns pipeline events into stage, progress and messages."""
+
+    def __init__(self, status: JobStatus, reporters: Sequence[ProgressReporter]) -> None:
+        self.status = status
+        self.reporters = list(reporters)
+        self._scenes: dict[int, _SceneState] = {}
+        self._lock = asyncio.Lock()
+
+    async def publish(self) -> None:
+        """Send the current status to every reporter."""
+        async with self._lock:
+            self.status.heartbeat_time = utcnow()
+            snapshot = self.status.model_copy(deep=True)
+            for reporter in self.reporters:
+                await reporter.publish(snapshot)
+
+    async def enter(self, stage: Stage, fraction: float = 0.0, message: str | None = None) -> None:
+        """A job-wide stage begins (or advances)."""
+        self.status.enter(stage, fraction, message)
+        await self.publish()
+
+    async def start_scenes(self, total: int) -> None:
+        """The outline is known: per-scene work begins."""
+        self._scenes = {index: _SceneState() for index in range(1, total + 1)}
+        self.status.scenes.total = total
+        self.status.enter(Stage.SCENARIO_CREATION, 0.0)
+        await self.publish()
+
+    async def scene_step(self, index: int, stage: Stage, message: str) -> None:
+        """Scene `index` starts working on `stage`."""
+        self._scenes[index].stage = stage
+        self._refresh(message)
+        await self.publish()
+
+    async def scene_done_with(self, index: int, stage: Stage, message: str) -> None:
+        """Scene `index` finished `stage`."""
+        state = self._scenes[index]
+        state.done_weight = sum(
+            _SCENE_WEIGHTS[s] for s in _PER_SCENE_STAGES[: _PER_SCENE_STAGES.index(stage) + 1]
+        )
+        following = _PER_SCENE_STAGES.index(stage) + 1
+        state.stage = _PER_SCENE_STAGES[following] if following < len(_PER_SCENE_STAGES) else Stage.COMBINING
+        if stage is Stage.RENDERING:
+            self.status.scenes.rendered += 1
+        self._refresh(message)
+        await self.publish()
+
+    async def scene_failed(self, index: int, message: str) -> None:
+        """Scene `index` gave up after its fix attempts."""
+        state = self._scenes[index]
+        state.done_weight = sum(_SCENE_WEIGHTS.values())
+        state.stage = Stage.COMBINING
+        self.status.scenes.failed += 1
+        self._refresh(message)
+        await self.publish()
+
+    def _refresh(self, message: str) -> None:
+        total = len(self._scenes)
+        stage = min((s.stage for s in self._scenes.values()), key=list(Stage).index)
+        done = sum(s.done_weight for s in self._scenes.values()) / total
+        self.status.stage = min(stage, Stage.RENDERING, key=list(Stage).index)
+        self.status.progress = int(STAGE_PROGRESS[Stage.PLANNING] + done)
+        self.status.message = message

@@ -1,0 +1,138 @@
+"""Prompt texts for each pipeline step; every prompt starts with a `Task:` line naming the step."""
+
+from __future__ import annotations
+
+import json
+
+from videojobs.contract import QUALITY_PRESETS, Quality
+
+from videojobs_runner.llm import Message
+from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
+
+SYSTEM = (
+    "You are an expert educator and Manim Community Edition animator. You design short, clear, "
+    "visually precise explainer videos and write correct Manim code for the installed version."
+)
+
+LAYOUT_RULES = """Layout rules (the frame is 14.22 x 8 units: x within -7.1..7.1, y within -4..4):
+- Keep every object at least 0.5 units inside the frame edges.
+- Keep at least 0.3 units between separate objects; text and formulas must never overlap.
+- Position objects relative to each other (next_to, arrange, to_edge, shift) rather than with
+  absolute coordinates; scale long text down or split it over lines.
+- Remove or fade out objects that are no longer needed before adding new ones in their place."""
+
+CODE_RULES = """Code rules:
+- Use only `from manim import *` plus numpy, math and random; no file, network or OS access.
+- Exactly one class, `{class_name}`, subclassing `Scene` (or `MovingCameraScene`), with `construct`.
+- Use only Manim Community v0.22 APIs; MathTex/Tex need valid LaTeX; prefer Text for plain words.
+- Keep the scene short: about {seconds} seconds of animation in total (run_time and wait included).
+- Reply with the complete file in one ```python fenced block and nothing else."""
+
+
+def _json_schema(model: type[VideoOutline] | type[ScenePlan]) -> str:
+    return json.dumps(model.model_json_schema(), indent=1)
+
+
+def outline_messages(topic: str, description: str, min_scenes: int, max_scenes: int) -> list[Message]:
+    """Ask the planner for the scene outline."""
+    context = f"\nContext from the requester: {description}" if description else ""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: outline
+Plan an explainer video on the topic: {topic}{context}
+
+Break it into {min_scenes} to {max_scenes} scenes that build on each other, from intuition to
+the key idea to an example. Reply with one JSON object matching this JSON schema, and nothing else:
+{_json_schema(VideoOutline)}""",
+        },
+    ]
+
+
+def scene_plan_messages(outline: VideoOutline, index: int) -> list[Message]:
+    """Ask for the storyboard, technical plan and narration of scene `index` (1-based)."""
+    scene = outline.scenes[index - 1]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: scene plan {index} of {len(outline.scenes)}
+Video: {outline.title}
+All scenes: {"; ".join(f"{i}. {s.title}" for i, s in enumerate(outline.scenes, 1))}
+
+Plan scene {index}, "{scene.title}": {scene.purpose}
+Key points: {"; ".join(scene.key_points) or "-"}
+
+Give (1) the visual storyboard step by step, (2) the technical implementation: which Manim
+objects and animations, and where each object sits, (3) the narration the voice-over speaks
+(2-5 sentences), (4) the list of Manim classes and functions used.
+{LAYOUT_RULES}
+Reply with one JSON object matching this JSON schema, and nothing else:
+{_json_schema(ScenePlan)}""",
+        },
+    ]
+
+
+def scene_class_name(index: int) -> str:
+    """The class name asked for scene `index`."""
+    return f"Scene{index}"
+
+
+def _plan_text(scene: SceneOutline, plan: ScenePlan) -> str:
+    return (
+        f"Scene title: {scene.title}\nPurpose: {scene.purpose}\n\nStoryboard:\n{plan.storyboard}\n\n"
+        f"Technical plan:\n{plan.technical}\n\nNarration:\n{plan.narration}"
+    )
+
+
+def _code_rules(index: int, plan: ScenePlan, quality: Quality) -> str:
+    words = len(plan.narration.split())
+    seconds = max(4, min(40, round(words / 2.5)))
+    preset = QUALITY_PRESETS[quality]
+    rules = CODE_RULES.format(class_name=scene_class_name(index), seconds=seconds)
+    return f"{rules}\nIt renders at {preset.width}x{preset.height}, {preset.fps} fps."
+
+
+def code_messages(scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality) -> list[Message]:
+    """Ask for the Manim code of one scene."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: scene code {index}
+Write the Manim code for this scene.
+
+{_plan_text(scene, plan)}
+
+{LAYOUT_RULES}
+{_code_rules(index, plan, quality)}""",
+        },
+    ]
+
+
+def fix_messages(
+    scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality, code: str, error: str
+) -> list[Message]:
+    """Ask for a corrected version of code that failed the static check or the render."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: fix scene code {index}
+This Manim code for the scene below failed. Fix the cause and return the whole corrected file.
+
+{_plan_text(scene, plan)}
+
+Code:
+```python
+{code}
+```
+
+What went wrong:
+{error}
+
+{LAYOUT_RULES}
+{_code_rules(index, plan, quality)}""",
+        },
+    ]

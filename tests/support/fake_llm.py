@@ -1,0 +1,150 @@
+"""A fake OpenAI-compatible chat server on 127.0.0.1 answering from fixture files, logging every request.
+
+A fixture folder holds one text file per reply, named after the prompt's `Task:` line:
+`outline.1.txt`, `scene-plan-1-of-3.1.txt`, `scene-code-2.1.txt`, `fix-scene-code-2.1.txt`, ...
+Replies for a task are served in order of their number; the last one repeats once they run out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llm"
+_TASK = re.compile(r"^Task: (.+)$", re.MULTILINE)
+
+
+def task_slug(messages: list[dict[str, Any]]) -> str:
+    """The slug of the first `Task:` line in the conversation, e.g. `scene-code-2`."""
+    for message in messages:
+        match = _TASK.search(str(message.get("content", "")))
+        if match:
+            return re.sub(r"[^a-z0-9]+", "-", match.group(1).lower()).strip("-")
+    return "unknown"
+
+
+@dataclass
+class FakeLLM:
+    """Server state: the scripted replies, the request log and an optional delay per reply."""
+
+    replies: dict[str, list[str]]
+    delay_seconds: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    served: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FakeLLM:
+        """Load the replies of a fixture folder."""
+        replies: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for path in folder.glob("*.txt"):
+            slug, _, number = path.stem.rpartition(".")
+            replies[slug].append((int(number), path.read_text()))
+        return cls({slug: [text for _, text in sorted(items)] for slug, items in replies.items()})
+
+    def reply_for(self, body: dict[str, Any]) -> str:
+        """Log the request and pick the next reply for its task."""
+        slug = task_slug(body.get("messages", []))
+        with self.lock:
+            self.requests.append({"task": slug, "model": body.get("model"), "messages": body.get("messages")})
+            options = self.replies.get(slug)
+            if not options:
+                return f"No fixture for task {slug!r}."
+            index = min(self.served[slug], len(options) - 1)
+            self.served[slug] += 1
+            return options[index]
+
+    def tasks(self) -> list[str]:
+        """The task slug of every request so far, in order."""
+        with self.lock:
+            return [request["task"] for request in self.requests]
+
+    def log_to(self, path: Path) -> None:
+        """Persist the request log (for runs in other processes)."""
+        path.write_text(json.dumps(self.tasks()))
+
+
+def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+            if not self.path.rstrip("/").endswith("chat/completions"):
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
+            if self.headers.get("Authorization") != "Bearer test-key":
+                self._send(
+                    401, {"error": {"message": "Incorrect API key provided", "type": "invalid_api_key"}}
+                )
+                return
+            content = state.reply_for(body)
+            time.sleep(state.delay_seconds)
+            prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
+            completion_tokens = len(content) // 4
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{len(state.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": str(body.get("model", "fake")),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                },
+            )
+
+        def _send(self, code: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def serve(state: FakeLLM) -> ThreadingHTTPServer:
+    """Start the server on a free 127.0.0.1 port in a daemon thread; sets `state.url`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fake_llm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
+    """A fake LLM loaded from `tests/fixtures/llm/<name>` (name from `@pytest.mark.llm_fixture`)."""
+    marker = request.node.get_closest_marker("llm_fixture")
+    name = marker.args[0] if marker else "three-scenes"
+    state = FakeLLM.from_folder(FIXTURES / name)
+    server = serve(state)
+    monkeypatch.setenv("OPENAI_API_BASE", state.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    for role in ("PLANNER_MODEL", "SCENE_MODEL", "HELPER_MODEL"):
+        monkeypatch.setenv(role, "openai/gpt-4o-mini")
+    yield state
+    server.shutdown()
