@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
 from videojobs.contract import STAGE_PROGRESS, GenerationRequest, JobStatus, Phase, Stage, stage_progress
 
 
@@ -22,7 +21,7 @@ def test_request_limits_name_the_field() -> None:
         GenerationRequest(topic="x" * 501)
     with pytest.raises(ValidationError, match="quality"):
         GenerationRequest.model_validate({"topic": "t", "quality": "ultra"})
-    with pytest.raises(ValidationError, match="maxScenes|max_scenes"):
+    with pytest.raises(ValidationError, match=r"maxScenes|max_scenes"):
         GenerationRequest.model_validate({"topic": "t", "maxScenes": 0})
     with pytest.raises(ValidationError, match="unknownField"):
         GenerationRequest.model_validate({"topic": "t", "unknownField": 1})

@@ -11,9 +11,13 @@ import threading
 
 import pytest
 from fake_llm import FakeLLM
-
 from videojobs.contract import Stage
-from videojobs_runner.errors import BudgetExceededError, ConfigurationError, PlanningError, VideoGenerationError
+from videojobs_runner.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    PlanningError,
+    VideoGenerationError,
+)
 from videojobs_runner.llm import LLMClient, UsageLedger, json_reply, require_credentials
 from videojobs_runner.plans import ScenePlan
 
@@ -28,7 +32,14 @@ def client(ledger: UsageLedger | None = None) -> LLMClient:
 def test_malformed_json_is_re_asked_with_the_validation_error(fake_llm: FakeLLM) -> None:
     llm = client()
     plan = asyncio.run(
-        llm.ask(MODEL, PLAN_REQUEST, json_reply(ScenePlan), stage=Stage.PLANNING, attempts=3, error_type=PlanningError)
+        llm.ask(
+            MODEL,
+            PLAN_REQUEST,
+            json_reply(ScenePlan),
+            stage=Stage.PLANNING,
+            attempts=3,
+            error_type=PlanningError,
+        )
     )
     assert plan.narration.startswith("A circle")
     assert fake_llm.tasks() == ["scene-plan-1-of-3", "scene-plan-1-of-3"]
@@ -44,7 +55,12 @@ def test_attempts_are_bounded_then_a_typed_error(fake_llm: FakeLLM) -> None:
     with pytest.raises(PlanningError, match="after 2 attempts") as caught:
         asyncio.run(
             client().ask(
-                MODEL, PLAN_REQUEST, json_reply(ScenePlan), stage=Stage.PLANNING, attempts=2, error_type=PlanningError
+                MODEL,
+                PLAN_REQUEST,
+                json_reply(ScenePlan),
+                stage=Stage.PLANNING,
+                attempts=2,
+                error_type=PlanningError,
             )
         )
     assert caught.value.stage is Stage.PLANNING and len(fake_llm.requests) == 2
@@ -60,7 +76,9 @@ def test_budget_stops_before_the_next_call(fake_llm: FakeLLM) -> None:
     assert len(fake_llm.requests) == 1
 
 
-def test_wrong_api_key_is_a_clear_non_recoverable_error(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_api_key_is_a_clear_non_recoverable_error(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "wrong")
     with pytest.raises(VideoGenerationError, match="Incorrect API key") as caught:
         asyncio.run(client().complete(MODEL, PLAN_REQUEST, stage=Stage.PLANNING))
@@ -74,7 +92,7 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_litellm_import_makes_no_internet_request() -> None:
-    """With every proxy pointing at a listener we control, importing the runner's LLM module connects nowhere."""
+    """With every proxy pointing at our listener, importing the runner's LLM module connects nowhere."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     connections: list[object] = []
@@ -93,7 +111,9 @@ def test_litellm_import_makes_no_internet_request() -> None:
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, NO_PROXY="")
     code = "import videojobs_runner.llm as m; print(len(m.litellm.model_cost) > 100)"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     stop.set()
     thread.join()
     assert result.stdout.strip() == "True", result.stderr

@@ -88,7 +88,7 @@ def _run_cancellable(job: Coroutine[Any, Any, JobStatus]) -> JobStatus:
 
 
 def _print_outcome(status: JobStatus, artifacts: JobArtifacts) -> None:
-    folder = artifacts.location("")
+    folder = artifacts.folder_location()
     if status.phase is not Phase.SUCCEEDED or status.result is None:
         error = status.error
         detail = f"{error.stage.value}: {error.message} — {error.suggestion}" if error else status.message

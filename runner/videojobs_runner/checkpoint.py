@@ -80,6 +80,10 @@ class JobArtifacts:
         """Where an artifact can be found (a path or an s3:// URL)."""
         return self.storage.location(self.key(name))
 
+    def folder_location(self) -> str:
+        """Where the job's artifacts are, as a whole."""
+        return self.storage.location(self.job_id)
+
     def exists(self, name: str) -> bool:
         """Whether an artifact is stored."""
         return self.storage.exists(self.key(name))

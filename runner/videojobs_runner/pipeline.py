@@ -331,7 +331,7 @@ class VideoPipeline:
         self.status.scenes.rendered = self.status.scenes.total
         self.status.phase = Phase.SUCCEEDED
         self.status.completion_time = utcnow()
-        await self.tracker.enter(Stage.COMPLETED)
+        await self.tracker.enter(Stage.COMPLETED, 1.0)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     async def _fail(self, error: VideoGenerationError) -> None:

@@ -1,0 +1,238 @@
+"""Static safety check for LLM-written Manim scene code, run before anything executes it."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+ALLOWED_MODULES = frozenset(
+    {
+        "manim",
+        "numpy",
+        "math",
+        "random",
+        "itertools",
+        "functools",
+        "colour",
+        "typing",
+        "dataclasses",
+        "collections",
+        "fractions",
+        "decimal",
+        "statistics",
+        "string",
+        "enum",
+        "manim_voiceover",
+    }
+)
+
+FORBIDDEN_BUILTINS = frozenset(
+    {
+        "open",
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "breakpoint",
+        "input",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+    }
+)
+
+FORBIDDEN_MODULES = frozenset(
+    {
+        "os",
+        "sys",
+        "subprocess",
+        "shutil",
+        "socket",
+        "pathlib",
+        "importlib",
+        "ctypes",
+        "pickle",
+        "marshal",
+        "builtins",
+        "io",
+        "signal",
+        "threading",
+        "multiprocessing",
+        "asyncio",
+        "urllib",
+        "http",
+        "requests",
+    }
+)
+
+INTROSPECTION_ATTRIBUTES = frozenset(
+    {
+        "f_globals",
+        "f_locals",
+        "f_back",
+        "f_builtins",
+        "gi_frame",
+        "cr_frame",
+        "ag_frame",
+        "tb_frame",
+        "co_code",
+        "func_globals",
+    }
+)
+
+FILE_IO_ATTRIBUTES = frozenset(
+    {
+        "load",
+        "loadtxt",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "fromfile",
+        "tofile",
+        "genfromtxt",
+        "fromregex",
+        "memmap",
+        "open_memmap",
+        "ctypeslib",
+        "f2py",
+        "DataSource",
+    }
+)
+
+ALLOWED_DUNDER_ATTRIBUTES = frozenset({"__init__"})
+
+_ALLOWED_LIST = ", ".join(sorted(ALLOWED_MODULES))
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The result of checking one scene file: its scene class (if found) and every problem, by line."""
+
+    scene_class: str | None
+    issues: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the code may be rendered."""
+        return not self.issues and self.scene_class is not None
+
+
+def check_scene_code(source: str) -> CodeCheck:
+    """Check untrusted scene code against the sandbox rules without running it."""
+    try:
+        tree = ast.parse(source, filename="scene.py")
+    except SyntaxError as error:
+        return CodeCheck(None, [f"Line {error.lineno or 0}: syntax error: {error.msg}."])
+    issues: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        issues.extend(_node_issues(node))
+    scene_class, scene_issues = _find_scene_class(tree)
+    issues.extend(scene_issues)
+    unique = sorted(set(issues))
+    return CodeCheck(
+        scene_class, [f"Line {line}: {message}" if line else message for line, message in unique]
+    )
+
+
+def _node_issues(node: ast.AST) -> list[tuple[int, str]]:
+    """Rule violations of a single AST node."""
+    line = getattr(node, "lineno", 0)
+    if isinstance(node, ast.Import):
+        return [(line, msg) for alias in node.names if (msg := _import_issue(alias.name, 0))]
+    if isinstance(node, ast.ImportFrom):
+        message = _import_issue(node.module or "", node.level)
+        return [(line, message)] if message else []
+    if isinstance(node, ast.Name):
+        message = _name_issue(node.id)
+        return [(line, message)] if message else []
+    if isinstance(node, ast.Attribute):
+        message = _attribute_issue(node.attr)
+        return [(line, message)] if message else []
+    return []
+
+
+def _import_issue(module: str, level: int) -> str:
+    """Why importing `module` is not allowed, or '' when it is."""
+    if level:
+        return f"relative imports are not allowed; import only from: {_ALLOWED_LIST}."
+    root = module.split(".")[0]
+    if root in ALLOWED_MODULES:
+        return ""
+    return f"importing '{module}' is not allowed; import only from: {_ALLOWED_LIST}."
+
+
+def _name_issue(name: str) -> str:
+    """Why using the bare name `name` is not allowed, or '' when it is."""
+    if name in FORBIDDEN_BUILTINS:
+        return f"'{name}' is not allowed in scene code; Manim scenes need no file, code or attribute tricks."
+    if name in FORBIDDEN_MODULES:
+        return f"'{name}' is not allowed in scene code; it gives access to the system. Rename or remove it."
+    if _is_dunder(name):
+        return f"'{name}' is not allowed; scene code may not use double-underscore names."
+    return ""
+
+
+def _attribute_issue(attr: str) -> str:
+    """Why accessing the attribute `.attr` is not allowed, or '' when it is."""
+    if _is_dunder(attr) and attr not in ALLOWED_DUNDER_ATTRIBUTES:
+        return f"attribute '.{attr}' is not allowed; scene code may not use double-underscore attributes."
+    if attr in INTROSPECTION_ATTRIBUTES:
+        return f"attribute '.{attr}' is not allowed; scene code may not inspect frames or code objects."
+    if attr in FILE_IO_ATTRIBUTES:
+        return f"attribute '.{attr}' is not allowed; scene code may not read or write files or use FFI."
+    bare = attr.lstrip("_")
+    if bare in FORBIDDEN_BUILTINS or bare in FORBIDDEN_MODULES:
+        return f"attribute '.{attr}' is not allowed; it gives access to files, code or the system."
+    return ""
+
+
+def _is_dunder(name: str) -> bool:
+    """Whether `name` looks like `__this__`."""
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _find_scene_class(tree: ast.Module) -> tuple[str | None, list[tuple[int, str]]]:
+    """The single top-level scene class, and the problems with how scene classes are defined."""
+    scenes = [node for node in tree.body if isinstance(node, ast.ClassDef) and _is_scene(node)]
+    if not scenes:
+        return None, [
+            (
+                0,
+                "No scene class found: define one top-level class deriving from Scene (or another "
+                "Manim scene base such as MovingCameraScene) with a construct(self) method.",
+            )
+        ]
+    if len(scenes) > 1:
+        names = ", ".join(f"{node.name} (line {node.lineno})" for node in scenes)
+        return None, [
+            (
+                scenes[1].lineno,
+                f"Found {len(scenes)} scene classes ({names}); the file must "
+                "define exactly one. Merge them into one scene class.",
+            )
+        ]
+    scene = scenes[0]
+    has_construct = any(
+        isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == "construct"
+        for item in scene.body
+    )
+    if has_construct:
+        return scene.name, []
+    return scene.name, [(scene.lineno, f"Scene class '{scene.name}' has no construct(self) method.")]
+
+
+def _is_scene(node: ast.ClassDef) -> bool:
+    """Whether the class derives from a Manim scene base (any base whose name ends in 'Scene')."""
+    for base in node.bases:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        if name.endswith("Scene"):
+            return True
+    return False
