@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
 from videojobs_runner.codecheck import check_scene_code
 
 
@@ -150,6 +151,22 @@ def test_syntax_error_reports_its_line() -> None:
     assert result.scene_class is None
     assert len(result.issues) == 1
     assert result.issues[0].startswith("Line 4: syntax error")
+
+
+def test_main_guard_gets_a_hint() -> None:
+    source = GOOD_SCENES["basic"] + '\nif __name__ == "__main__":\n    Demo().render()\n'
+    issues = check_scene_code(source).issues
+    assert issues == [
+        "Line 9: '__name__' is not allowed; remove any `if __name__ == \"__main__\":` block "
+        "(the scene is rendered for you)."
+    ]
+
+
+@pytest.mark.parametrize("source", ["x = " + "a." * 100_000 + "b", "x = " + "-" * 100_000 + "1"])
+def test_absurdly_nested_code_is_rejected_not_crashing(source: str) -> None:
+    result = check_scene_code(source)
+    assert not result.ok
+    assert "nested too deeply" in result.issues[0]
 
 
 def test_issues_are_reported_once_per_line_in_line_order() -> None:

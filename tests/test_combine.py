@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import pytest
+
 from videojobs_runner import combine
 from videojobs_runner.combine import (
     CombinedVideo,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from videojobs.contract import STAGE_PROGRESS, GenerationRequest, JobStatus, Phase, Stage, stage_progress
 
 

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 from fake_llm import FakeLLM
+
 from videojobs.contract import Stage
 from videojobs_runner.errors import (
     BudgetExceededError,

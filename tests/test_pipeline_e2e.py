@@ -126,3 +126,18 @@ def test_demo_renders_the_bundled_example_without_any_llm(tmp_path: Path) -> Non
     metadata = read_json(job / "metadata.json")
     assert metadata["usage"]["llm_calls"] == 0
     assert len(metadata["scenes"]) == 3 and metadata["height"] == 480
+
+
+@pytest.mark.llm_fixture("hostile-code")
+def test_hostile_code_is_never_run_and_the_job_says_why(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    result = run_cli("generate", "Test topic", "--out", str(tmp_path), env=cli_env(MAX_FIX_ATTEMPTS="1"))
+    assert result.returncode == 1
+    (job,) = job_folders(tmp_path)
+    status = read_json(job / "status.json")
+    assert status["error"]["stage"] == "code_generation" and "scene 1" in status["error"]["message"]
+    assert status["scenes"]["failed"] == 1 and status["scenes"]["rendered"] == 2
+    for version in (1, 2):
+        assert "safety check" in (job / f"scenes/01/code_v{version}.error.txt").read_text()
+        assert not (job / f"scenes/01/code_v{version}.log").exists()  # never handed to a render process
+    assert "open" in (job / "scenes/01/code_v1.error.txt").read_text()
+    assert "__builtins__" in (job / "scenes/01/code_v2.error.txt").read_text()

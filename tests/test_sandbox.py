@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+
 from videojobs.contract import Quality
 from videojobs.settings import Settings
 from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, render_scene, sandbox_env
@@ -178,7 +179,7 @@ def test_reading_files_is_allowed(tmp_path: Path) -> None:
     outcome = render(
         tmp_path,
         """
-        lines = Path("/etc/hostname").read_text().splitlines()
+        lines = Path("/etc/os-release").read_text().splitlines()
         self.play(FadeIn(Text(str(len(lines)))), run_time=0.2)
         """,
         header="from pathlib import Path",

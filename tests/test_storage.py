@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 from s3_server import S3Server
+
 from videojobs.settings import Settings, StorageBackend
 from videojobs_runner import storage as storage_module
 from videojobs_runner.errors import ConfigurationError, StorageError

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
-from videojobs.contract import GenerationRequest, JobStatus, Quality, utcnow
 
+from videojobs.contract import GenerationRequest, JobStatus, Quality, utcnow
 from videojobs_runner.errors import StorageError
 from videojobs_runner.storage import Storage
 

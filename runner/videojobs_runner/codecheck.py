@@ -109,6 +109,11 @@ FILE_IO_ATTRIBUTES = frozenset(
 
 ALLOWED_DUNDER_ATTRIBUTES = frozenset({"__init__"})
 
+NO_SCENE_MESSAGE = (
+    "No scene class found: define one top-level class deriving from Scene (or another Manim scene base "
+    "such as MovingCameraScene) with a construct(self) method."
+)
+
 _ALLOWED_LIST = ", ".join(sorted(ALLOWED_MODULES))
 
 
@@ -131,6 +136,8 @@ def check_scene_code(source: str) -> CodeCheck:
         tree = ast.parse(source, filename="scene.py")
     except SyntaxError as error:
         return CodeCheck(None, [f"Line {error.lineno or 0}: syntax error: {error.msg}."])
+    except (RecursionError, MemoryError, ValueError):
+        return CodeCheck(None, ["The code is nested too deeply to be parsed; write simpler expressions."])
     issues: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         issues.extend(_node_issues(node))
@@ -175,6 +182,11 @@ def _name_issue(name: str) -> str:
         return f"'{name}' is not allowed in scene code; Manim scenes need no file, code or attribute tricks."
     if name in FORBIDDEN_MODULES:
         return f"'{name}' is not allowed in scene code; it gives access to the system. Rename or remove it."
+    if name == "__name__":
+        return (
+            "'__name__' is not allowed; remove any `if __name__ == \"__main__\":` block "
+            "(the scene is rendered for you)."
+        )
     if _is_dunder(name):
         return f"'{name}' is not allowed; scene code may not use double-underscore names."
     return ""
@@ -203,22 +215,13 @@ def _find_scene_class(tree: ast.Module) -> tuple[str | None, list[tuple[int, str
     """The single top-level scene class, and the problems with how scene classes are defined."""
     scenes = [node for node in tree.body if isinstance(node, ast.ClassDef) and _is_scene(node)]
     if not scenes:
-        return None, [
-            (
-                0,
-                "No scene class found: define one top-level class deriving from Scene (or another "
-                "Manim scene base such as MovingCameraScene) with a construct(self) method.",
-            )
-        ]
+        return None, [(0, NO_SCENE_MESSAGE)]
     if len(scenes) > 1:
         names = ", ".join(f"{node.name} (line {node.lineno})" for node in scenes)
-        return None, [
-            (
-                scenes[1].lineno,
-                f"Found {len(scenes)} scene classes ({names}); the file must "
-                "define exactly one. Merge them into one scene class.",
-            )
-        ]
+        message = (
+            f"Found {len(scenes)} scene classes ({names}); define exactly one, merging the others into it."
+        )
+        return None, [(scenes[1].lineno, message)]
     scene = scenes[0]
     has_construct = any(
         isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == "construct"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from videojobs.contract import GenerationRequest, JobStatus
 from videojobs.settings import Settings, StorageBackend
-
 from videojobs_runner.checkpoint import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
 from videojobs_runner.errors import ConfigurationError, StorageError
 from videojobs_runner.pipeline import VideoPipeline

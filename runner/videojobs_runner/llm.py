@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel, ValidationError
-from videojobs.contract import Stage, Usage
 
+from videojobs.contract import Stage, Usage
 from videojobs_runner.errors import BudgetExceededError, ConfigurationError, VideoGenerationError
 
 # Clusters are often air-gapped: never fetch litellm's price list from the internet at import.

@@ -11,9 +11,9 @@ from enum import StrEnum
 from importlib.metadata import version
 
 from pydantic import BaseModel
+
 from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
 from videojobs.settings import Settings
-
 from videojobs_runner import prompts
 from videojobs_runner.checkpoint import (
     METADATA_FILE,
@@ -109,6 +109,26 @@ class VideoPipeline:
             await self._finish()
         except VideoGenerationError as error:
             await self._fail(error)
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM: say so, keep everything stored
+            await self._fail(
+                VideoGenerationError(
+                    "interrupted before finishing",
+                    stage=self.status.stage,
+                    recoverable=True,
+                    suggestion="Resume the job; stored stages and scenes are kept.",
+                )
+            )
+            raise
+        except Exception as error:  # a bug: still leave a truthful status behind, then crash loudly
+            await self._fail(
+                VideoGenerationError(
+                    f"internal error: {type(error).__name__}: {error}",
+                    stage=self.status.stage,
+                    recoverable=True,
+                    suggestion="Resume the job; if it fails the same way, report it with its artifacts.",
+                )
+            )
+            raise
         return self.status
 
     # --- planning --------------------------------------------------------------------------
@@ -146,8 +166,11 @@ class VideoPipeline:
     async def _scenes(self, outline: VideoOutline) -> None:
         await self.tracker.start_scenes(len(outline.scenes))
         scenes = [_Scene(index, scene) for index, scene in enumerate(outline.scenes, 1)]
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._scene(outline, scene)) for scene in scenes]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._scene(outline, scene)) for scene in scenes]
+        except* VideoGenerationError as errors:  # the first error ends the job; its siblings were cancelled
+            raise errors.exceptions[0] from None
         outcomes = {scene.index: task.result() for scene, task in zip(scenes, tasks, strict=True)}
         failed = [scene for scene in scenes if outcomes[scene.index] is not SceneOutcome.RENDERED]
         if failed:

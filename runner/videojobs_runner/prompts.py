@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from videojobs.contract import QUALITY_PRESETS, Quality
-
 from videojobs_runner.llm import Message
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 

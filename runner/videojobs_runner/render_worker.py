@@ -138,9 +138,11 @@ def load_module(code_path: Path) -> ModuleType:
 
 
 def probe_duration(video: Path) -> float:
-    """The duration of a video file in seconds, read from its container."""
+    """The duration of a video file in seconds, read from its container (0 when there is none)."""
     import av
 
+    if not video.is_file():
+        return 0.0
     with av.open(str(video)) as container:
         return float(container.duration or 0) / 1_000_000
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
-
 from videojobs_runner.render_worker import ALLOWED_EXECUTABLES
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")

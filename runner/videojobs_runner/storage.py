@@ -18,8 +18,8 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from videojobs.settings import Settings, StorageBackend
 
+from videojobs.settings import Settings, StorageBackend
 from videojobs_runner.errors import ConfigurationError, StorageError
 
 if TYPE_CHECKING:
