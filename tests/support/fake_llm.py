@@ -3,6 +3,7 @@
 A fixture folder holds one text file per reply, named after the prompt's `Task:` line:
 `outline.1.txt`, `scene-plan-1-of-3.1.txt`, `scene-code-2.1.txt`, `fix-scene-code-2.1.txt`, ...
 Replies for a task are served in order of their number; the last one repeats once they run out.
+A folder with an `extends` file (holding another folder's name) answers other tasks like that folder.
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ class FakeLLM:
 
     @classmethod
     def from_folder(cls, folder: Path) -> FakeLLM:
-        """Load the replies of a fixture folder."""
+        """Load the replies of a fixture folder (over those of the folder named in its `extends` file)."""
+        base = folder / "extends"
+        inherited = cls.from_folder(folder.parent / base.read_text().strip()).replies if base.exists() else {}
         replies: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for path in folder.glob("*.txt"):
             slug, _, number = path.stem.rpartition(".")
             replies[slug].append((int(number), path.read_text()))
-        return cls({slug: [text for _, text in sorted(items)] for slug, items in replies.items()})
+        own = {slug: [text for _, text in sorted(items)] for slug, items in replies.items()}
+        return cls(inherited | own)
 
     def reply_for(self, body: dict[str, Any]) -> str:
         """Log the request and pick the next reply for its task."""
