@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -12,6 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click
 
 from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality
 from videojobs.settings import Settings, StorageBackend
@@ -37,6 +39,22 @@ def examples_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
 
 
+def main() -> None:
+    """Console entry point: usage errors become one line on stderr with exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        console.print(error.ctx.get_help() if error.ctx else str(error), highlight=False)
+        code = 2
+    except ClickException as error:
+        console.print(f"[bold red]error:[/] {error.format_message()}", soft_wrap=True, highlight=False)
+        code = error.exit_code
+    except typer.Abort:
+        console.print("[bold red]error:[/] aborted", highlight=False)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def fail(message: str) -> NoReturn:
     """Print a one-line error and exit non-zero."""
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
@@ -47,17 +65,17 @@ def load_settings(out: Path | None) -> Settings:
     """Settings from the environment, with --out selecting local storage in that folder."""
     try:
         settings = Settings()
-    except ValidationError as error:
-        fail(_validation_message(error))
+    except ValidationError as error:  # name the environment variable, as the user wrote it
+        fail(_validation_message(error, environment=True))
     if out is not None:
         settings = settings.model_copy(update={"output_dir": out, "storage_backend": StorageBackend.LOCAL})
     return settings
 
 
-def _validation_message(error: ValidationError) -> str:
+def _validation_message(error: ValidationError, *, environment: bool = False) -> str:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "value"
-    return f"{field}: {first['msg']}"
+    return f"{field.upper() if environment else field}: {first['msg']}"
 
 
 def run_with_progress(record: JobRecord, artifacts: JobArtifacts, settings: Settings) -> JobStatus:

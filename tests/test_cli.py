@@ -1,0 +1,51 @@
+"""The command line's bad-input behaviour: one line on stderr, non-zero exit, nothing created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runs import cli_env, run_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (
+            ["generate", "x" * 501, "--model", "openai/m"],
+            1,
+            "topic: String should have at most 500 characters",
+        ),
+        (["generate", "A topic", "--quality", "ultra"], 2, "Invalid value for '--quality'"),
+        (["generate", "A topic", "--max-scenes", "0", "--model", "openai/m"], 1, "max_scenes"),
+        (["generate"], 2, "Missing argument 'topic'"),
+        (["resume", "no-such-job"], 1, "no job 'no-such-job'"),
+        (["generate", "A topic", "--job-id", "Bad_ID", "--model", "openai/m"], 1, "invalid job id"),
+    ],
+)
+def test_bad_input_is_one_line_and_creates_nothing(
+    args: list[str], code: int, expected: str, tmp_path: Path
+) -> None:
+    result = run_cli(*args, env=cli_env(OUTPUT_DIR=str(tmp_path), OPENAI_API_KEY="unused"))
+    assert result.returncode == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in cli_env(OUTPUT_DIR=str(tmp_path)).items()
+        if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    }
+    result = run_cli("generate", "A topic", "--model", "gemini/gemini-2.5-pro", env=env)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "GEMINI_API_KEY" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_setting_in_the_environment_is_named(tmp_path: Path) -> None:
+    result = run_cli("generate", "A topic", env=cli_env(OUTPUT_DIR=str(tmp_path), MAX_SCENE_CONCURRENCY="0"))
+    assert result.returncode == 1
+    assert "MAX_SCENE_CONCURRENCY" in result.stderr and result.stderr.count("\n") == 1
