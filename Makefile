@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_LISTS := system/apt-runtime.txt system/apt-build.txt
 STAMPS := .make
 
-.PHONY: help install system-packages venv test lint unit demo clean
+.PHONY: help install system-packages venv test lint unit demo crds clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ test: lint unit ## The whole suite: lint, type checks, unit and integration test
 
 demo: install ## Render the bundled example job (no LLM key needed) into ./output
 	$(BIN)/videojobs demo
+
+crds: install ## Regenerate crds/videojob.yaml from the contract models
+	$(BIN)/videojobs crd > crds/videojob.yaml
 
 clean: ## Remove generated output (keeps .venv)
 	rm -rf output media .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,7 @@ def test_generate_produces_a_probed_mp4_with_thumbnail_and_metadata(
 
     status = read_json(job / "status.json")
     assert (status["phase"], status["stage"], status["progress"]) == ("Succeeded", "completed", 100)
-    assert status["scenes"] == {"total": 3, "rendered": 3, "failed": 0}
+    assert status["scenes"] == {"total": 3, "rendered": 3, "failed": 0, "ready": "3/3"}
 
 
 def test_resume_after_kill_repeats_no_stored_work(fake_llm: FakeLLM, tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_failed_scene_is_retried_alone_on_resume(fake_llm: FakeLLM, tmp_path: Pa
     status = read_json(job / "status.json")
     assert status["phase"] == "Failed"
     assert status["error"]["stage"] == "rendering" and status["error"]["recoverable"] is True
-    assert status["scenes"] == {"total": 3, "rendered": 2, "failed": 1}
+    assert status["scenes"] == {"total": 3, "rendered": 2, "failed": 1, "ready": "2/3"}
     kept = {s: (job / f"scenes/{s}/scene.mp4").stat().st_mtime_ns for s in ("01", "02")}
 
     fake_llm.replies["fix-scene-code-3"] = [

@@ -229,3 +229,11 @@ def demo(
     except VideoGenerationError as error:
         fail(f"{error.message} — {error.suggestion}")
     run_with_progress(record, artifacts, settings)
+
+
+@app.command()
+def crd() -> None:
+    """Print the VideoJob CustomResourceDefinition (generated from the contract) as YAML."""
+    from videojobs.crd import render_yaml
+
+    sys.stdout.write(render_yaml())

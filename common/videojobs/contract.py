@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
 
@@ -149,12 +149,88 @@ class GenerationRequest(ContractModel):
     max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
 
 
+IMMUTABLE_REQUEST_FIELDS = ("topic", "description", "models", "quality", "max_scenes", "voice")
+"""Request fields fixed once a VideoJob exists (the budget may still be raised)."""
+
+Quantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", description="A Kubernetes quantity.")
+]
+LabelValue = Annotated[str, Field(max_length=253)]
+
+
+class TolerationOperator(StrEnum):
+    """corev1.Toleration operators."""
+
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    """corev1 taint effects."""
+
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(ContractModel):
+    """A corev1.Toleration for the runner pod."""
+
+    key: str | None = Field(default=None, max_length=253)
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    value: str | None = Field(default=None, max_length=63)
+    effect: TaintEffect | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+
+class Resources(ContractModel):
+    """Compute for the runner pod; unset values come from the operator's settings."""
+
+    gpu: int | None = Field(default=None, ge=0, le=16, description="nvidia.com/gpu count.")
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class VideoJobSpec(GenerationRequest):
+    """The VideoJob spec: the generation request plus how its Kubernetes Job runs."""
+
+    resources: Resources = Field(default_factory=Resources)
+    node_selector: dict[str, LabelValue] | None = Field(default=None, description="Overrides the default.")
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description="Overrides the default."
+    )
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    queue_name: str | None = Field(
+        default=None, max_length=63, description="Kueue LocalQueue; admission is then left to Kueue."
+    )
+    suspend: bool = Field(default=False, description="true cancels the job (phase Cancelled).")
+    backoff_limit: int = Field(default=1, ge=0, le=10, description="Pod retries of the Job.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=60, description="Wall-clock limit of the Job."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the VideoJob this long after it finished."
+    )
+
+    def request(self) -> GenerationRequest:
+        """The generation request alone."""
+        return GenerationRequest.model_validate(self.model_dump(include=set(GenerationRequest.model_fields)))
+
+
 class SceneCounts(ContractModel):
     """How many scenes the outline has and how many rendered or failed."""
 
-    total: int = 0
-    rendered: int = 0
-    failed: int = 0
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    total: int = Field(default=0, ge=0)
+    rendered: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ready(self) -> str:
+        """`rendered/total`, as `kubectl get videojobs` shows it."""
+        return f"{self.rendered}/{self.total}"
 
 
 class Usage(ContractModel):
