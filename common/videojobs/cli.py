@@ -237,3 +237,23 @@ def crd() -> None:
     from videojobs.crd import render_yaml
 
     sys.stdout.write(render_yaml())
+
+
+@app.command("run-videojob")
+def run_videojob_command() -> None:
+    """Run the pipeline for the VideoJob in VIDEOJOB_NAMESPACE/VIDEOJOB_NAME (what the operator's Jobs run).
+
+    Exit code 0: succeeded; 1: failed but a retry may succeed; 2: failed for good.
+    """
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.kube_entry import VideoJobRef, exit_code, load_kube_config, run_videojob
+
+    settings = load_settings(None)
+    try:
+        ref = VideoJobRef.from_environment()
+        load_kube_config()
+        status = _run_cancellable(run_videojob(ref, settings))
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    console.print(f"{ref.namespace}/{ref.name}: {status.phase.value} — {status.message}", highlight=False)
+    raise typer.Exit(code=exit_code(status))

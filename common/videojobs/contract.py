@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -290,6 +291,29 @@ class Condition(ContractModel):
     observed_generation: int | None = None
 
 
+RUNNER_STATUS_FIELDS = (
+    "stage",
+    "progress",
+    "message",
+    "scenes",
+    "usage",
+    "result",
+    "error",
+    "heartbeat_time",
+)
+"""Status fields only the runner writes (through the status subresource)."""
+
+OPERATOR_STATUS_FIELDS = (
+    "phase",
+    "conditions",
+    "observed_generation",
+    "start_time",
+    "completion_time",
+    "job_name",
+)
+"""Status fields only the operator (or the local backend in its place) writes."""
+
+
 class JobStatus(ContractModel):
     """Observed state of a VideoJob; the runner owns the pipeline fields, the operator the lifecycle ones."""
 
@@ -310,12 +334,23 @@ class JobStatus(ContractModel):
     completion_time: datetime | None = None
     job_name: str | None = None
 
+    def owned_by_runner(self) -> dict[str, object]:
+        """The runner's part of the status on the wire; unset fields go as null so a patch clears them."""
+        wire = self.model_dump(mode="json", by_alias=True, include=set(RUNNER_STATUS_FIELDS))
+        return dict(wire)
+
     def enter(self, stage: Stage, fraction: float = 0.0, message: str | None = None) -> None:
         """Move to `stage` at `fraction` of its work, with the stage's description unless told otherwise."""
         self.stage = stage
         self.progress = stage_progress(stage, fraction)
         self.message = message if message is not None else STAGE_DESCRIPTIONS[stage]
         self.heartbeat_time = utcnow()
+
+
+def storage_job_id(namespace: str, name: str, uid: str) -> str:
+    """The job id (storage prefix) of a VideoJob: readable, unique per object, a DNS-1123 label."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{namespace}-{name}".lower()).strip("-")[:54].strip("-")
+    return f"{slug}-{uid.replace('-', '')[:8]}"
 
 
 def utcnow() -> datetime:
