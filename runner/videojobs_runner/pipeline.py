@@ -277,7 +277,7 @@ class VideoPipeline:
         if not outcome.ok or outcome.video is None:
             self.artifacts.save_text(_error_name(index, version), outcome.error)
             return SceneOutcome.RENDER_FAILED, outcome.error
-        self.artifacts.save_file(f"{scene_dir(index)}/scene.mp4", outcome.video)
+        await asyncio.to_thread(self.artifacts.save_file, f"{scene_dir(index)}/scene.mp4", outcome.video)
         record = SceneRender(
             version=version, scene_class=check.scene_class, duration_seconds=outcome.duration_seconds or 0.0
         )
@@ -292,7 +292,7 @@ class VideoPipeline:
         for index, scene in enumerate(outline.scenes, 1):
             local = self.scratch / "combine" / f"scene_{index:02d}.mp4"
             local.parent.mkdir(parents=True, exist_ok=True)
-            if not self.artifacts.fetch_file(f"{scene_dir(index)}/scene.mp4", local):
+            if not await asyncio.to_thread(self.artifacts.fetch_file, f"{scene_dir(index)}/scene.mp4", local):
                 raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
             plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
             clips.append(SceneClip(video=local, title=scene.title, narration=plan.narration if plan else ""))
