@@ -11,7 +11,7 @@ class Scene2(Scene):
         side = p1 - p2
         normal = np.array([side[1], -side[0], 0]) * -1
         square_c = Polygon(p2, p1, p1 + normal, p2 + normal, color=ORANGE, fill_opacity=0.5)
-        figure = VGroup(triangle, square_a, square_b, square_c).move_to(UP * 0.6)
+        VGroup(triangle, square_a, square_b, square_c).scale(1.6).move_to(UP * 0.5)
         equation = MathTex("a^2", "+", "b^2", "=", "c^2").to_edge(DOWN, buff=0.8)
         equation[0].set_color(BLUE)
         equation[2].set_color(GREEN)
