@@ -7,10 +7,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_LISTS := system/apt-runtime.txt system/apt-build.txt
+APT_LISTS := system/apt-runtime.txt system/apt-build.txt system/apt-test.txt
 STAMPS := .make
 
-.PHONY: help install system-packages venv test lint unit demo crds clean
+.PHONY: help install system-packages venv test lint unit test-binaries demo crds clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,8 +40,11 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: install ## The test suite without lint
-	hack/build-s3-server
+test-binaries: ## Build the Go test binaries once (S3 server, Kubernetes control plane), cached in ~/.cache/videojobs
+	hack/build-s3-server >/dev/null
+	hack/test-cluster build
+
+unit: install test-binaries ## The test suite without lint
 	$(BIN)/pytest
 
 test: lint unit ## The whole suite: lint, type checks, unit and integration tests (real renders, S3, LLM over HTTP)

@@ -83,7 +83,7 @@ def test_gpu_nodes_are_ready_with_gpus_and_taint(k8s_cluster: K8sCluster) -> Non
         assert ready == "True"
 
 
-def _gpu_job(name: str) -> dict[str, Any]:
+def _gpu_job(name: str, pod_annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -91,6 +91,7 @@ def _gpu_job(name: str) -> dict[str, Any]:
         "spec": {
             "backoffLimit": 0,
             "template": {
+                "metadata": {"annotations": pod_annotations or {}},
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": {"nvidia.com/gpu.present": "true"},
@@ -105,7 +106,7 @@ def _gpu_job(name: str) -> dict[str, Any]:
                             },
                         }
                     ],
-                }
+                },
             },
         },
     }
@@ -140,6 +141,16 @@ def test_gpu_job_is_scheduled_completes_and_its_pod_is_garbage_collected(
     # Background deletion: the Job goes at once, the garbage collector then deletes its pod.
     kubectl("-n", namespace, "delete", "job", "render", "--cascade=background", "--wait=true")
     wait_for("the garbage collector to delete the Job's pod", lambda: not job_pods() or None)
+
+
+def test_pod_annotated_to_fail_fails_its_job(k8s_cluster: K8sCluster, namespace: str) -> None:
+    """hack/test-cluster's own KWOK stage: videojobs.test/kwok-exit-code=<n> makes the pod fail with n."""
+    job = _gpu_job("doomed", {"videojobs.test/kwok-exit-code": "3"})
+    k8s_cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(job))
+    k8s_cluster.kubectl("-n", namespace, "wait", "--for=condition=Failed", "job/doomed", "--timeout=60s")
+    (pod,) = get_json(k8s_cluster, "-n", namespace, "pods", "-l", "job-name=doomed")["items"]
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
 
 def test_service_account_token_authenticates_and_rbac_applies(

@@ -4,6 +4,12 @@
 // k8s.io/<staging> module at v0.0.0 and replaces it with a path inside its own repository, so a
 // consumer has to replace each of them with the published k8s.io/<staging> v0.X.Y matching
 // v1.X.Y. Bump K8S_VERSION in hack/test-cluster together with these versions.
+//
+// Pinned: k8s.io/kubernetes v1.36.3 (staging modules v0.36.3), go.etcd.io/etcd/server/v3 v3.6.16
+// (the etcd server; its main package is the module root), sigs.k8s.io/kwok v0.8.0. `go mod tidy`
+// marks them // indirect because only the tool directives use them. Helm is installed separately
+// (hack/test-cluster: go install helm.sh/helm/v3/cmd/helm@HELM_VERSION) so that its own go.mod,
+// which wants newer k8s.io modules, decides its dependencies.
 module videojobs/hack/tools
 
 go 1.26.0
