@@ -257,3 +257,59 @@ def run_videojob_command() -> None:
         fail(f"{error.message} — {error.suggestion}")
     console.print(f"{ref.namespace}/{ref.name}: {status.phase.value} — {status.message}", highlight=False)
     raise typer.Exit(code=exit_code(status))
+
+
+@app.command()
+def operator(
+    namespace: Annotated[
+        str | None, typer.Option(help="Watch only this namespace (default: all namespaces).")
+    ] = None,
+) -> None:
+    """Run the Kubernetes operator: each VideoJob becomes a Job; phase and conditions follow it."""
+    from videojobs_operator import run
+    from videojobs_operator.settings import OperatorSettings
+
+    try:
+        settings = OperatorSettings()
+    except ValidationError as error:
+        fail(_validation_message(error, environment=True))
+    run(namespace, settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the REST API (uvicorn) with the backend from the settings (VIDEOJOBS_API_*)."""
+    import uvicorn
+
+    from videojobs_api.app import create_app
+    from videojobs_api.settings import ApiSettings
+    from videojobs_runner.errors import VideoGenerationError
+
+    runner_settings = load_settings(None)
+    try:
+        settings = ApiSettings(runner=runner_settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "_".join(str(part) for part in first["loc"]).upper()
+        message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
+        fail(f"VIDEOJOBS_API_{where}: {message}" if where else message)
+    try:
+        api = create_app(settings)
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    uvicorn.run(api, host=host, port=port)
+
+
+@app.command("work", hidden=True)
+def work(job: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Run one job for the API's local backend: a work order on stdin, status lines on stdout."""
+    from videojobs_api.backends.local import run_worker
+
+    raise typer.Exit(code=run_worker(job))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Job backends: where jobs live and run (local SQLite + worker processes, or Kubernetes VideoJobs)."""

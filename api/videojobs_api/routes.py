@@ -1,0 +1,415 @@
+"""The routes: jobs, their events and artifacts under /v1; /livez, /readyz and /metrics beside them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import WithJsonSchema
+
+from videojobs.contract import Phase
+from videojobs_api.auth import CurrentPrincipal, Principal, Signer, VideoPrincipal
+from videojobs_api.backends.base import ArtifactKind, Idempotency, JobBackend
+from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, event_stream_response
+from videojobs_api.models import (
+    API_PREFIX,
+    JOB_ID_PATTERN,
+    Health,
+    JobCreateRequest,
+    JobList,
+    JobResponse,
+    JobStatusResponse,
+    StoredJob,
+    VideoUrl,
+)
+from videojobs_api.problems import (
+    ArtifactNotFound,
+    IdempotencyKeyInUse,
+    JobNotFinished,
+    problem_responses,
+)
+from videojobs_api.settings import ApiSettings
+from videojobs_api.webhooks import WebhookDispatcher
+
+
+class InFlightKeys:
+    """Idempotency-Keys whose first request is still being answered (a retry meanwhile gets a 409)."""
+
+    def __init__(self) -> None:
+        self._held: set[tuple[str, str]] = set()
+
+    @contextlib.contextmanager
+    def hold(self, owner: str, key: str | None) -> Iterator[None]:
+        """Hold `key` of `owner` for the block; IdempotencyKeyInUse when it is already held."""
+        if key is None:
+            yield
+            return
+        token = (owner, key)
+        if token in self._held:
+            raise IdempotencyKeyInUse()
+        self._held.add(token)
+        try:
+            yield
+        finally:
+            self._held.discard(token)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes use, built once per app by the app factory."""
+
+    settings: ApiSettings
+    backend: JobBackend
+    webhooks: WebhookDispatcher
+    registry: CollectorRegistry
+    in_flight: InFlightKeys
+
+
+async def get_services(request: Request) -> Services:
+    """Dependency: the app's services."""
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=63, description="The job's id.")]
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+"""Visible ASCII, as the IETF draft's keys are."""
+
+# Optional parameters carry the schema of their value: an absent one is left out, never sent as null.
+IdempotencyKey = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}),
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Retries with the same key and body return the same job.",
+    ),
+]
+LastEventId = Annotated[
+    int | None,
+    WithJsonSchema({"type": "integer", "minimum": 0}),
+    Header(alias="Last-Event-ID", ge=0, description="Resume after this event id."),
+]
+Cursor = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "maxLength": 200}),
+    Query(max_length=200, description="next_cursor of the previous page."),
+]
+PhaseFilter = Annotated[
+    list[Phase] | None,
+    WithJsonSchema({"type": "array", "items": {"type": "string", "enum": [phase.value for phase in Phase]}}),
+    Query(description="Only jobs in these phases."),
+]
+
+
+class SubtitleFormat(StrEnum):
+    """Subtitle file formats."""
+
+    VTT = "vtt"
+    SRT = "srt"
+
+
+_SUBTITLE_KINDS = {
+    SubtitleFormat.VTT: ArtifactKind.SUBTITLES_VTT,
+    SubtitleFormat.SRT: ArtifactKind.SUBTITLES_SRT,
+}
+
+router = APIRouter(
+    prefix=API_PREFIX,
+    tags=["videos"],
+    responses=problem_responses(HTTPStatus.UNAUTHORIZED, HTTPStatus.UNPROCESSABLE_ENTITY),
+)
+operations = APIRouter(tags=["operations"])
+
+
+def _file_responses(*kinds: ArtifactKind, ranges: bool = False) -> dict[int | str, dict[str, Any]]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "The file.", "content": {kind.media_type: binary for kind in kinds}},
+        307: {"description": "Redirect to a presigned URL (S3 storage)."},
+        **problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    }
+    if ranges:
+        responses[206] = {
+            "description": "The requested byte range(s) (HTTP Range).",
+            "content": {kinds[0].media_type: binary, "multipart/byteranges": binary},
+        }
+        responses[400] = {"description": "Malformed Range header.", "content": text}
+        responses[416] = {"description": "Range not satisfiable.", "content": text}
+    return responses
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/videos/generate",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Create a video job",
+    responses={
+        202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
+        **problem_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.CONFLICT,
+            HTTPStatus.TOO_MANY_REQUESTS,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+        ),
+    },
+)
+async def generate_video(
+    body: JobCreateRequest,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobResponse:
+    """Queue a job; 202 with its Location. An Idempotency-Key replays the job it created before."""
+    services.webhooks.check_url(body.webhook_url)
+    idempotency = Idempotency(idempotency_key, body.fingerprint()) if idempotency_key else None
+    with services.in_flight.hold(principal.name, idempotency_key):
+        created = await services.backend.create(principal, body, idempotency)
+    response.headers["Location"] = str(request.url_for("get_job", job_id=created.job.id))
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobResponse.of(created.job)
+
+
+@router.get("/videos/jobs", summary="List jobs")
+async def list_jobs(
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    status: PhaseFilter = None,
+) -> JobList:
+    """The caller's jobs (every job for an admin), newest first."""
+    page = await services.backend.list_jobs(principal, cursor=cursor, limit=limit, phases=status or ())
+    return JobList(
+        data=[JobResponse.of(job) for job in page.jobs],
+        next_cursor=page.next_cursor,
+        has_more=page.next_cursor is not None,
+    )
+
+
+@router.get("/videos/jobs/{job_id}", summary="Get a job", responses=problem_responses(HTTPStatus.NOT_FOUND))
+async def get_job(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> JobResponse:
+    """The whole job: status, request, owner and links."""
+    return JobResponse.of(await services.backend.get(principal, job_id))
+
+
+@router.get(
+    "/videos/jobs/{job_id}/status",
+    summary="Get a job's status",
+    responses=problem_responses(HTTPStatus.NOT_FOUND),
+)
+async def get_job_status(
+    job_id: JobId, principal: CurrentPrincipal, services: ServicesDep
+) -> JobStatusResponse:
+    """Phase, stage, progress, message, scenes, usage and error."""
+    return JobStatusResponse.of(await services.backend.get(principal, job_id))
+
+
+@router.post(
+    "/videos/jobs/{job_id}/cancel",
+    summary="Cancel a job",
+    responses=problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+)
+async def cancel_job(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> JobResponse:
+    """Stop a queued or running job (phase Cancelled); 409 when it has already ended."""
+    return JobResponse.of(await services.backend.cancel(principal, job_id))
+
+
+@router.delete(
+    "/videos/jobs/{job_id}",
+    status_code=HTTPStatus.NO_CONTENT,
+    response_class=Response,
+    summary="Delete a job",
+    responses=problem_responses(HTTPStatus.NOT_FOUND),
+)
+async def delete_job(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+    """Stop the job if it runs, then delete it and its stored artifacts."""
+    await services.backend.delete(principal, job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@router.get(
+    "/videos/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    summary="Follow a job (Server-Sent Events)",
+    responses={
+        200: {
+            "description": "One `status` event per change (data: JobStatusResponse, id: the event id); "
+            "ends after the terminal one. Comments (`: ping`) keep the connection alive.",
+            "content": {EVENT_STREAM_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **problem_responses(HTTPStatus.NOT_FOUND),
+    },
+)
+async def job_events(
+    job_id: JobId, principal: CurrentPrincipal, services: ServicesDep, last_event_id: LastEventId = None
+) -> StreamingResponse:
+    """Status events: the latest (or those after Last-Event-ID), then each change until the job ends."""
+    events = await services.backend.events(principal, job_id, last_event_id)
+    return event_stream_response(events, services.settings.sse_ping_seconds)
+
+
+# --- artifacts --------------------------------------------------------------------------------------
+
+
+async def _succeeded_job(services: Services, principal: Principal, job_id: str) -> StoredJob:
+    job = await services.backend.get(principal, job_id)
+    if job.status.phase is not Phase.SUCCEEDED:
+        raise JobNotFinished(job)
+    return job
+
+
+async def _serve(
+    services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
+) -> Response:
+    artifact = await services.backend.artifacts.locate(job.id, kind)
+    if artifact.url is not None:
+        return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
+    assert artifact.path is not None
+    return FileResponse(
+        artifact.path,
+        media_type=kind.media_type,
+        filename=f"{job.request.file_stem()}.{suffix}",
+        content_disposition_type=disposition,
+    )
+
+
+@router.get(
+    "/videos/jobs/{job_id}/video-url",
+    summary="Get a URL of the video",
+    responses=problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+)
+async def get_video_url(
+    job_id: JobId, request: Request, principal: CurrentPrincipal, services: ServicesDep, signer: Signer
+) -> VideoUrl:
+    """A URL that needs no API key until it expires: presigned (S3) or signed by this API (local)."""
+    job = await _succeeded_job(services, principal, job_id)
+    artifact = await services.backend.artifacts.locate(job.id, ArtifactKind.VIDEO)
+    if artifact.url is not None and artifact.expires_at is not None:
+        return VideoUrl(url=artifact.url, expires_at=artifact.expires_at, kind="presigned")
+    expires = int(time.time()) + services.backend.artifacts.presign_seconds
+    url = request.url_for("stream_video", job_id=job.id).include_query_params(
+        expires=expires, signature=signer.sign(job.id, expires)
+    )
+    return VideoUrl(url=str(url), expires_at=datetime.fromtimestamp(expires, UTC), kind="api")
+
+
+@router.get(
+    "/videos/jobs/{job_id}/stream",
+    response_class=Response,
+    summary="Stream the video (HTTP Range)",
+    responses=_file_responses(ArtifactKind.VIDEO, ranges=True),
+)
+async def stream_video(job_id: JobId, principal: VideoPrincipal, services: ServicesDep) -> Response:
+    """The video inline, with Range support; an API key or the signed URL from video-url."""
+    job = await _succeeded_job(services, principal, job_id)
+    return await _serve(services, job, ArtifactKind.VIDEO, "mp4")
+
+
+@router.get(
+    "/videos/jobs/{job_id}/download",
+    response_class=Response,
+    summary="Download the video",
+    responses=_file_responses(ArtifactKind.VIDEO, ranges=True),
+)
+async def download_video(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+    """The video as an attachment named after the topic."""
+    job = await _succeeded_job(services, principal, job_id)
+    return await _serve(services, job, ArtifactKind.VIDEO, "mp4", disposition="attachment")
+
+
+@router.get(
+    "/videos/jobs/{job_id}/thumbnail",
+    response_class=Response,
+    summary="Get the thumbnail",
+    responses=_file_responses(ArtifactKind.THUMBNAIL),
+)
+async def get_thumbnail(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> Response:
+    """A JPEG frame of the video (404 when the job asked for no thumbnail)."""
+    job = await _succeeded_job(services, principal, job_id)
+    if not job.request.enable_thumbnails:
+        raise ArtifactNotFound(f"Job {job.id!r} was created with enable_thumbnails false.")
+    return await _serve(services, job, ArtifactKind.THUMBNAIL, "jpg")
+
+
+@router.get(
+    "/videos/jobs/{job_id}/subtitles",
+    response_class=Response,
+    summary="Get the subtitles",
+    responses=_file_responses(ArtifactKind.SUBTITLES_VTT, ArtifactKind.SUBTITLES_SRT),
+)
+async def get_subtitles(
+    job_id: JobId,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    subtitle_format: Annotated[SubtitleFormat, Query(alias="format")] = SubtitleFormat.VTT,
+) -> Response:
+    """WebVTT or SubRip narration subtitles (404 when the job asked for none)."""
+    job = await _succeeded_job(services, principal, job_id)
+    if not job.request.enable_subtitles:
+        raise ArtifactNotFound(f"Job {job.id!r} was created with enable_subtitles false.")
+    return await _serve(services, job, _SUBTITLE_KINDS[subtitle_format], subtitle_format.value)
+
+
+@router.get(
+    "/videos/jobs/{job_id}/metadata",
+    summary="Get the video's metadata",
+    responses=problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+)
+async def get_metadata(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
+    """Duration, size, codecs, scenes with their times, models and LLM usage."""
+    job = await _succeeded_job(services, principal, job_id)
+    metadata: dict[str, Any] = json.loads(
+        await services.backend.artifacts.read(job.id, ArtifactKind.METADATA)
+    )
+    return metadata
+
+
+# --- operations -------------------------------------------------------------------------------------
+
+
+@operations.get("/livez", summary="Liveness")
+async def livez() -> Health:
+    """The process serves requests."""
+    return Health()
+
+
+@operations.get("/readyz", summary="Readiness", responses=problem_responses(HTTPStatus.SERVICE_UNAVAILABLE))
+async def readyz(services: ServicesDep) -> Health:
+    """The job backend answers."""
+    await services.backend.ready()
+    return Health()
+
+
+@operations.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    responses={
+        200: {
+            "description": "Text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def metrics(services: ServicesDep) -> Response:
+    """Request counts and latencies, webhook deliveries."""
+    return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,115 @@
+"""API configuration from VIDEOJOBS_API_* variables; the runner's own settings ride along unchanged."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from videojobs.settings import Settings
+from videojobs_api.auth import ApiKey, parse_api_keys
+
+API_ENV_PREFIX = "VIDEOJOBS_API_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
+"""Standard Webhooks secrets are `whsec_` + base64 of the key bytes."""
+DATABASE_FILE = ".videojobs-api.sqlite3"
+
+
+class BackendKind(StrEnum):
+    """Where jobs live and run."""
+
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
+def _default_backend() -> BackendKind:
+    """Kubernetes inside a cluster, the embedded local backend everywhere else."""
+    return BackendKind.KUBERNETES if os.environ.get("KUBERNETES_SERVICE_HOST") else BackendKind.LOCAL
+
+
+def _default_worker_command() -> list[str]:
+    return [sys.executable, "-m", "videojobs.cli", "work"]
+
+
+class ApiSettings(BaseSettings):
+    """Every API knob; VIDEOJOBS_API_KEYS holds `name:role:key` entries (role user or admin)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=API_ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    backend: BackendKind = Field(default_factory=_default_backend)
+    keys: Annotated[tuple[ApiKey, ...], NoDecode] = Field(
+        default=(), description="API keys; a key written sha256:<hex> is stored hashed already."
+    )
+    keys_file: Path | None = Field(default=None, description="More keys, one entry per line (a Secret).")
+    max_active_jobs: int = Field(default=5, ge=1, description="Queued plus running jobs per principal.")
+    retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 429.")
+    local_workers: int = Field(
+        default=2, ge=0, description="Jobs run at once by the local backend; 0 queues."
+    )
+    worker_command: list[str] = Field(
+        default_factory=_default_worker_command, min_length=1, description="Runs one job; its id is appended."
+    )
+    worker_stop_seconds: float = Field(default=10.0, gt=0, description="Grace before a worker is killed.")
+    database: Path | None = Field(
+        default=None, description=f"Local backend's SQLite; OUTPUT_DIR/{DATABASE_FILE}."
+    )
+    webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>, or any string.")
+    allow_insecure_webhooks: bool = Field(
+        default=False, description="Allow http:// and private, loopback or link-local targets (tests only)."
+    )
+    webhook_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="First retry delay; doubles.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    url_signing_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        description="Signs video URLs; random per process unless set (set it when running replicas).",
+    )
+    sse_ping_seconds: float = Field(default=15.0, gt=0, description="Keep-alive comment interval.")
+    runner: Settings = Field(default_factory=Settings, description="The runner's settings (OUTPUT_DIR, ...).")
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        """Entries as text (the environment) or as a list of entries and ApiKeys (code)."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        return [key for item in items for key in (parse_api_keys(item) if isinstance(item, str) else [item])]
+
+    @model_validator(mode="after")
+    def _load_keys_file(self) -> ApiSettings:
+        if self.keys_file is not None:
+            try:
+                text = self.keys_file.read_text()
+            except OSError as error:
+                raise ValueError(f"cannot read the keys file {self.keys_file}: {error.strerror}") from None
+            self.keys = (*self.keys, *parse_api_keys(text))
+        if not self.keys:
+            raise ValueError("no API keys: set VIDEOJOBS_API_KEYS or VIDEOJOBS_API_KEYS_FILE (name:role:key)")
+        digests = [key.sha256 for key in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("the same API key is configured twice")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        """Where the local backend keeps its jobs."""
+        return self.database if self.database is not None else self.runner.output_dir / DATABASE_FILE
+
+    def webhook_key(self) -> bytes | None:
+        """The webhook signing key bytes (a `whsec_` secret is base64-decoded), or None when unset."""
+        if self.webhook_secret is None:
+            return None
+        secret = self.webhook_secret.get_secret_value()
+        if secret.startswith(WEBHOOK_SECRET_PREFIX):
+            return base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX))
+        return secret.encode()

@@ -1,0 +1,938 @@
+"""The REST contract over real HTTP (uvicorn on 127.0.0.1) on the local backend, with scripted workers.
+
+Written against the routes only, so another backend can run the same tests. The workers are a small
+script speaking the worker protocol (a WorkOrder line in, JobStatus lines out, stop at the end of stdin);
+the runner itself runs in tests/test_api_e2e.py. This module also holds the harness the other
+test_api_* modules import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from cli_runs import VIDEOJOBS, cli_env
+from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+from s3_server import S3Server
+
+from videojobs.contract import Quality
+from videojobs.settings import Settings
+from videojobs_api.app import create_app
+from videojobs_api.auth import KeyTable
+from videojobs_api.backends.base import ArtifactStore
+from videojobs_api.routes import InFlightKeys
+from videojobs_api.settings import ApiSettings
+from videojobs_api.webhooks import Outcome, WebhookDispatcher, is_public
+
+KEYS = {"alice": "alice-key-0123456789", "bob": "bob-key-0123456789ab", "root": "root-key-0123456789ab"}
+ROLES = {"alice": "user", "bob": "user", "root": "admin"}
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-secret-bytes").decode()
+PROBLEM = "application/problem+json"
+
+SCRIPTED_WORKER = r'''
+"""A stand-in worker: its behaviour comes from words in the topic (hang, once, fail)."""
+import json, os, sys
+from pathlib import Path
+
+job_id = sys.argv[-1]
+order = json.loads(sys.stdin.readline())
+topic = order["request"]["topic"]
+folder = Path(order["settings"]["output_dir"]) / job_id
+folder.mkdir(parents=True, exist_ok=True)
+runs = folder / "runs.txt"
+run = int(runs.read_text()) + 1 if runs.exists() else 1
+runs.write_text(str(run))
+(folder / "environment.json").write_text(json.dumps(sorted(os.environ)))
+
+def report(**status):
+    print(json.dumps(status), flush=True)
+
+report(stage="planning", progress=15, message="Creating scene outline")
+if "hang" in topic and not ("once" in topic and run > 1):
+    report(stage="rendering", progress=50, message="Rendering scene 1/3")
+    sys.stdin.read()  # until the backend closes stdin
+    sys.exit(1)
+if "fail" in topic:
+    error = {"stage": "rendering", "message": "scene 2 failed", "recoverable": True}
+    report(stage="rendering", progress=60, message="scene 2 failed", error=error)
+    sys.exit(1)
+report(stage="rendering", progress=80, message="Rendered scene 3/3", scenes={"total": 3, "rendered": 3})
+if order["settings"]["storage_backend"] == "s3":
+    from videojobs.settings import Settings
+    from videojobs_runner.storage import storage_from_settings
+
+    storage = storage_from_settings(Settings.model_validate(order["settings"]))
+    store = lambda name, data: storage.put_bytes(f"{job_id}/{name}", data)
+else:
+    store = lambda name, data: (folder / name).write_bytes(data)
+store("video.mp4", bytes(range(256)) * 40)
+store("thumbnail.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+store("subtitles.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n")
+store("subtitles.srt", b"1\n00:00:00,000 --> 00:00:01,000\nHello\n")
+store("metadata.json", json.dumps({"id": job_id, "duration_seconds": 1.0}).encode())
+report(stage="completed", progress=100, message="Video generation completed",
+       scenes={"total": 3, "rendered": 3}, result={"durationSeconds": 1.0})
+'''
+VIDEO_BYTES = bytes(range(256)) * 40
+
+
+# --- harness (imported by the other test_api_* modules) ---------------------------------------------
+
+
+def api_settings(out: Path, **overrides: Any) -> ApiSettings:
+    """Settings for a test deployment storing under `out`, with three principals and webhooks allowed."""
+    values: dict[str, Any] = {
+        "keys": [f"{name}:{ROLES[name]}:{key}" for name, key in KEYS.items()],
+        "runner": Settings(output_dir=out, default_quality=Quality.LOW, max_fix_attempts=2),
+        "webhook_secret": WEBHOOK_SECRET,
+        "allow_insecure_webhooks": True,
+        "webhook_backoff_seconds": 0.05,
+        "sse_ping_seconds": 0.2,
+        "worker_stop_seconds": 5.0,
+    }
+    return ApiSettings(**(values | overrides))
+
+
+class ApiServer:
+    """The app under uvicorn on a free 127.0.0.1 port, in a thread."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=5
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def client(self, who: str | None = "alice") -> httpx.Client:
+        """An HTTP client authenticated as `who` (None: no Authorization header)."""
+        headers = {"Authorization": f"Bearer {KEYS[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@dataclass
+class Event:
+    """One SSE event."""
+
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Stream:
+    """What an events request returned: its events and how many keep-alive pings came with them."""
+
+    events: list[Event]
+    pings: int
+
+
+def read_events(client: httpx.Client, job_id: str, last_event_id: int | None = None) -> Stream:
+    """Follow a job's events until the server ends the stream."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    events, pings, fields = [], 0, dict[str, str]()
+    with client.stream("GET", f"/v1/videos/jobs/{job_id}/events", headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                pings += 1
+            elif line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            elif fields:
+                events.append(Event(int(fields["id"]), fields["event"], json.loads(fields["data"])))
+                fields = {}
+    return Stream(events, pings)
+
+
+def create(client: httpx.Client, topic: str = "finish", **body: Any) -> dict[str, Any]:
+    """POST a job; its JobResponse."""
+    response = client.post("/v1/videos/generate", json={"topic": topic, **body})
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def wait_for(client: httpx.Client, job_id: str, *phases: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll a job's status until its phase is one of `phases`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dict(client.get(f"/v1/videos/jobs/{job_id}/status").json())
+        if status["phase"] in phases:
+            return status
+        assert time.monotonic() < deadline, f"job {job_id} stayed {status['phase']}: {status['message']}"
+        time.sleep(0.05)
+
+
+def worker_processes(job_id: str) -> list[int]:
+    """Pids of processes whose command line names the job (its worker)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if job_id.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 recording webhook calls; answers `statuses` in turn, then 204."""
+
+    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    url: str = ""
+
+    def wait(self, count: int, timeout: float = 30) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < count:
+            assert time.monotonic() < deadline, f"{len(self.calls)} webhook calls, expected {count}"
+            time.sleep(0.02)
+        return self.calls
+
+
+@contextlib.contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A webhook receiver, running for the block."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(state.statuses.pop(0) if state.statuses else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver."""
+    with receiving() as state:
+        yield state
+
+
+def verify_signature(headers: dict[str, str], body: bytes, secret: str = WEBHOOK_SECRET) -> None:
+    """Check a Standard Webhooks signature as a receiver would."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert f"v1,{expected}" in headers["webhook-signature"].split(" ")
+    assert abs(time.time() - int(headers["webhook-timestamp"])) < 60
+
+
+@pytest.fixture
+def scripted_worker(tmp_path: Path) -> list[str]:
+    """The command of the stand-in worker."""
+    script = tmp_path / "scripted_worker.py"
+    script.write_text(SCRIPTED_WORKER)
+    return [sys.executable, str(script)]
+
+
+@pytest.fixture
+def api(tmp_path: Path, scripted_worker: list[str]) -> Iterator[ApiServer]:
+    """A deployment with the stand-in worker."""
+    with ApiServer(api_settings(tmp_path / "out", worker_command=scripted_worker)) as server:
+        yield server
+
+
+@pytest.fixture
+def idle_api(tmp_path: Path) -> Iterator[ApiServer]:
+    """A deployment that queues jobs but runs none (local_workers 0)."""
+    with ApiServer(api_settings(tmp_path / "out", local_workers=0, max_active_jobs=3)) as server:
+        yield server
+
+
+def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status naming these fields."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = dict(response.json())
+    assert problem["status"] == status and problem["title"]
+    for name in fields:
+        named = [e["field"] for e in problem["errors"] if e["field"].split(".")[0] == name]
+        assert named and name in problem["detail"], problem
+    return problem
+
+
+# --- creating, reading, following -------------------------------------------------------------------
+
+
+def test_a_job_runs_to_succeeded_and_its_events_come_in_order(api: ApiServer) -> None:
+    with api.client() as alice:
+        response = alice.post("/v1/videos/generate", json={"topic": "finish", "tags": ["demo"]})
+        assert response.status_code == 202
+        job = response.json()
+        assert response.headers["location"] == f"{api.url}/v1/videos/jobs/{job['id']}"
+        assert job["phase"] in {"Queued", "Running"} and job["owner"] == "alice"
+        assert job["request"]["tags"] == ["demo"] and job["urls"]["events"].endswith("/events")
+
+        stream = read_events(alice, job["id"], last_event_id=0)
+        ids = [event.id for event in stream.events]
+        assert ids == sorted(set(ids)) and ids[0] == 1
+        phases = [event.data["phase"] for event in stream.events]
+        assert phases[0] == "Queued" and phases[-1] == "Succeeded" and "Running" in phases
+        progress = [event.data["progress"] for event in stream.events]
+        assert progress == sorted(progress) and progress[-1] == 100
+        assert all(event.event == "status" for event in stream.events)
+
+        status = alice.get(f"/v1/videos/jobs/{job['id']}/status").json()
+        assert status == stream.events[-1].data
+        assert status["scenes"] == {"total": 3, "rendered": 3, "failed": 0, "ready": "3/3"}
+        assert status["duration_seconds"] == 1.0 and status["completed_at"] is not None
+
+
+def test_events_resume_after_last_event_id_and_close_after_the_end(api: ApiServer) -> None:
+    with api.client() as alice:
+        job_id = create(alice)["id"]
+        wait_for(alice, job_id, "Succeeded")
+        everything = read_events(alice, job_id, last_event_id=0).events
+        assert len(everything) >= 4
+
+        assert [e.id for e in read_events(alice, job_id).events] == [everything[-1].id]  # latest only
+        resumed = read_events(alice, job_id, last_event_id=2).events
+        assert [e.data for e in resumed] == [e.data for e in everything[2:]]
+        assert read_events(alice, job_id, last_event_id=everything[-1].id).events == []
+
+
+def test_a_live_stream_pings_and_ends_with_the_cancellation(api: ApiServer) -> None:
+    with api.client() as alice, api.client() as other:
+        job_id = create(alice, "hang")["id"]
+        wait_for(alice, job_id, "Running")
+        timer = threading.Timer(0.7, lambda: other.post(f"/v1/videos/jobs/{job_id}/cancel"))
+        timer.start()
+        stream = read_events(alice, job_id)
+        timer.join()
+        assert stream.pings >= 2  # every 0.2 s while the job sat in rendering
+        assert stream.events[-1].data["phase"] == "Cancelled"
+
+
+def test_a_failed_job_says_where_and_why(api: ApiServer) -> None:
+    with api.client() as alice:
+        job_id = create(alice, "fail")["id"]
+        status = wait_for(alice, job_id, "Failed")
+        assert status["error"] == {
+            "stage": "rendering",
+            "message": "scene 2 failed",
+            "recoverable": True,
+            "suggestion": "",
+        }
+        assert_problem(alice.get(f"/v1/videos/jobs/{job_id}/download"), 409)
+
+
+def test_jobs_are_listed_newest_first_a_page_at_a_time(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice, idle_api.client("bob") as bob:
+        ids = [create(alice, f"topic {n}")["id"] for n in range(3)]
+        alice.post(f"/v1/videos/jobs/{ids[1]}/cancel")
+        bobs = create(bob, "bob's")["id"]
+
+        seen, cursor = [], None
+        while True:
+            page = alice.get("/v1/videos/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+            body = page.json()
+            seen += [job["id"] for job in body["data"]]
+            assert body["has_more"] == (body["next_cursor"] is not None)
+            if not body["has_more"]:
+                break
+            cursor = body["next_cursor"]
+        assert seen == ids[::-1]
+
+        queued = alice.get("/v1/videos/jobs", params={"status": "Queued"}).json()["data"]
+        assert [job["id"] for job in queued] == [ids[2], ids[0]]
+        both = alice.get("/v1/videos/jobs", params=[("status", "Queued"), ("status", "Cancelled")])
+        assert len(both.json()["data"]) == 3
+        assert_problem(alice.get("/v1/videos/jobs", params={"cursor": "not-a-cursor"}), 422, "cursor")
+        assert_problem(alice.get("/v1/videos/jobs", params={"limit": 0}), 422, "limit")
+        assert_problem(alice.get("/v1/videos/jobs", params={"status": "Sleeping"}), 422, "status")
+        assert [job["id"] for job in bob.get("/v1/videos/jobs").json()["data"]] == [bobs]
+
+
+# --- validation, auth, isolation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"topic": ""}, "topic"),
+        ({"topic": "x" * 501}, "topic"),
+        ({"topic": "t", "quality": "ultra"}, "quality"),
+        ({"topic": "t", "priority": "asap"}, "priority"),
+        ({"topic": "t", "output_format": "webm"}, "output_format"),
+        ({"topic": "t", "max_cost_usd": 0}, "max_cost_usd"),
+        ({"topic": "t", "tags": ["x"] * 21}, "tags"),
+        ({"topic": "t", "webhook_url": "not a url"}, "webhook_url"),
+        ({"topic": "t", "enable_subtitles": "perhaps"}, "enable_subtitles"),
+        ({"topic": "t", "enable_thumbnails": 0}, "enable_thumbnails"),
+        ({"topic": "t", "max_cost_usd": "5"}, "max_cost_usd"),
+        ({"topic": "t", "webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"topic": "t", "webhook_events": ["always"]}, "webhook_events"),
+        ({"topic": "t", "surprise": 1}, "surprise"),
+        ({}, "topic"),
+    ],
+)
+def test_invalid_bodies_are_422_problems_naming_the_field(
+    idle_api: ApiServer, body: dict[str, Any], field: str
+) -> None:
+    with idle_api.client() as alice:
+        assert_problem(alice.post("/v1/videos/generate", json=body), 422, field)
+        assert alice.get("/v1/videos/jobs").json()["data"] == []
+
+
+def test_unparsable_json_is_a_422_problem(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice:
+        response = alice.post(
+            "/v1/videos/generate", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 422, "body")
+
+
+def test_the_seed_field_context_is_the_description(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice:
+        job = create(alice, "t", context="for beginners")
+        assert job["request"]["description"] == "for beginners"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": f"Basic {KEYS['alice']}"}],
+)
+def test_missing_or_invalid_keys_are_401_problems(idle_api: ApiServer, headers: dict[str, str]) -> None:
+    with httpx.Client(base_url=idle_api.url, headers=headers) as anonymous:
+        for response in (
+            anonymous.post("/v1/videos/generate", json={"topic": "t"}),
+            anonymous.get("/v1/videos/jobs"),
+            anonymous.get("/v1/videos/jobs/some-job/stream"),
+        ):
+            problem = assert_problem(response, 401)
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert KEYS["alice"] not in response.text and "wrong-key" not in problem["detail"]
+
+
+def test_keys_are_held_hashed_and_never_echoed(tmp_path: Path) -> None:
+    secret_file = tmp_path / "keys"
+    digest = hashlib.sha256(b"carol-key-0123456789").hexdigest()
+    secret_file.write_text(f"# mounted from a Secret\ncarol:admin:sha256:{digest}\n")
+    settings = ApiSettings(keys=f"alice:user:{KEYS['alice']}", keys_file=secret_file)
+    assert [(key.name, key.role.value) for key in settings.keys] == [("alice", "user"), ("carol", "admin")]
+    assert KEYS["alice"] not in repr(settings) and KEYS["alice"] not in settings.model_dump_json()
+    table = KeyTable(settings.keys)
+    assert table.authenticate(
+        HTTPAuthorizationCredentials(scheme="Bearer", credentials="carol-key-0123456789")
+    )
+    with pytest.raises(ValidationError) as error:
+        ApiSettings(keys="dave:user:too-short")
+    assert "too-short" not in str(error.value)
+    with pytest.raises(ValidationError, match="no API keys"):
+        ApiSettings(keys="")
+
+
+def test_another_principals_job_is_404_and_an_admin_sees_all(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice, idle_api.client("bob") as bob, idle_api.client("root") as root:
+        job_id = create(alice)["id"]
+        for method, path in [
+            ("GET", ""),
+            ("GET", "/status"),
+            ("GET", "/events"),
+            ("GET", "/stream"),
+            ("GET", "/metadata"),
+            ("POST", "/cancel"),
+            ("DELETE", ""),
+        ]:
+            assert_problem(bob.request(method, f"/v1/videos/jobs/{job_id}{path}"), 404)
+        assert bob.get("/v1/videos/jobs").json()["data"] == []
+        assert [job["id"] for job in root.get("/v1/videos/jobs").json()["data"]] == [job_id]
+        assert root.get(f"/v1/videos/jobs/{job_id}").json()["owner"] == "alice"
+        assert alice.get(f"/v1/videos/jobs/{job_id}/status").json()["phase"] == "Queued"  # untouched
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/videos/jobs/..%2F..%2Fetc%2Fpasswd/stream",
+        "/v1/videos/jobs/%2e%2e/metadata",
+        "/v1/videos/jobs/..%2F.videojobs-api.sqlite3/download",
+        "/v1/videos/jobs/Upper-Case/status",
+        "/v1/videos/jobs/under_score/thumbnail",
+        "/v1/videos/jobs/-leading-dash/subtitles",
+        "/v1/videos/jobs/job%00id/status",
+        "/v1/videos/jobs/" + "a" * 64 + "/status",
+        "/v1/videos/jobs/a%20b/events",
+    ],
+)
+def test_malformed_ids_never_reach_storage(
+    idle_api: ApiServer, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(*args: object) -> None:
+        raise AssertionError("storage was touched")
+
+    monkeypatch.setattr(ArtifactStore, "locate", forbidden)
+    monkeypatch.setattr(ArtifactStore, "read", forbidden)
+    with idle_api.client() as alice:
+        response = alice.get(path)
+        assert response.status_code in {404, 422}, response.text
+        assert response.headers["content-type"] == PROBLEM
+
+
+# --- idempotency and limits ---------------------------------------------------------------------------
+
+
+def test_idempotency_key_replays_the_job_and_refuses_another_body(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice, idle_api.client("bob") as bob:
+        key = {"Idempotency-Key": "order-42"}
+        first = alice.post("/v1/videos/generate", json={"topic": "t"}, headers=key)
+        again = alice.post("/v1/videos/generate", json={"topic": "t", "priority": "normal"}, headers=key)
+        assert (first.status_code, again.status_code) == (202, 202)
+        assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+        assert again.headers["location"] == first.headers["location"]
+
+        other = alice.post("/v1/videos/generate", json={"topic": "another"}, headers=key)
+        assert_problem(other, 422, "Idempotency-Key")
+        assert (
+            bob.post("/v1/videos/generate", json={"topic": "t"}, headers=key).json()["id"]
+            != first.json()["id"]
+        )
+        assert_problem(
+            alice.post("/v1/videos/generate", json={"topic": "t"}, headers={"Idempotency-Key": ""}), 422
+        )
+        assert len(alice.get("/v1/videos/jobs").json()["data"]) == 1
+
+
+def test_concurrent_retries_make_one_job(idle_api: ApiServer) -> None:
+    def post(_: int) -> httpx.Response:
+        with idle_api.client() as alice:
+            return alice.post("/v1/videos/generate", json={"topic": "t"}, headers={"Idempotency-Key": "same"})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(post, range(8)))
+    assert {r.status_code for r in responses} <= {202, 409}
+    assert len({r.json()["id"] for r in responses if r.status_code == 202}) == 1
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["type"].endswith("idempotency-key-in-use")
+
+
+def test_a_retry_while_the_first_request_is_in_flight_is_a_conflict() -> None:
+    keys = InFlightKeys()
+    with keys.hold("alice", "k"):
+        with pytest.raises(Exception, match="Retry once the first request"), keys.hold("alice", "k"):
+            pass
+        with keys.hold("bob", "k"), keys.hold("alice", None), keys.hold("alice", None):
+            pass
+    with keys.hold("alice", "k"):
+        pass
+
+
+def test_over_the_active_job_cap_is_429_with_retry_after(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice, idle_api.client("bob") as bob:
+        ids = [create(alice, f"t{n}")["id"] for n in range(3)]
+        response = alice.post("/v1/videos/generate", json={"topic": "one too many"})
+        assert_problem(response, 429)
+        assert response.headers["retry-after"] == "30"
+        create(bob)  # the cap is per principal
+        alice.post(f"/v1/videos/jobs/{ids[0]}/cancel")
+        create(alice, "fits again")
+
+
+# --- cancel, delete, restart --------------------------------------------------------------------------
+
+
+def test_cancel_stops_the_running_worker(api: ApiServer) -> None:
+    with api.client() as alice:
+        job_id = create(alice, "hang")["id"]
+        wait_for(alice, job_id, "Running")
+        deadline = time.monotonic() + 10
+        while not worker_processes(job_id):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        response = alice.post(f"/v1/videos/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["phase"] == "Cancelled"
+        assert worker_processes(job_id) == []
+        problem = assert_problem(alice.post(f"/v1/videos/jobs/{job_id}/cancel"), 409)
+        assert problem["job"]["phase"] == "Cancelled"
+        assert alice.get(f"/v1/videos/jobs/{job_id}/status").json()["phase"] == "Cancelled"
+
+
+def test_delete_removes_the_job_and_its_artifacts(api: ApiServer) -> None:
+    out = api.settings.runner.output_dir
+    with api.client() as alice:
+        finished = create(alice)["id"]
+        wait_for(alice, finished, "Succeeded")
+        running = create(alice, "hang")["id"]
+        wait_for(alice, running, "Running")
+        assert (out / finished / "video.mp4").exists()
+
+        for job_id in (finished, running):
+            assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+            assert not (out / job_id).exists()
+            assert not (out / ".work" / f"{job_id}.worker.log").exists()
+            assert_problem(alice.get(f"/v1/videos/jobs/{job_id}"), 404)
+            assert_problem(alice.delete(f"/v1/videos/jobs/{job_id}"), 404)
+        assert worker_processes(running) == []
+
+
+def test_queued_jobs_start_by_priority(tmp_path: Path, scripted_worker: list[str]) -> None:
+    settings = api_settings(tmp_path / "out", worker_command=scripted_worker, local_workers=1)
+    with ApiServer(settings) as api, api.client() as alice:
+        first = create(alice, "hang")["id"]
+        wait_for(alice, first, "Running")
+        low = create(alice, "hang low", priority="low")["id"]
+        urgent = create(alice, "hang urgent", priority="urgent")["id"]
+        alice.post(f"/v1/videos/jobs/{first}/cancel")
+        wait_for(alice, urgent, "Running")
+        assert alice.get(f"/v1/videos/jobs/{low}/status").json()["phase"] == "Queued"
+        alice.post(f"/v1/videos/jobs/{urgent}/cancel")
+        wait_for(alice, low, "Running")
+        alice.post(f"/v1/videos/jobs/{low}/cancel")
+
+
+def test_workers_inherit_no_api_settings(
+    tmp_path: Path, scripted_worker: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDEOJOBS_API_WEBHOOK_SECRET", "whsec_c2VjcmV0")
+    monkeypatch.setenv("OPENAI_API_KEY", "for-the-runner")
+    with ApiServer(api_settings(tmp_path, worker_command=scripted_worker)) as api, api.client() as alice:
+        job_id = create(alice)["id"]
+        wait_for(alice, job_id, "Succeeded")
+    names = json.loads((tmp_path / job_id / "environment.json").read_text())
+    assert "OPENAI_API_KEY" in names and not [name for name in names if name.startswith("VIDEOJOBS_API_")]
+
+
+def test_a_restarted_server_resumes_interrupted_jobs(tmp_path: Path, scripted_worker: list[str]) -> None:
+    settings = api_settings(tmp_path / "out", worker_command=scripted_worker)
+    with ApiServer(settings) as first, first.client() as alice:
+        job_id = create(alice, "hang once")["id"]
+        wait_for(alice, job_id, "Running")
+    assert worker_processes(job_id) == []  # stopped with the server, still Running in its database
+
+    with ApiServer(settings) as second, second.client() as alice:
+        status = wait_for(alice, job_id, "Succeeded")
+        assert status["progress"] == 100
+        events = read_events(alice, job_id, last_event_id=0).events
+        interrupted = [e for e in events if "Interrupted by a server restart" in e.data["message"]]
+        assert len(interrupted) == 1 and interrupted[0].data["phase"] == "Queued"
+        assert [e.data["phase"] for e in events].count("Running") >= 2
+    assert (settings.runner.output_dir / job_id / "runs.txt").read_text() == "2"
+
+
+# --- video routes -------------------------------------------------------------------------------------
+
+
+def test_video_routes_of_an_unfinished_job_are_409_with_its_status(idle_api: ApiServer) -> None:
+    with idle_api.client() as alice:
+        job_id = create(alice)["id"]
+        for route in ("video-url", "stream", "download", "thumbnail", "subtitles", "metadata"):
+            problem = assert_problem(alice.get(f"/v1/videos/jobs/{job_id}/{route}"), 409)
+            assert problem["job"]["id"] == job_id and problem["job"]["phase"] == "Queued"
+
+
+def test_stream_serves_ranges(api: ApiServer) -> None:
+    size = len(VIDEO_BYTES)
+    with api.client() as alice:
+        job_id = create(alice, "The Pythagorean Theorem!")["id"]
+        wait_for(alice, job_id, "Succeeded")
+        stream = f"/v1/videos/jobs/{job_id}/stream"
+
+        whole = alice.get(stream)
+        assert (whole.status_code, whole.content) == (200, VIDEO_BYTES)
+        assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "video/mp4"
+        assert whole.headers["content-disposition"] == 'inline; filename="the-pythagorean-theorem.mp4"'
+
+        for header, start, end in [
+            ("bytes=0-99", 0, 99),
+            ("bytes=-100", size - 100, size - 1),
+            ("bytes=10000-", 10000, size - 1),
+        ]:
+            part = alice.get(stream, headers={"Range": header})
+            assert part.status_code == 206, header
+            assert part.headers["content-range"] == f"bytes {start}-{end}/{size}"
+            assert part.content == VIDEO_BYTES[start : end + 1]
+        multi = alice.get(stream, headers={"Range": "bytes=0-9,20-29"})
+        assert multi.status_code == 206 and multi.headers["content-type"].startswith("multipart/byteranges")
+
+        unsatisfiable = alice.get(stream, headers={"Range": f"bytes={size}-"})
+        assert (
+            unsatisfiable.status_code == 416 and unsatisfiable.headers["content-range"] == f"bytes */{size}"
+        )
+        assert alice.get(stream, headers={"Range": "bytes=9-1"}).status_code in {400, 416}
+        assert alice.get(stream, headers={"Range": "pages=1-2"}).status_code in {200, 400, 416}
+
+
+def test_download_thumbnail_subtitles_and_metadata(api: ApiServer) -> None:
+    with api.client() as alice:
+        job_id = create(alice, "Waves & Sound")["id"]
+        bare = create(alice, "bare", enable_subtitles=False, enable_thumbnails=False)["id"]
+        wait_for(alice, job_id, "Succeeded")
+        wait_for(alice, bare, "Succeeded")
+        base = f"/v1/videos/jobs/{job_id}"
+
+        download = alice.get(f"{base}/download")
+        assert download.content == VIDEO_BYTES
+        assert download.headers["content-disposition"] == 'attachment; filename="waves-sound.mp4"'
+        thumbnail = alice.get(f"{base}/thumbnail")
+        assert thumbnail.headers["content-type"] == "image/jpeg" and thumbnail.content.startswith(b"\xff\xd8")
+        vtt = alice.get(f"{base}/subtitles")
+        assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+        srt = alice.get(f"{base}/subtitles", params={"format": "srt"})
+        assert srt.headers["content-type"].startswith("application/x-subrip") and srt.text.startswith("1\n")
+        assert_problem(alice.get(f"{base}/subtitles", params={"format": "ass"}), 422, "format")
+        assert alice.get(f"{base}/metadata").json() == {"id": job_id, "duration_seconds": 1.0}
+
+        assert_problem(alice.get(f"/v1/videos/jobs/{bare}/subtitles"), 404)
+        assert_problem(alice.get(f"/v1/videos/jobs/{bare}/thumbnail"), 404)
+
+
+def test_video_url_is_signed_and_expires(api: ApiServer) -> None:
+    with api.client() as alice, api.client(None) as anonymous:
+        job_id = create(alice)["id"]
+        wait_for(alice, job_id, "Succeeded")
+        video = alice.get(f"/v1/videos/jobs/{job_id}/video-url").json()
+        assert video["kind"] == "api" and video["url"].startswith(
+            f"{api.url}/v1/videos/jobs/{job_id}/stream?"
+        )
+        assert (
+            3500
+            < time.mktime(time.strptime(video["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+            - time.mktime(time.gmtime())
+            < 3700
+        )
+
+        signed = anonymous.get(video["url"], headers={"Range": "bytes=0-9"})
+        assert (signed.status_code, signed.content) == (206, VIDEO_BYTES[:10])
+        url = httpx.URL(video["url"])
+        expires, signature = url.params["expires"], url.params["signature"]
+        for params in (
+            {"expires": str(int(expires) + 1), "signature": signature},
+            {"expires": expires, "signature": signature[:-2] + "AA"},
+            {"expires": "1", "signature": signature},
+            {"expires": expires},
+        ):
+            assert_problem(anonymous.get(url.copy_with(params=params)), 401)
+        other = create(alice)["id"]
+        wait_for(alice, other, "Succeeded")
+        assert_problem(
+            anonymous.get(
+                f"/v1/videos/jobs/{other}/stream", params={"expires": expires, "signature": signature}
+            ),
+            401,
+        )
+
+
+@pytest.mark.s3
+def test_with_s3_storage_video_routes_redirect_to_presigned_urls(
+    tmp_path: Path, scripted_worker: list[str], s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.create_bucket()
+    for name, value in s3_server.env(bucket).items():  # credentials for the server and its workers
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "out"))  # the database and worker logs stay local
+    settings = api_settings(tmp_path / "out", worker_command=scripted_worker, runner=Settings())
+    with ApiServer(settings) as api, api.client() as alice, httpx.Client() as outside:
+        job_id = create(alice)["id"]
+        wait_for(alice, job_id, "Succeeded")
+        video = alice.get(f"/v1/videos/jobs/{job_id}/video-url").json()
+        assert video["kind"] == "presigned" and video["url"].startswith(s3_server.endpoint_url)
+        part = outside.get(video["url"], headers={"Range": "bytes=0-9"})
+        assert (part.status_code, part.content) == (206, VIDEO_BYTES[:10])
+
+        redirect = alice.get(f"/v1/videos/jobs/{job_id}/stream")
+        assert redirect.status_code == 307 and redirect.headers["location"].startswith(s3_server.endpoint_url)
+        assert outside.get(redirect.headers["location"]).content == VIDEO_BYTES
+        assert alice.get(f"/v1/videos/jobs/{job_id}/metadata").json()["id"] == job_id
+
+        assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+        listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="videojobs/")
+        assert listed.get("KeyCount", 0) == 0
+
+
+# --- webhooks -----------------------------------------------------------------------------------------
+
+
+def test_webhooks_are_signed_and_sent_at_stage_changes_and_the_end(
+    api: ApiServer, receiver: Receiver
+) -> None:
+    with api.client() as alice:
+        job_id = create(alice, webhook_url=receiver.url, webhook_events=["completed", "stage"])["id"]
+        wait_for(alice, job_id, "Succeeded")
+        calls = receiver.wait(1)
+        deadline = time.monotonic() + 10
+        while json.loads(calls[-1][1])["type"] != "video.job.succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    for headers, body in calls:
+        verify_signature(headers, body)
+        assert headers["webhook-id"].startswith(f"msg_{job_id}_")
+    types = [json.loads(body)["type"] for _, body in calls]
+    assert types[-1] == "video.job.succeeded" and types.count("video.job.stage") >= 2
+    final = json.loads(calls[-1][1])
+    assert final["data"]["id"] == job_id and final["data"]["phase"] == "Succeeded"
+
+
+def deliveries(settings: ApiSettings, *sends: tuple[str, str]) -> list[Outcome]:
+    """Deliver `(url, message id)` pairs in turn with a fresh dispatcher; their outcomes."""
+
+    async def deliver() -> list[Outcome]:
+        dispatcher = WebhookDispatcher(settings, CollectorRegistry())
+        try:
+            return [await dispatcher.deliver(url, message_id, b"{}") for url, message_id in sends]
+        finally:
+            await dispatcher.aclose()
+
+    return asyncio.run(deliver())
+
+
+def test_webhook_deliveries_retry_after_server_errors(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.statuses = [503, 500, 200, 400]
+    outcomes = deliveries(api_settings(tmp_path), (receiver.url, "msg_1"), (receiver.url, "msg_2"))
+    assert outcomes == [Outcome.DELIVERED, Outcome.REJECTED]
+    assert [headers["webhook-id"] for headers, _ in receiver.calls] == ["msg_1"] * 3 + ["msg_2"]
+
+
+def test_webhooks_to_private_addresses_are_refused_at_connect_time(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    port = httpx.URL(receiver.url).port
+    urls = [f"https://127.0.0.1:{port}/hook", f"https://localhost:{port}/hook", receiver.url]
+    outcomes = deliveries(
+        api_settings(tmp_path, allow_insecure_webhooks=False), *((url, "m") for url in urls)
+    )
+    assert outcomes == [Outcome.REFUSED] * 3 and receiver.calls == []
+    private = [
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "127.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+    ]
+    for address in [
+        *private,
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+    ]:
+        assert not is_public(ipaddress.ip_address(address)), address
+    assert is_public(ipaddress.ip_address("93.184.215.14")) and is_public(
+        ipaddress.ip_address("2606:4700::1")
+    )
+
+
+def test_webhook_urls_must_be_https_unless_allowed(tmp_path: Path) -> None:
+    with (
+        ApiServer(api_settings(tmp_path, allow_insecure_webhooks=False, local_workers=0)) as api,
+        api.client() as alice,
+    ):
+        assert_problem(
+            alice.post("/v1/videos/generate", json={"topic": "t", "webhook_url": "http://example.com/h"}),
+            422,
+            "webhook_url",
+        )
+        create(alice, webhook_url="https://example.com/h")
+    with (
+        ApiServer(api_settings(tmp_path / "b", webhook_secret=None, local_workers=0)) as api,
+        api.client() as alice,
+    ):
+        assert_problem(
+            alice.post("/v1/videos/generate", json={"topic": "t", "webhook_url": "https://example.com/h"}),
+            422,
+            "webhook_url",
+        )
+
+
+# --- operations ---------------------------------------------------------------------------------------
+
+
+def test_health_and_metrics(idle_api: ApiServer) -> None:
+    with idle_api.client(None) as anonymous, idle_api.client() as alice:
+        assert anonymous.get("/livez").json() == {"status": "ok"}
+        assert anonymous.get("/readyz").json() == {"status": "ok"}
+        job_id = create(alice)["id"]
+        alice.get(f"/v1/videos/jobs/{job_id}/status")
+        metrics = anonymous.get("/metrics").text
+        assert (
+            'videojobs_api_requests_total{method="POST",route="/v1/videos/generate",status="202"} 1.0'
+            in metrics
+        )
+        assert 'route="/v1/videos/jobs/{job_id}/status"' in metrics and job_id not in metrics
+        assert KEYS["alice"] not in metrics
+
+
+def test_videojobs_serve_starts_the_api(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = cli_env(OUTPUT_DIR=str(tmp_path), VIDEOJOBS_API_KEYS=f"alice:user:{KEYS['alice']}")
+    server = subprocess.Popen(
+        [VIDEOJOBS, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout
+            time.sleep(0.1)
+        jobs = httpx.get(
+            f"http://127.0.0.1:{port}/v1/videos/jobs", headers={"Authorization": f"Bearer {KEYS['alice']}"}
+        )
+        assert jobs.json() == {"data": [], "next_cursor": None, "has_more": False}
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0].decode()
+    assert "Application shutdown complete" in log  # a graceful stop (uvicorn then re-raises the SIGTERM)
+    assert "GET /v1/videos/jobs" in log and KEYS["alice"] not in log
+    assert (tmp_path / ".videojobs-api.sqlite3").exists()

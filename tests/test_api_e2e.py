@@ -1,0 +1,134 @@
+"""One real job through the API: HTTP → worker process → litellm → fake LLM → Manim renders → artifacts.
+
+A single finished job (module-scoped) serves every artifact test; delete runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cli_runs import ffprobe
+from fake_llm import FIXTURES, FakeLLM, serve
+from test_api_contract import (
+    ApiServer,
+    Event,
+    Receiver,
+    api_settings,
+    create,
+    read_events,
+    receiving,
+    verify_signature,
+    worker_processes,
+)
+
+from videojobs.contract import Stage
+
+pytestmark = pytest.mark.render
+
+MODEL = "openai/gpt-4o-mini"
+
+
+@dataclass
+class Finished:
+    """The deployment, its finished job and what the job sent."""
+
+    api: ApiServer
+    llm: FakeLLM
+    job_id: str
+    events: list[Event]
+    receiver: Receiver
+
+    @property
+    def folder(self) -> Path:
+        return self.api.settings.runner.output_dir / self.job_id
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
+    llm = FakeLLM.from_folder(FIXTURES / "three-scenes")
+    llm_server = serve(llm)
+    with pytest.MonkeyPatch.context() as patch, receiving() as receiver:
+        patch.setenv("OPENAI_API_BASE", llm.url)  # inherited by the worker processes
+        patch.setenv("OPENAI_API_KEY", "test-key")
+        settings = api_settings(tmp_path_factory.mktemp("api-e2e"), local_workers=1)
+        with ApiServer(settings) as api, api.client() as alice:
+            job = create(alice, "Test topic", model=MODEL, webhook_url=receiver.url)
+            stream = read_events(alice, job["id"], last_event_id=0)
+            yield Finished(api, llm, job["id"], stream.events, receiver)
+    llm_server.shutdown()
+
+
+def test_events_arrive_in_order_and_end_in_succeeded(finished: Finished) -> None:
+    events = finished.events
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    last = events[-1].data
+    assert last["phase"] == "Succeeded", last
+    assert (last["stage"], last["progress"], last["scenes"]["ready"]) == ("completed", 100, "3/3")
+    assert last["usage"]["llm_calls"] == len(finished.llm.requests) and last["error"] is None
+    progress = [e.data["progress"] for e in events]
+    assert progress == sorted(progress)
+    first_seen = list(dict.fromkeys(e.data["stage"] for e in events))
+    assert first_seen == [stage.value for stage in Stage if stage.value in first_seen]  # pipeline order
+    assert {"planning", "rendering", "combining", "storage"} <= set(first_seen)
+
+
+def test_the_video_url_streams_with_ranges(finished: Finished) -> None:
+    video = (finished.folder / "video.mp4").read_bytes()
+    with finished.api.client() as alice, finished.api.client(None) as anonymous:
+        url = alice.get(f"/v1/videos/jobs/{finished.job_id}/video-url").json()["url"]
+        head = anonymous.get(url, headers={"Range": "bytes=0-1023"})
+        assert head.status_code == 206 and head.content == video[:1024] and head.content[4:8] == b"ftyp"
+        assert head.headers["content-range"] == f"bytes 0-1023/{len(video)}"
+        tail = anonymous.get(url, headers={"Range": "bytes=-10"})
+        assert tail.status_code == 206 and tail.content == video[-10:]
+        assert anonymous.get(url, headers={"Range": f"bytes={len(video)}-"}).status_code == 416
+
+
+def test_download_thumbnail_subtitles_and_metadata(finished: Finished, tmp_path: Path) -> None:
+    base = f"/v1/videos/jobs/{finished.job_id}"
+    with finished.api.client() as alice:
+        download = alice.get(f"{base}/download")
+        assert download.headers["content-disposition"] == 'attachment; filename="test-topic.mp4"'
+        saved = tmp_path / "download.mp4"
+        saved.write_bytes(download.content)
+        streams = {s["codec_type"]: s for s in ffprobe(saved)["streams"]}
+        assert (streams["video"]["codec_name"], streams["video"]["height"]) == ("h264", 480)
+        assert alice.get(f"{base}/thumbnail").content[:2] == b"\xff\xd8"
+        assert alice.get(f"{base}/subtitles").text.startswith("WEBVTT")
+        assert "-->" in alice.get(f"{base}/subtitles", params={"format": "srt"}).text
+        metadata = alice.get(f"{base}/metadata").json()
+        assert [s["title"] for s in metadata["scenes"]] == ["Shapes", "Formula", "Summary"]
+        assert metadata["id"] == finished.job_id and metadata["width"] == 854
+
+
+def test_the_webhook_reports_success_signed(finished: Finished) -> None:
+    headers, body = finished.receiver.wait(1)[-1]
+    verify_signature(headers, body)
+    payload = json.loads(body)
+    assert payload["type"] == "video.job.succeeded" and payload["data"]["id"] == finished.job_id
+
+
+def test_cancel_stops_a_running_worker_and_its_renders(finished: Finished) -> None:
+    with finished.api.client() as alice:
+        job_id = create(alice, "Cancelled topic", model=MODEL)["id"]
+        deadline = time.monotonic() + 120
+        while len(worker_processes(job_id)) < 2:  # the worker and a render sandbox (its own session)
+            assert time.monotonic() < deadline, alice.get(f"/v1/videos/jobs/{job_id}/status").json()
+            time.sleep(0.05)
+        response = alice.post(f"/v1/videos/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["phase"] == "Cancelled"
+        assert worker_processes(job_id) == []
+        assert read_events(alice, job_id).events[-1].data["phase"] == "Cancelled"
+
+
+def test_delete_removes_the_finished_job_and_its_artifacts(finished: Finished) -> None:
+    assert (finished.folder / "video.mp4").exists()
+    with finished.api.client() as alice:
+        assert alice.delete(f"/v1/videos/jobs/{finished.job_id}").status_code == 204
+        assert alice.get(f"/v1/videos/jobs/{finished.job_id}").status_code == 404
+    assert not finished.folder.exists()
