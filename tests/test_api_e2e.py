@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_runs import ffprobe
-from fake_llm import FIXTURES, FakeLLM, serve
-from test_api_contract import (
+from api_harness import (
     ApiServer,
     Event,
     Receiver,
@@ -25,6 +23,8 @@ from test_api_contract import (
     verify_signature,
     worker_processes,
 )
+from cli_runs import ffprobe
+from fake_llm import FIXTURES, FakeLLM, serve
 
 from videojobs.contract import Stage
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from api_harness import KEYS, ApiServer, api_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
-from test_api_contract import KEYS, ApiServer, api_settings
 
 from videojobs_api.app import create_app
 from videojobs_api.routes import IDEMPOTENCY_KEY_PATTERN

@@ -118,7 +118,8 @@ class UrlSigner:
 
     def verify(self, job_id: str, expires: int, signature: str) -> bool:
         """Whether the signature is this deployment's for `job_id` and has not expired."""
-        return expires >= time.time() and hmac.compare_digest(self.sign(job_id, expires), signature)
+        expected = self.sign(job_id, expires).encode()
+        return expires >= time.time() and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key of this deployment.")
