@@ -1,0 +1,463 @@
+"""One cluster-wide reconciler: Jobs for VideoJobs, their status, the MAX_RUNNING queue and TTL deletion.
+
+Kopf keeps three in-memory indexes (VideoJobs, the operator's Jobs, their pods; see handlers.py). Its
+handlers only call `ensure_job` and `kick`; everything else happens here, on a few worker tasks that
+read the indexes: no per-VideoJob timers or daemons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from videojobs.contract import Phase, VideoJobSpec
+from videojobs_operator.jobs import build_job, job_name
+from videojobs_operator.kube import GONE, KubeApi
+from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
+from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.status import (
+    JobView,
+    OperatorStatus,
+    PodView,
+    VideoJobView,
+    desired_status,
+    timestamp,
+)
+
+Key = tuple[str, str]
+"""(namespace, VideoJob name): how the indexes file VideoJobs, Jobs and pods."""
+
+RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 60.0
+RESERVATION_SECONDS = 30.0
+"""How long a slot handed to a Job counts as taken before the Job's watch event confirms it."""
+HOUSEKEEPING_SECONDS = 30.0
+HOUSEKEEPING_MIN_INTERVAL = 0.1
+
+logger = logging.getLogger(__name__)
+
+
+class WorkQueue:
+    """Keys to reconcile: each queued at most once, never handled by two workers at the same time."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._busy: set[Key] = set()
+        self._again: set[Key] = set()
+
+    def add(self, key: Key) -> None:
+        """Queue `key`, or mark it to be handled again once its current handling is done."""
+        if key in self._busy:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    async def get(self) -> Key:
+        """The next key; the caller must call `done(key)` afterwards."""
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._busy.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        """Finish handling `key`."""
+        self._busy.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._again)
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{error.status} {error.reason}"
+
+
+class Controller:
+    """Owns the operator's writes: Jobs, the operator's status fields, queue releases, TTL deletions."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        api: KubeApi,
+        videojobs: kopf.Index[Key, VideoJobView],
+        jobs: kopf.Index[Key, JobView],
+        pods: kopf.Index[Key, PodView],
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self._videojobs = videojobs
+        self._jobs = jobs
+        self._pods = pods
+        self._work = WorkQueue()
+        self._housekeeping = asyncio.Event()
+        self._indexed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._written: dict[Key, tuple[str, OperatorStatus]] = {}  # ahead of the index until it catches up
+        self._failures: dict[str, tuple[str, str]] = {}  # VideoJob uid -> (reason, message)
+        self._reserved: dict[Key, float] = {}  # slots handed out, not yet seen in the index
+        self._attempts: dict[Key, int] = {}
+        self._deleting: set[str] = set()
+        self._stages: dict[str, tuple[str, float]] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the status workers and the housekeeper."""
+        for number in range(self.settings.api_concurrency):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"videojobs-status-{number}"))
+        self._tasks.append(asyncio.create_task(self._housekeeper(), name="videojobs-housekeeper"))
+
+    async def stop(self) -> None:
+        """Stop the tasks and the API client."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.api.close()
+
+    # --- called by the Kopf handlers ---------------------------------------------------------------
+
+    def kick(self, key: Key, *, queue: bool = False) -> None:
+        """Reconcile `key`'s status soon (and the queue, if `queue`).
+
+        Kopf calls handlers only once its indexes hold the whole initial listing, so the first kick
+        also tells the housekeeper it may count running Jobs.
+        """
+        self._indexed.set()
+        self._work.add(key)
+        if queue:
+            self._housekeeping.set()
+
+    def forget(self, key: Key, uid: str) -> None:
+        """Drop what is remembered about a deleted VideoJob."""
+        written = self._written.get(key)
+        if written is not None and written[0] == uid:
+            del self._written[key]
+        self._failures.pop(uid, None)
+        self._deleting.discard(uid)
+        self._stages.pop(uid, None)
+        self._reserved.pop(key, None)
+        self._attempts.pop(key, None)
+        self._housekeeping.set()
+
+    async def ensure_job(self, body: kopf.Body) -> None:
+        """Make the VideoJob's Job exist (or, with spec.suspend, not exist). Idempotent."""
+        videojob = VideoJobView.from_body(body)
+        key = (videojob.namespace, videojob.name)
+        try:
+            await self._ensure_job(videojob, body)
+        finally:
+            self.kick(key)
+
+    async def _ensure_job(self, videojob: VideoJobView, body: kopf.Body) -> None:
+        key = (videojob.namespace, videojob.name)
+        phase = self._current(videojob).phase
+        if videojob.deleting or (phase is not None and phase.is_terminal):
+            return
+        job = self.job(key, videojob.uid)
+        if videojob.suspend:
+            if job is not None and not job.deleting:
+                await self.api.delete_job(videojob.namespace, job.name)
+                logger.info("cancelled %s/%s: deleted Job %s", *key, job.name)
+            return
+        if job is not None:
+            return
+        try:
+            spec = VideoJobSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            self._fail(videojob, "InvalidSpec", str(error.errors()[0]["msg"]))
+            return
+        priority = 0
+        if spec.priority_class_name:
+            value = await self.api.priority(spec.priority_class_name)
+            if value is None:
+                self._fail(
+                    videojob,
+                    "PriorityClassNotFound",
+                    f"PriorityClass {spec.priority_class_name} does not exist",
+                )
+                return
+            priority = value
+        suspend = spec.queue_name is None and not self.admit(key)
+        manifest = build_job(
+            videojob.name, spec, self.settings, created=videojob.created, priority=priority, suspend=suspend
+        )
+        kopf.adopt(manifest, owner=body)
+        try:
+            await self.api.create_job(videojob.namespace, manifest)
+        except ApiException as error:
+            self._reserved.pop(key, None)
+            if error.status == 409:
+                await self._check_existing(videojob)
+            elif error.status in (400, 422):
+                self._fail(videojob, "InvalidJob", _api_message(error))
+            else:
+                message = f"creating its Job failed: {_api_message(error)}"
+                raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from error
+        else:
+            logger.info(
+                "created Job %s for %s/%s%s", manifest["metadata"]["name"], *key, " (queued)" * suspend
+            )
+
+    async def _check_existing(self, videojob: VideoJobView) -> None:
+        """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's."""
+        existing = await self.api.read_job(videojob.namespace, job_name(videojob.name))
+        owners = [
+            ref for ref in existing["metadata"].get("ownerReferences") or () if ref["kind"] == "VideoJob"
+        ]
+        if any(owner["uid"] == videojob.uid for owner in owners):
+            return
+        if owners:  # left by an earlier VideoJob of the same name; the garbage collector removes it
+            raise kopf.TemporaryError(
+                "the Job of an earlier VideoJob of this name still exists", delay=RETRY_SECONDS
+            )
+        message = f"Job {existing['metadata']['name']} exists and does not belong to this VideoJob"
+        self._fail(videojob, "JobNameConflict", message)
+
+    def _fail(self, videojob: VideoJobView, reason: str, message: str) -> None:
+        logger.warning("%s/%s failed: %s: %s", videojob.namespace, videojob.name, reason, message)
+        self._failures[videojob.uid] = (reason, message)
+
+    def observe_stage(self, videojob: VideoJobView) -> None:
+        """Feed the stage-duration histogram from the runner's stage transitions."""
+        now = time.monotonic()
+        previous = self._stages.get(videojob.uid)
+        phase = videojob.status.phase
+        finished = phase is not None and phase.is_terminal
+        if previous is not None and (previous[0] != videojob.stage or finished):
+            STAGE_DURATION.labels(previous[0]).observe(now - previous[1])
+        if finished or videojob.stage is None:
+            self._stages.pop(videojob.uid, None)
+        elif previous is None or previous[0] != videojob.stage:
+            self._stages[videojob.uid] = (videojob.stage, now)
+
+    # --- admission ---------------------------------------------------------------------------------
+
+    def admit(self, key: Key) -> bool:
+        """Whether a new Job may start at once: a slot is free and nothing waits for one (takes it)."""
+        limit = self.settings.max_running
+        if limit == 0:
+            return True
+        jobs = list(self._all_jobs())
+        self._prune_reservations(jobs)
+        if any(job.waiting for _, job in jobs) or len(self._running(jobs)) >= limit:
+            return False
+        self._reserved[key] = time.monotonic()
+        return True
+
+    async def _release(self) -> None:
+        """Unsuspend waiting Jobs while slots are free: higher priority first, then older first."""
+        limit = self.settings.max_running
+        if limit == 0:
+            return
+        jobs = list(self._all_jobs())
+        self._prune_reservations(jobs)
+        free = limit - len(self._running(jobs))
+        if free <= 0:
+            return
+        waiting = [
+            (key, job)
+            for key, job in jobs
+            if job.waiting and key not in self._reserved and self._releasable(key, job)
+        ]
+        waiting.sort(key=lambda pair: pair[1].queue_order())
+        for key, job in waiting[:free]:
+            self._reserved[key] = time.monotonic()
+            try:
+                await self.api.release_job(key[0], job.name, job.uid)
+            except ApiException as error:
+                self._reserved.pop(key, None)
+                if error.status not in GONE:
+                    RECONCILE_ERRORS.labels("release").inc()
+                    logger.warning("releasing Job %s/%s failed: %s", key[0], job.name, _api_message(error))
+                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self._housekeeping.set)
+            else:
+                logger.info("released Job %s/%s from the queue", key[0], job.name)
+
+    def _releasable(self, key: Key, job: JobView) -> bool:
+        videojob = self.videojob(key)
+        return (
+            videojob is not None
+            and videojob.uid == job.owner_uid
+            and not videojob.suspend
+            and not videojob.deleting
+        )
+
+    def _running(self, jobs: list[tuple[Key, JobView]]) -> set[Key]:
+        return {key for key, job in jobs if job.running and job.kueue_queue is None} | set(self._reserved)
+
+    def _prune_reservations(self, jobs: list[tuple[Key, JobView]]) -> None:
+        settled = {key for key, job in jobs if not job.waiting}
+        expired = time.monotonic() - RESERVATION_SECONDS
+        for key, since in list(self._reserved.items()):
+            if key in settled or since < expired:
+                del self._reserved[key]
+
+    # --- index lookups -------------------------------------------------------------------------------
+
+    def videojob(self, key: Key) -> VideoJobView | None:
+        """The VideoJob of that name (the live one if an old one of the same name is still going)."""
+        views = list(self._videojobs.get(key, ()))
+        live = [view for view in views if not view.deleting]
+        return live[-1] if live else (views[-1] if views else None)
+
+    def job(self, key: Key, owner_uid: str) -> JobView | None:
+        """That VideoJob's Job, if the operator has seen it."""
+        return next((job for job in self._jobs.get(key, ()) if job.owner_uid == owner_uid), None)
+
+    def _all_jobs(self) -> Iterator[tuple[Key, JobView]]:
+        for key, store in self._jobs.items():
+            for job in store:
+                yield key, job
+
+    def _current(self, videojob: VideoJobView) -> OperatorStatus:
+        """The operator's status fields as last written, even before the index has them."""
+        written = self._written.get((videojob.namespace, videojob.name))
+        return written[1] if written is not None and written[0] == videojob.uid else videojob.status
+
+    # --- status ------------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._work.get()
+            try:
+                await self._sync(key)
+            except ApiException as error:
+                if error.status in GONE:  # deleted, or replaced by a new VideoJob of the same name
+                    self._written.pop(key, None)
+                else:
+                    self._retry(key, "status", _api_message(error))
+            except Exception as error:  # a bug must not stop the worker; retried with backoff
+                logger.exception("reconciling %s/%s failed", *key)
+                self._retry(key, "status", str(error))
+            else:
+                self._attempts.pop(key, None)
+            finally:
+                self._work.done(key)
+
+    def _retry(self, key: Key, operation: str, message: str) -> None:
+        RECONCILE_ERRORS.labels(operation).inc()
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        delay = min(RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
+        logger.warning("%s of %s/%s failed (retry in %.0f s): %s", operation, *key, delay, message)
+        asyncio.get_running_loop().call_later(delay, self._work.add, key)
+
+    async def _sync(self, key: Key) -> None:
+        videojob = self.videojob(key)
+        if videojob is None or videojob.deleting:
+            return
+        written = self._written.get(key)
+        if written is not None and (written[0] != videojob.uid or written[1] == videojob.status):
+            del self._written[key]  # the index has caught up (or the VideoJob was replaced)
+        current = self._current(videojob)
+        job = self.job(key, videojob.uid)
+        pods = [pod for pod in self._pods.get(key, ()) if job is not None and pod.job_uid == job.uid]
+        desired = desired_status(
+            dataclasses.replace(videojob, status=current),
+            job,
+            pods,
+            now=timestamp(),
+            failure=self._failures.get(videojob.uid),
+        )
+        if desired == current or (desired.phase is Phase.PENDING and desired.job_name is None):
+            return  # nothing new, or nothing to say until the Job exists
+        await self.api.patch_status(videojob.namespace, videojob.name, videojob.uid, desired.to_wire())
+        self._written[key] = (videojob.uid, desired)
+        if desired.phase != current.phase and (current.phase, desired.phase) != (None, Phase.PENDING):
+            await self._phase_changed(videojob, current, desired)  # not for the initial Pending
+
+    async def _phase_changed(
+        self, videojob: VideoJobView, before: OperatorStatus, after: OperatorStatus
+    ) -> None:
+        assert after.phase is not None
+        headline = after.headline
+        message = f"{headline.reason}: {headline.message}" if headline else after.phase.value
+        logger.info("%s/%s: %s (%s)", videojob.namespace, videojob.name, after.phase.value, message)
+        if after.start_time and not before.start_time and videojob.created:
+            QUEUE_WAIT.observe(max(0.0, _seconds_between(videojob.created, after.start_time)))
+        if after.phase.is_terminal and videojob.ttl_seconds_after_finished is not None:
+            self._housekeeping.set()
+        try:
+            await self.api.post_event(
+                videojob.namespace,
+                videojob.name,
+                videojob.uid,
+                warning=after.phase is Phase.FAILED,
+                reason=after.phase.value,
+                message=message,
+            )
+        except ApiException as error:  # an Event is nice to have: never retry the status for it
+            RECONCILE_ERRORS.labels("event").inc()
+            logger.warning("posting an Event for %s/%s failed: %s", videojob.namespace, videojob.name, error)
+
+    # --- queue, TTL, gauges --------------------------------------------------------------------------
+
+    async def _housekeeper(self) -> None:
+        await self._indexed.wait()
+        while True:
+            self._housekeeping.clear()
+            wait = HOUSEKEEPING_SECONDS
+            try:
+                await self._release()
+                wait = min(wait, await self._expire())
+            except Exception:  # retried on the next round
+                RECONCILE_ERRORS.labels("housekeeping").inc()
+                logger.exception("housekeeping failed")
+                wait = RETRY_SECONDS
+            count_phases(self._current(view).phase for store in self._videojobs.values() for view in store)
+            await asyncio.sleep(HOUSEKEEPING_MIN_INTERVAL)  # coalesce bursts of wake-ups
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._housekeeping.wait(), timeout=max(wait, 0.0))
+
+    async def _expire(self) -> float:
+        """Delete finished VideoJobs past their ttlSecondsAfterFinished; seconds until the next is due."""
+        now = datetime.now(UTC)
+        due: list[VideoJobView] = []
+        next_due = HOUSEKEEPING_SECONDS
+        for store in self._videojobs.values():
+            for videojob in store:
+                status = self._current(videojob)
+                ttl = videojob.ttl_seconds_after_finished
+                if (
+                    ttl is None
+                    or status.phase is None
+                    or not status.phase.is_terminal
+                    or status.completion_time is None
+                    or videojob.deleting
+                    or videojob.uid in self._deleting
+                ):
+                    continue
+                remaining = ttl - (now - datetime.fromisoformat(status.completion_time)).total_seconds()
+                if remaining <= 0:
+                    due.append(videojob)
+                else:
+                    next_due = min(next_due, remaining)
+        for videojob in due:
+            self._deleting.add(videojob.uid)
+            try:
+                await self.api.delete_videojob(videojob.namespace, videojob.name, videojob.uid)
+            except ApiException:
+                self._deleting.discard(videojob.uid)
+                raise
+            logger.info("deleted %s/%s: finished longer than its TTL ago", videojob.namespace, videojob.name)
+        return next_due

@@ -1,0 +1,114 @@
+"""Kopf handlers: index VideoJobs, their Jobs and pods; ensure each VideoJob's Job; wake the reconciler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from videojobs.crd import GROUP, PLURAL, VERSION
+from videojobs_operator.controller import Controller, Key
+from videojobs_operator.jobs import MANAGED_BY_LABEL, MANAGER, NAME_ANNOTATION
+from videojobs_operator.kube import KubeApi
+from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.status import JobView, PodView, VideoJobView
+
+MANAGED = {MANAGED_BY_LABEL: MANAGER}
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
+RETRY_SECONDS = 5.0
+STORAGE_PREFIX = "videojobs.io"
+
+
+def _child_key(namespace: str | None, annotations: kopf.Annotations, name: str) -> Key:
+    return (namespace or "", annotations.get(NAME_ANNOTATION, name))
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
+    """Configure Kopf (standalone, server-side label selectors, own annotations) and start the reconciler."""
+    videojobs: kopf.Index[Key, VideoJobView] = indexes["videojob_index"]
+    jobs: kopf.Index[Key, JobView] = indexes["job_index"]
+    pods: kopf.Index[Key, PodView] = indexes["pod_index"]
+    config: OperatorSettings = memo.get("config") or OperatorSettings()
+    settings.peering.standalone = True
+    settings.scanning.disabled = True  # the CRD is installed first; no need to watch CRDs or namespaces
+    settings.watching.label_selectors["batch", "v1", "jobs"] = SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
+    settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.reporting_component = MANAGER
+    controller = Controller(config, KubeApi(config), videojobs, jobs, pods)
+    controller.start()
+    memo.controller = controller
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the reconciler."""
+    controller: Controller = memo.controller
+    await controller.stop()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def videojob_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, VideoJobView]:
+    """VideoJobs by (namespace, name)."""
+    return {(namespace or "", name): VideoJobView.from_body(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=MANAGED)
+def job_index(
+    body: kopf.Body, namespace: str | None, name: str, annotations: kopf.Annotations, **_: Any
+) -> dict[Key, JobView]:
+    """The operator's Jobs by their VideoJob's (namespace, name)."""
+    return {_child_key(namespace, annotations, name): JobView.from_body(body)}
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED)
+def pod_index(
+    body: kopf.Body, namespace: str | None, name: str, annotations: kopf.Annotations, **_: Any
+) -> dict[Key, PodView]:
+    """The pods of the operator's Jobs by their VideoJob's (namespace, name)."""
+    return {_child_key(namespace, annotations, name): PodView.from_body(body)}
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
+@kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.suspend", backoff=RETRY_SECONDS)
+async def ensure_job(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Create the VideoJob's Job if it has none (or delete it when spec.suspend cancels the VideoJob)."""
+    controller: Controller = memo.controller
+    await controller.ensure_job(body)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile the VideoJob's status; time its stages; forget it once deleted."""
+    controller: Controller = memo.controller
+    videojob = VideoJobView.from_body(body)
+    key = (videojob.namespace, videojob.name)
+    if type == "DELETED":
+        controller.forget(key, videojob.uid)
+        return
+    controller.observe_stage(videojob)
+    controller.kick(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def job_changed(
+    namespace: str | None, name: str, annotations: kopf.Annotations, memo: kopf.Memo, **_: Any
+) -> None:
+    """A Job moved: its VideoJob's status may change, and a queue slot may have freed up."""
+    controller: Controller = memo.controller
+    controller.kick(_child_key(namespace, annotations, name), queue=True)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+def pod_changed(
+    namespace: str | None, name: str, annotations: kopf.Annotations, memo: kopf.Memo, **_: Any
+) -> None:
+    """A pod moved: its VideoJob's status may change (scheduling, image pulls, termination reasons)."""
+    controller: Controller = memo.controller
+    controller.kick(_child_key(namespace, annotations, name))

@@ -1,0 +1,169 @@
+"""The batch/v1 Job that runs a VideoJob's runner: a pure function of the VideoJob and the settings."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from videojobs.contract import VideoJobSpec
+from videojobs_operator.settings import GPU_RESOURCE, OperatorSettings
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "videojobs-operator"
+NAME_LABEL = "videojobs.io/name"
+NAME_ANNOTATION = "videojobs.io/name"
+PRIORITY_ANNOTATION = "videojobs.io/priority"
+CREATED_ANNOTATION = "videojobs.io/created"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+CONTAINER = "runner"
+RUNNER_UID = 1000
+WORK_DIR = "/work"
+HOME_DIR = "/home/runner"
+EXIT_PERMANENT = 2
+"""The runner's exit code for failures a retry cannot fix (videojobs_runner.kube_entry.EXIT_PERMANENT)."""
+
+_MAX_NAME = 63  # a Job's name is also its pods' job-name label value
+
+
+def job_name(videojob: str) -> str:
+    """The Job's name: the VideoJob's when it fits 63 characters, else a truncation with a hash suffix.
+
+    Deterministic, so an operator restarted at any point finds the Job instead of creating another.
+    """
+    if len(videojob) <= _MAX_NAME:
+        return videojob
+    digest = hashlib.sha256(videojob.encode()).hexdigest()[:10]
+    return f"{videojob[: _MAX_NAME - 11].rstrip('-.')}-{digest}"
+
+
+def build_job(
+    name: str,
+    spec: VideoJobSpec,
+    settings: OperatorSettings,
+    *,
+    created: str,
+    priority: int = 0,
+    suspend: bool = False,
+) -> dict[str, Any]:
+    """The Job manifest for VideoJob `name` (created at `created`), without its owner reference.
+
+    `priority` (the value of spec.priorityClassName) and `created` order the operator's queue;
+    `suspend` holds the Job in it. With spec.queueName the Job is left to Kueue, suspended.
+    """
+    labels = {MANAGED_BY_LABEL: MANAGER}
+    if len(name) <= _MAX_NAME:
+        labels[NAME_LABEL] = name
+    job_labels = dict(labels)
+    if spec.queue_name:
+        job_labels[KUEUE_QUEUE_LABEL] = spec.queue_name
+    job_spec: dict[str, Any] = {
+        "suspend": suspend or spec.queue_name is not None,
+        "completions": 1,
+        "parallelism": 1,
+        "backoffLimit": spec.backoff_limit,
+        "podFailurePolicy": {
+            "rules": [
+                {  # the runner says a retry cannot help: fail the Job now
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [EXIT_PERMANENT]},
+                },
+                {  # preemption, eviction, node drain: retry without counting against backoffLimit
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
+        "template": {
+            "metadata": {"labels": labels, "annotations": {NAME_ANNOTATION: name}},
+            "spec": _pod_spec(name, spec, settings),
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(name),
+            "labels": job_labels,
+            "annotations": {
+                NAME_ANNOTATION: name,
+                PRIORITY_ANNOTATION: str(priority),
+                CREATED_ANNOTATION: created,
+            },
+        },
+        "spec": job_spec,
+    }
+
+
+def _pod_spec(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dict[str, Any]:
+    node_selector = spec.node_selector if spec.node_selector is not None else settings.default_node_selector
+    tolerations = spec.tolerations if spec.tolerations is not None else settings.default_tolerations
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",  # podFailurePolicy requires it; retries are new pods
+        "serviceAccountName": settings.runner_service_account,
+        "automountServiceAccountToken": True,  # the runner patches its VideoJob's status
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_UID,
+            "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": dict(node_selector),
+        "tolerations": [toleration.to_wire() for toleration in tolerations],
+        "containers": [_container(name, spec, settings)],
+        "volumes": [{"name": volume, "emptyDir": {}} for volume in ("tmp", "work", "home")],
+    }
+    if spec.priority_class_name:
+        pod["priorityClassName"] = spec.priority_class_name
+    return pod
+
+
+def _container(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dict[str, Any]:
+    gpu = spec.resources.gpu if spec.resources.gpu is not None else settings.default_gpu_count
+    amounts = {
+        "cpu": spec.resources.cpu or settings.default_cpu,
+        "memory": spec.resources.memory or settings.default_memory,
+    }
+    if gpu > 0:
+        amounts[GPU_RESOURCE] = str(gpu)
+    env_from: list[dict[str, Any]] = []
+    if settings.runner_configmap_name:
+        env_from.append({"configMapRef": {"name": settings.runner_configmap_name}})
+    for secret in (settings.llm_secret_name, settings.s3_secret_name):
+        if secret:
+            env_from.append({"secretRef": {"name": secret}})
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": settings.runner_image,
+        "imagePullPolicy": settings.runner_image_pull_policy,
+        "args": ["run-videojob"],
+        "workingDir": WORK_DIR,
+        "env": [
+            {"name": "VIDEOJOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "VIDEOJOB_NAME", "value": name},
+            {"name": "HOME", "value": HOME_DIR},
+        ],
+        "resources": {"requests": dict(amounts), "limits": dict(amounts)},  # Guaranteed QoS
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "work", "mountPath": WORK_DIR},
+            {"name": "home", "mountPath": HOME_DIR},
+        ],
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    return container

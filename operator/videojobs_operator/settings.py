@@ -1,0 +1,54 @@
+"""Operator configuration read from the environment (prefix-free names, e.g. RUNNER_IMAGE, MAX_RUNNING)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from videojobs.contract import Quantity, TaintEffect, Toleration, TolerationOperator
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
+
+
+def _gpu_tolerations() -> list[Toleration]:
+    return [Toleration(key=GPU_RESOURCE, operator=TolerationOperator.EXISTS, effect=TaintEffect.NO_SCHEDULE)]
+
+
+class OperatorSettings(BaseSettings):
+    """Every operator knob; a VideoJob's spec overrides the per-job defaults (DEFAULT_*).
+
+    RUNNER_IMAGE                 image of the runner container (entrypoint `videojobs`)
+    RUNNER_IMAGE_PULL_POLICY     its imagePullPolicy
+    RUNNER_SERVICE_ACCOUNT       ServiceAccount the runner pods use (operator/rbac/runner.yaml)
+    LLM_SECRET_NAME              Secret whose keys become the runner's env (LLM API keys); unset: none
+    S3_SECRET_NAME               Secret with the S3 credentials, as env; unset: none
+    RUNNER_CONFIGMAP_NAME        ConfigMap with pipeline settings (PLANNER_MODEL, STORAGE_BACKEND, ...)
+    DEFAULT_GPU_COUNT            nvidia.com/gpu per job unless spec.resources.gpu says otherwise
+    DEFAULT_CPU, DEFAULT_MEMORY  requests = limits (Guaranteed QoS) unless spec.resources says otherwise
+    DEFAULT_NODE_SELECTOR        JSON object; spec.nodeSelector replaces it
+    DEFAULT_TOLERATIONS          JSON list of tolerations; spec.tolerations replaces it
+    MAX_RUNNING                  jobs running at once; the rest wait suspended (Queued); 0 = no limit
+    API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
+    API_CONCURRENCY              API calls in flight at once (threads of the Kubernetes client)
+    METRICS_PORT                 Prometheus /metrics port; 0 turns the endpoint off
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    runner_image: str = "ghcr.io/videojobs/runner:latest"
+    runner_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    runner_service_account: str = "videojobs-runner"
+    llm_secret_name: str | None = None
+    s3_secret_name: str | None = None
+    runner_configmap_name: str | None = None
+    default_gpu_count: int = Field(default=1, ge=0, le=16)
+    default_cpu: Quantity = "4"
+    default_memory: Quantity = "16Gi"
+    default_node_selector: dict[str, str] = Field(default_factory=lambda: {GPU_NODE_LABEL: "true"})
+    default_tolerations: list[Toleration] = Field(default_factory=_gpu_tolerations)
+    max_running: int = Field(default=0, ge=0)
+    api_qps: float = Field(default=50.0, gt=0)
+    api_burst: int = Field(default=100, ge=1)
+    api_concurrency: int = Field(default=8, ge=1, le=64)
+    metrics_port: int = Field(default=8080, ge=0, le=65535)

@@ -1,0 +1,444 @@
+"""Phase and conditions of a VideoJob from its Job and pods: pure functions over small views of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from videojobs.contract import ConditionStatus, Phase
+from videojobs_operator.jobs import (
+    CREATED_ANNOTATION,
+    KUEUE_QUEUE_LABEL,
+    NAME_ANNOTATION,
+    PRIORITY_ANNOTATION,
+)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Queued", "Running", "Succeeded", "Failed", "Cancelled"
+"""Condition types the operator maintains."""
+
+WAITING_REASONS = frozenset(
+    {
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+"""Container waiting reasons worth surfacing: the pod will not start by itself."""
+
+TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
+
+FINISH_CONDITIONS = {
+    "SuccessCriteriaMet": "Complete",
+    "Complete": "Complete",
+    "FailureTarget": "Failed",
+    "Failed": "Failed",
+}
+"""Job conditions that settle its outcome; the first two of each pair come first (pods may still stop)."""
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 in UTC with a Z, whole seconds: how Kubernetes writes times."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A metav1.Condition (times as the API server's strings)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int | None = None
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> Condition:
+        """From the status' JSON."""
+        return cls(
+            type=str(wire.get("type", "")),
+            status=ConditionStatus(wire.get("status", ConditionStatus.UNKNOWN.value)),
+            reason=str(wire.get("reason", "")),
+            message=str(wire.get("message", "")),
+            last_transition_time=str(wire.get("lastTransitionTime", "")),
+            observed_generation=wire.get("observedGeneration"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """As the status' JSON."""
+        wire: dict[str, Any] = {
+            "type": self.type,
+            "status": self.status.value,
+            "reason": self.reason,
+            "message": self.message,
+            "lastTransitionTime": self.last_transition_time,
+        }
+        if self.observed_generation is not None:
+            wire["observedGeneration"] = self.observed_generation
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorStatus:
+    """The status fields the operator owns (videojobs.contract.OPERATOR_STATUS_FIELDS)."""
+
+    phase: Phase | None = None
+    conditions: tuple[Condition, ...] = ()
+    observed_generation: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    job_name: str | None = None
+
+    @classmethod
+    def from_wire(cls, status: Mapping[str, Any]) -> OperatorStatus:
+        """The operator's part of a VideoJob's status JSON."""
+        phase = status.get("phase")
+        return cls(
+            phase=Phase(phase) if phase in {member.value for member in Phase} else None,
+            conditions=tuple(Condition.from_wire(c) for c in status.get("conditions") or ()),
+            observed_generation=status.get("observedGeneration"),
+            start_time=status.get("startTime"),
+            completion_time=status.get("completionTime"),
+            job_name=status.get("jobName"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """A merge patch of the status: unset fields go as null so the patch clears them."""
+        return {
+            "phase": self.phase.value if self.phase else None,
+            "conditions": [condition.to_wire() for condition in self.conditions],
+            "observedGeneration": self.observed_generation,
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "jobName": self.job_name,
+        }
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of that type, if present."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    @property
+    def headline(self) -> Condition | None:
+        """The condition that explains the phase."""
+        by_phase = {
+            Phase.QUEUED: QUEUED,
+            Phase.PENDING: RUNNING,
+            Phase.RUNNING: RUNNING,
+            Phase.SUCCEEDED: SUCCEEDED,
+            Phase.FAILED: FAILED,
+            Phase.CANCELLED: CANCELLED,
+        }
+        return self.condition(by_phase[self.phase]) if self.phase else None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoJobView:
+    """What the operator needs to know about a VideoJob."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: str
+    suspend: bool = False
+    deleting: bool = False
+    ttl_seconds_after_finished: int | None = None
+    stage: str | None = None
+    status: OperatorStatus = OperatorStatus()
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> VideoJobView:
+        """From the VideoJob object."""
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation", 1)),
+            created=meta.get("creationTimestamp", ""),
+            suspend=bool(spec.get("suspend", False)),
+            deleting=meta.get("deletionTimestamp") is not None,
+            ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
+            stage=status.get("stage"),
+            status=OperatorStatus.from_wire(status),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A Job's terminal condition."""
+
+    type: str  # "Complete" or "Failed"
+    reason: str
+    message: str
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """What the operator needs to know about a Job it created."""
+
+    name: str
+    uid: str
+    videojob: str
+    owner_uid: str | None
+    suspended: bool
+    kueue_queue: str | None
+    priority: int
+    created: str
+    deleting: bool = False
+    failed_pods: int = 0
+    start_time: str | None = None
+    completion_time: str | None = None
+    finish: Finish | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> JobView:
+        """From the Job object."""
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        annotations = meta.get("annotations") or {}
+        owners = [ref for ref in meta.get("ownerReferences") or () if ref.get("kind") == "VideoJob"]
+        finish = None
+        for condition in status.get("conditions") or ():
+            outcome = FINISH_CONDITIONS.get(condition.get("type", ""))
+            if outcome is not None and condition.get("status") == "True" and finish is None:
+                finish = Finish(
+                    type=outcome,
+                    reason=condition.get("reason", ""),
+                    message=condition.get("message", ""),
+                    time=condition.get("lastTransitionTime", ""),
+                )
+        try:
+            priority = int(annotations.get(PRIORITY_ANNOTATION, 0))
+        except ValueError:
+            priority = 0
+        return cls(
+            name=meta["name"],
+            uid=meta["uid"],
+            videojob=annotations.get(NAME_ANNOTATION, meta["name"]),
+            owner_uid=owners[0]["uid"] if owners else None,
+            suspended=bool(spec.get("suspend", False)),
+            kueue_queue=(meta.get("labels") or {}).get(KUEUE_QUEUE_LABEL),
+            priority=priority,
+            created=annotations.get(CREATED_ANNOTATION, meta.get("creationTimestamp", "")),
+            deleting=meta.get("deletionTimestamp") is not None,
+            failed_pods=int(status.get("failed", 0)),
+            start_time=status.get("startTime"),
+            completion_time=status.get("completionTime"),
+            finish=finish,
+        )
+
+    @property
+    def running(self) -> bool:
+        """Admitted and not finished: it holds one of the MAX_RUNNING slots."""
+        return not self.suspended and self.finish is None and not self.deleting
+
+    @property
+    def waiting(self) -> bool:
+        """Held by the operator's own queue (not Kueue's) for a free slot."""
+        return self.suspended and self.kueue_queue is None and self.finish is None and not self.deleting
+
+    def queue_order(self) -> tuple[int, str, str]:
+        """Release order: higher priority first, then older VideoJobs first."""
+        return (-self.priority, self.created, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """What the operator needs to know about one of a Job's pods."""
+
+    name: str
+    created: str
+    phase: str
+    job_uid: str | None = None
+    node: str | None = None
+    deleting: bool = False
+    unschedulable: str | None = None
+    waiting_reason: str | None = None
+    waiting_message: str = ""
+    terminated_reason: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PodView:
+        """From the Pod object."""
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        unschedulable = None
+        for condition in status.get("conditions") or ():
+            if (condition.get("type"), condition.get("reason")) == ("PodScheduled", "Unschedulable"):
+                unschedulable = condition.get("message", "")
+        waiting: Mapping[str, Any] = {}
+        terminated: Mapping[str, Any] = {}
+        for container in status.get("containerStatuses") or ():
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or waiting
+            terminated = state.get("terminated") or terminated
+        owners = [ref for ref in meta.get("ownerReferences") or () if ref.get("kind") == "Job"]
+        return cls(
+            name=meta["name"],
+            created=meta.get("creationTimestamp", ""),
+            phase=status.get("phase", "Pending"),
+            job_uid=owners[0]["uid"] if owners else None,
+            node=spec.get("nodeName"),
+            deleting=meta.get("deletionTimestamp") is not None,
+            unschedulable=unschedulable,
+            waiting_reason=waiting.get("reason"),
+            waiting_message=waiting.get("message", ""),
+            terminated_reason=terminated.get("reason"),
+            exit_code=terminated.get("exitCode"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    phase: Phase
+    conditions: tuple[Condition, ...]
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+def _condition(type_: str, status: ConditionStatus, reason: str, message: str = "") -> Condition:
+    return Condition(type=type_, status=status, reason=reason, message=message)
+
+
+ADMITTED = _condition(QUEUED, FALSE, "Admitted", "the Job may run")
+
+
+def desired_status(
+    videojob: VideoJobView,
+    job: JobView | None,
+    pods: Iterable[PodView],
+    *,
+    now: str,
+    failure: tuple[str, str] | None = None,
+) -> OperatorStatus:
+    """The operator's status fields for `videojob`, given its Job and pods as observed now.
+
+    Terminal phases stick. `failure` is a (reason, message) recorded when the Job could not be created.
+    lastTransitionTime is kept for conditions whose status did not change.
+    """
+    current = videojob.status
+    if current.phase is not None and current.phase.is_terminal:
+        return dataclasses.replace(current, observed_generation=videojob.generation)
+    observed = _observe(videojob, job, sorted(pods, key=lambda pod: (pod.created, pod.name)), now, failure)
+    return OperatorStatus(
+        phase=observed.phase,
+        conditions=merge_conditions(current.conditions, observed.conditions, now, videojob.generation),
+        observed_generation=videojob.generation,
+        start_time=observed.start_time,
+        completion_time=observed.completion_time,
+        job_name=job.name if job is not None else current.job_name,
+    )
+
+
+def merge_conditions(
+    old: Sequence[Condition], new: Sequence[Condition], now: str, generation: int
+) -> tuple[Condition, ...]:
+    """`new`, stamped: each keeps the old lastTransitionTime when its status did not change."""
+    previous = {condition.type: condition for condition in old}
+    merged = []
+    for condition in new:
+        before = previous.get(condition.type)
+        kept = before.last_transition_time if before is not None and before.status == condition.status else ""
+        merged.append(
+            dataclasses.replace(condition, last_transition_time=kept or now, observed_generation=generation)
+        )
+    return tuple(merged)
+
+
+def _observe(
+    videojob: VideoJobView,
+    job: JobView | None,
+    pods: Sequence[PodView],
+    now: str,
+    failure: tuple[str, str] | None,
+) -> _Observed:
+    current = videojob.status
+    if videojob.suspend:
+        message = "cancelled with spec.suspend: true; its Job was deleted"
+        return _Observed(
+            Phase.CANCELLED,
+            (_condition(CANCELLED, TRUE, "Suspended", message),),
+            current.start_time,
+            now,
+        )
+    if job is None or (job.deleting and job.finish is None):
+        if failure is not None:
+            return _Observed(Phase.FAILED, (_condition(FAILED, TRUE, *failure),), None, now)
+        if current.job_name is not None:  # it existed: someone else deleted it
+            message = f"Job {current.job_name} was deleted before it finished; create a new VideoJob to retry"
+            return _Observed(Phase.FAILED, (_condition(FAILED, TRUE, "JobDeleted", message),), None, now)
+        return _Observed(Phase.PENDING, ())
+    if job.finish is not None:
+        return _finished(job, pods)
+    if job.suspended:
+        if job.kueue_queue is not None:
+            queued = _condition(
+                QUEUED, TRUE, "WaitingForKueue", f"Kueue LocalQueue {job.kueue_queue} admits it"
+            )
+        else:
+            queued = _condition(QUEUED, TRUE, "WaitingForSlot", "waiting for a free slot (MAX_RUNNING)")
+        return _Observed(Phase.QUEUED, (queued,))
+    present = [pod for pod in pods if not pod.deleting]
+    pod = present[-1] if present else None
+    retries = f" (after {job.failed_pods} failed attempt(s))" if job.failed_pods else ""
+    if pod is not None and pod.phase in ("Running", "Succeeded"):  # Succeeded: until the Job says so
+        running = _condition(RUNNING, TRUE, "PodRunning", f"pod {pod.name} runs on {pod.node}{retries}")
+        return _Observed(Phase.RUNNING, (ADMITTED, running), job.start_time)
+    return _Observed(Phase.PENDING, (ADMITTED, _pending(pod, retries)), job.start_time)
+
+
+def _pending(pod: PodView | None, retries: str) -> Condition:
+    if pod is None:
+        return _condition(RUNNING, FALSE, "PodPending", f"waiting for the Job to create a pod{retries}")
+    if pod.phase == "Failed":
+        cause = f"{pod.terminated_reason or 'Error'}, exit code {pod.exit_code}"
+        message = f"pod {pod.name} failed ({cause}); the Job retries or gives up{retries}"
+        return _condition(RUNNING, FALSE, "PodFailed", message)
+    if pod.unschedulable is not None:
+        message = f"no node can run pod {pod.name} (GPU nodes full or none match): {pod.unschedulable}"
+        return _condition(RUNNING, FALSE, "Unschedulable", message)
+    if pod.waiting_reason in WAITING_REASONS:
+        message = f"pod {pod.name}: {pod.waiting_message or pod.waiting_reason}"
+        return _condition(RUNNING, FALSE, pod.waiting_reason or "", message)
+    return _condition(RUNNING, FALSE, "PodPending", f"pod {pod.name} is starting{retries}")
+
+
+def _finished(job: JobView, pods: Sequence[PodView]) -> _Observed:
+    finish = job.finish
+    assert finish is not None
+    if finish.type == "Complete":
+        done = _condition(SUCCEEDED, TRUE, "Completed", f"Job {job.name} completed")
+        stopped = _condition(RUNNING, FALSE, "Completed", "the runner finished")
+        return _Observed(
+            Phase.SUCCEEDED, (ADMITTED, stopped, done), job.start_time, job.completion_time or finish.time
+        )
+    reason, message = _failure(finish, [pod for pod in pods if pod.phase == "Failed"])
+    failed = _condition(FAILED, TRUE, reason, message)
+    stopped = _condition(RUNNING, FALSE, reason, "the runner stopped")
+    return _Observed(Phase.FAILED, (ADMITTED, stopped, failed), job.start_time, finish.time)
+
+
+def _failure(finish: Finish, failed_pods: Sequence[PodView]) -> tuple[str, str]:
+    """The most useful reason: the last failed pod's cause when the Job only says it gave up."""
+    last = failed_pods[-1] if failed_pods else None
+    detail = f"Job: {finish.reason}: {finish.message}" if finish.message else f"Job: {finish.reason}"
+    if last is not None and last.terminated_reason == "OOMKilled":
+        return "OOMKilled", f"pod {last.name} ran out of memory; raise spec.resources.memory. {detail}"
+    if finish.reason == "PodFailurePolicy":
+        code = f" with exit code {last.exit_code}" if last is not None and last.exit_code is not None else ""
+        return "PodFailurePolicy", f"the runner failed{code}, which a retry cannot fix. {detail}"
+    if finish.reason == "BackoffLimitExceeded":
+        cause = ""
+        if last is not None and last.exit_code is not None:
+            cause = f"; last pod {last.name} exited with code {last.exit_code} ({last.terminated_reason})"
+        return "BackoffLimitExceeded", f"every attempt failed{cause}. {detail}"
+    if finish.reason == "DeadlineExceeded":
+        return "DeadlineExceeded", f"the Job ran past spec.activeDeadlineSeconds. {detail}"
+    return finish.reason or "JobFailed", detail

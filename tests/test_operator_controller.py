@@ -1,0 +1,345 @@
+"""The reconciler without a cluster: Job creation, status writes, the MAX_RUNNING queue, TTL, rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
+
+from videojobs.contract import Phase
+from videojobs_operator.controller import Controller, WorkQueue
+from videojobs_operator.kube import TokenBucket
+from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.status import JobView, PodView, VideoJobView
+
+NS = "ns"
+
+
+class FakeApi:
+    """Records the operator's API calls; answers like the API server would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.create_error: ApiException | None = None
+        self.existing: dict[str, Any] = {}
+        self.priorities = {"high": 1000}
+
+    async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
+        self.calls.append(("create", manifest["metadata"]["name"], manifest))
+        if self.create_error is not None:
+            raise self.create_error
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.existing
+
+    async def release_job(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("release", name))
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete-job", name))
+
+    async def patch_status(self, namespace: str, name: str, uid: str, fields: dict[str, Any]) -> None:
+        self.calls.append(("status", name, fields))
+
+    async def delete_videojob(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("delete-videojob", name))
+
+    async def priority(self, name: str) -> int | None:
+        return self.priorities.get(name)
+
+    async def post_event(self, namespace: str, name: str, uid: str, **event: Any) -> None:
+        self.calls.append(("event", name, event["reason"], event["warning"]))
+
+    def close(self) -> None:
+        pass
+
+    def take(self, kind: str) -> list[tuple[Any, ...]]:
+        taken = [call for call in self.calls if call[0] == kind]
+        self.calls = [call for call in self.calls if call[0] != kind]
+        return taken
+
+
+def body(name: str, created: str = "2026-01-01T00:00:00Z", status: dict[str, Any] | None = None, **spec: Any):
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoJob",
+        "metadata": {
+            "namespace": NS,
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+        },
+        "spec": {"topic": "t", **spec},
+        "status": status or {},
+    }
+
+
+def job_body(name: str, *, suspend: bool = False, priority: int = 0, created: str = "", done: bool = False):
+    conditions = [{"type": "Complete", "status": "True", "reason": "CompletionsReached"}] if done else []
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"job-{name}",
+            "annotations": {
+                "videojobs.io/name": name,
+                "videojobs.io/priority": str(priority),
+                "videojobs.io/created": created,
+            },
+            "ownerReferences": [{"kind": "VideoJob", "uid": f"uid-{name}", "name": name}],
+        },
+        "spec": {"suspend": suspend},
+        "status": {"startTime": None if suspend else "2026-01-01T00:00:05Z", "conditions": conditions},
+    }
+
+
+class World:
+    """A controller over plain-dict indexes that tests fill in as Kopf would."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.api = FakeApi()
+        self.videojobs: dict[tuple[str, str], list[VideoJobView]] = {}
+        self.jobs: dict[tuple[str, str], list[JobView]] = {}
+        self.pods: dict[tuple[str, str], list[PodView]] = {}
+        self.controller = Controller(
+            OperatorSettings(**settings),
+            self.api,  # type: ignore[arg-type]
+            self.videojobs,  # type: ignore[arg-type]
+            self.jobs,  # type: ignore[arg-type]
+            self.pods,  # type: ignore[arg-type]
+        )
+
+    def add_videojob(self, raw: dict[str, Any]) -> VideoJobView:
+        view = VideoJobView.from_body(raw)
+        self.videojobs[(NS, view.name)] = [view]
+        return view
+
+    def add_job(self, raw: dict[str, Any]) -> JobView:
+        view = JobView.from_body(raw)
+        self.jobs[(NS, view.videojob)] = [view]
+        return view
+
+    async def ensure(self, raw: dict[str, Any]) -> None:
+        self.add_videojob(raw)
+        await self.controller.ensure_job(raw)  # type: ignore[arg-type]
+
+    async def sync(self, name: str) -> None:
+        await self.controller._sync((NS, name))
+
+
+def test_new_videojob_gets_one_owned_job_and_its_status_follows() -> None:
+    async def scenario() -> None:
+        world = World()
+        await world.ensure(body("a"))
+        ((_, name, manifest),) = world.api.take("create")
+        assert name == "a" and manifest["spec"]["suspend"] is False
+        (owner,) = manifest["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("VideoJob", "uid-a", True)
+        await world.sync("a")
+        assert world.api.calls == []  # nothing to say until the Job exists
+
+        world.add_job(job_body("a"))
+        world.pods[(NS, "a")] = [
+            PodView(name="a-x", created="t", phase="Running", job_uid="job-a", node="gpu-node-0")
+        ]
+        await world.sync("a")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Running" and fields["jobName"] == "a"
+        assert world.api.take("event") == [("event", "a", "Running", False)]
+
+        await world.sync("a")  # the index has not caught up, but the controller remembers its write
+        assert world.api.calls == []
+        world.add_videojob(body("a", status=fields))
+        await world.sync("a")
+        assert world.api.calls == []
+
+        await world.controller.ensure_job(body("a", status=fields))  # type: ignore[arg-type]
+        assert world.api.take("create") == []  # restart/resume: the Job exists, no duplicate
+
+    asyncio.run(scenario())
+
+
+def test_job_name_conflicts_and_leftovers() -> None:
+    async def scenario() -> None:
+        world = World()
+        world.api.create_error = ApiException(status=409, reason="Conflict")
+        world.api.existing = {
+            "metadata": {"name": "a", "ownerReferences": [{"kind": "VideoJob", "uid": "uid-a"}]}
+        }
+        await world.ensure(body("a"))  # ours already: fine
+        await world.sync("a")
+        assert world.api.take("status") == []
+
+        world.api.existing = {
+            "metadata": {"name": "a", "ownerReferences": [{"kind": "VideoJob", "uid": "old"}]}
+        }
+        with pytest.raises(Exception, match="earlier VideoJob"):  # kopf.TemporaryError: retried later
+            await world.ensure(body("a"))
+
+        world.api.existing = {"metadata": {"name": "a"}}
+        await world.ensure(body("a"))
+        await world.sync("a")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Failed"
+        assert fields["conditions"][0]["reason"] == "JobNameConflict"
+        assert world.api.take("event") == [("event", "a", "Failed", True)]
+
+    asyncio.run(scenario())
+
+
+def test_missing_priority_class_fails_fast_and_known_ones_order_the_queue() -> None:
+    async def scenario() -> None:
+        world = World()
+        await world.ensure(body("a", priorityClassName="nope"))
+        assert world.api.take("create") == []
+        await world.sync("a")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["conditions"][0]["reason"] == "PriorityClassNotFound"
+
+        await world.ensure(body("b", priorityClassName="high"))
+        ((_, _, manifest),) = world.api.take("create")
+        assert manifest["metadata"]["annotations"]["videojobs.io/priority"] == "1000"
+
+    asyncio.run(scenario())
+
+
+def test_queue_admits_up_to_max_running_then_releases_by_priority_then_age() -> None:
+    async def scenario() -> None:
+        world = World(max_running=2)
+        world.add_videojob(body("running"))
+        world.add_job(job_body("running"))
+        await world.ensure(body("b"))
+        await world.ensure(body("c", created="2026-01-01T00:00:02Z"))
+        suspended = {call[1]: call[2]["spec"]["suspend"] for call in world.api.take("create")}
+        assert suspended == {"b": False, "c": True}  # b took the second slot, c waits
+
+        world.add_job(job_body("b"))
+        world.add_job(job_body("c", suspend=True, created="2026-01-01T00:00:02Z"))
+        for name, priority, created in (("d", 10, "2026-01-01T00:00:03Z"), ("e", 0, "2026-01-01T00:00:01Z")):
+            world.add_videojob(body(name, created=created))
+            world.add_job(job_body(name, suspend=True, priority=priority, created=created))
+        await world.ensure(body("f", created="2026-01-01T00:00:09Z"))
+        assert world.api.take("create")[0][2]["spec"]["suspend"] is True  # others wait: f queues
+        world.add_job(job_body("f", suspend=True, created="2026-01-01T00:00:09Z"))
+
+        await world.controller._release()
+        assert world.api.take("release") == []  # both slots taken
+
+        world.add_job(job_body("running", done=True))
+        await world.controller._release()
+        assert world.api.take("release") == [("release", "d")]  # highest priority first
+        await world.controller._release()
+        assert world.api.take("release") == []  # d's slot is reserved until its Job shows it
+
+        world.add_job(job_body("d", priority=10, created="2026-01-01T00:00:03Z"))
+        world.add_job(job_body("b", done=True))
+        await world.controller._release()
+        assert world.api.take("release") == [("release", "e")]  # then the oldest
+
+        world.add_videojob(body("c", created="2026-01-01T00:00:02Z", suspend=True))  # cancelled while queued
+        world.add_job(job_body("d", done=True))
+        await world.controller._release()
+        assert world.api.take("release") == [("release", "f")]
+
+    asyncio.run(scenario())
+
+
+def test_unlimited_never_queues() -> None:
+    async def scenario() -> None:
+        world = World()
+        for name in "abc":
+            await world.ensure(body(name))
+        assert [call[2]["spec"]["suspend"] for call in world.api.take("create")] == [False] * 3
+
+    asyncio.run(scenario())
+
+
+def test_suspend_cancels_deleting_the_job() -> None:
+    async def scenario() -> None:
+        world = World()
+        world.add_job(job_body("a"))
+        await world.ensure(body("a", suspend=True))
+        assert world.api.take("delete-job") == [("delete-job", "a")]
+        await world.sync("a")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Cancelled"
+
+        cancelled = body("a", status=fields, suspend=False)
+        await world.ensure(cancelled)  # Cancelled is final: un-suspending does not restart it
+        assert world.api.take("create") == []
+
+    asyncio.run(scenario())
+
+
+def test_finished_videojobs_are_deleted_after_their_ttl() -> None:
+    async def scenario() -> None:
+        world = World()
+        long_ago = "2020-01-01T00:00:00Z"
+        done = {"phase": "Succeeded", "completionTime": long_ago}
+        world.add_videojob(body("old", status=done, ttlSecondsAfterFinished=60))
+        world.add_videojob(body("kept", status=done))  # no TTL: kept
+        fresh = {"phase": "Failed", "completionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        world.add_videojob(body("fresh", status=fresh, ttlSecondsAfterFinished=600))
+        world.add_videojob(body("running", status={"phase": "Running"}, ttlSecondsAfterFinished=0))
+        next_due = await world.controller._expire()
+        assert world.api.take("delete-videojob") == [("delete-videojob", "old")]
+        assert 590 <= next_due <= 600 or next_due == 30  # capped by the housekeeping period
+        await world.controller._expire()
+        assert world.api.take("delete-videojob") == []  # asked once
+
+    asyncio.run(scenario())
+
+
+def test_stage_durations_come_from_status_transitions() -> None:
+    world = World()
+
+    def seen(stage: str | None, phase: str = "Running") -> None:
+        world.controller.observe_stage(
+            VideoJobView.from_body(body("s", status={"stage": stage, "phase": phase}))
+        )
+
+    def count(stage: str) -> float:
+        return REGISTRY.get_sample_value("videojobs_stage_duration_seconds_count", {"stage": stage}) or 0.0
+
+    before = count("planning"), count("rendering")
+    seen("planning")
+    seen("planning")
+    seen("rendering")
+    assert (count("planning"), count("rendering")) == (before[0] + 1, before[1])
+    seen("rendering", phase=Phase.SUCCEEDED.value)
+    assert count("rendering") == before[1] + 1
+    seen("rendering", phase=Phase.SUCCEEDED.value)
+    assert count("rendering") == before[1] + 1
+
+
+def test_work_queue_dedupes_and_never_hands_out_a_busy_key() -> None:
+    async def scenario() -> None:
+        queue = WorkQueue()
+        queue.add(("n", "a"))
+        queue.add(("n", "a"))
+        queue.add(("n", "b"))
+        assert len(queue) == 2
+        first = await queue.get()
+        queue.add(first)  # changed while being handled: handled again afterwards, not concurrently
+        second = await queue.get()
+        assert second != first and len(queue) == 1
+        queue.done(first)
+        assert await queue.get() == first
+
+    asyncio.run(scenario())
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    async def scenario() -> float:
+        bucket = TokenBucket(rate=100, burst=5)
+        started = time.monotonic()
+        for _ in range(15):
+            await bucket.acquire()
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    assert 0.09 <= elapsed < 1.0  # 5 at once, then 10 at 100/s

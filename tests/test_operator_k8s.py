@@ -1,0 +1,530 @@
+"""The operator against the real test control plane (hack/test-cluster): Jobs on KWOK GPU nodes, phases,
+failure reasons, queueing, restarts, cascading deletes, and the runner's ServiceAccount.
+
+The operator runs as `videojobs operator --namespace <test namespace>` in a subprocess, authenticated
+with a TokenRequest token of its ServiceAccount bound by operator/rbac/operator.yaml - so these tests
+also prove that RBAC is enough. KWOK runs a Job's pod for ~2 s, then marks it Succeeded. Where a test
+needs a pod to fail or run longer, the VideoJob goes through Kueue's path (spec.queueName: the Job is
+created suspended) and the test plays Kueue: it sets the pod template's annotations KWOK reads and
+unsuspends the Job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from k8s_cluster import K8sCluster
+from kubernetes import client
+
+from videojobs.contract import JobStatus, Stage
+from videojobs_runner.kube_reporter import KubernetesStatusReporter
+
+pytestmark = pytest.mark.k8s
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEOJOBS = Path(sys.executable).parent / "videojobs"
+OPERATOR_NAMESPACE = "videojobs-system"
+EXIT_CODE = "videojobs.test/kwok-exit-code"
+RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
+FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
+"""Job conditions after which its pod no longer holds a slot."""
+T = TypeVar("T")
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+class Operator:
+    """`videojobs operator --namespace NS` in a subprocess, as the operator's ServiceAccount."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path, env: dict[str, str]) -> None:
+        self.namespace = namespace
+        self.log = log
+        self.metrics_port = _free_port()
+        self._env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "METRICS_PORT": str(self.metrics_port),
+            "API_QPS": "200",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Operator:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(VIDEOJOBS), "operator", "--namespace", self.namespace],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:]) if self.log.exists() else ""
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 60, operator: Operator | None = None
+) -> T:
+    """Poll until probe() is truthy; fail naming `what` (and showing the operator's log) after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            log = f"\noperator log:\n{operator.tail()}" if operator else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{log}", pytrace=False)
+        time.sleep(0.2)
+
+
+def get(cluster: K8sCluster, namespace: str, *what: str) -> Any:
+    done = cluster.kubectl("-n", namespace, "get", *what, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def apply(cluster: K8sCluster, namespace: str, *objects: dict[str, Any]) -> None:
+    items = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(items))
+
+
+def videojob(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoJob",
+        "metadata": {"name": name},
+        "spec": {"topic": f"Topic of {name}", **spec},
+    }
+
+
+def phase_of(cluster: K8sCluster, namespace: str, name: str) -> str | None:
+    obj = get(cluster, namespace, "videojob", name)
+    return (obj or {}).get("status", {}).get("phase")
+
+
+def wait_phase(
+    cluster: K8sCluster, namespace: str, name: str, phase: str, operator: Operator
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = get(cluster, namespace, "videojob", name)
+        return obj if obj and obj.get("status", {}).get("phase") == phase else None
+
+    return wait_for(f"VideoJob {name} to be {phase}", probe, operator=operator)
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj["status"].get("conditions", [])}
+
+
+def jobs_of(cluster: K8sCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    found = get(cluster, namespace, "jobs", "-l", f"videojobs.io/name={name}")
+    return list(found["items"]) if found else []
+
+
+def pods_of(cluster: K8sCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    found = get(cluster, namespace, "pods", "-l", f"videojobs.io/name={name}")
+    return list(found["items"]) if found else []
+
+
+def admit_like_kueue(
+    cluster: K8sCluster, namespace: str, name: str, operator: Operator, **annotations: str
+) -> None:
+    """Unsuspend the (suspended, Kueue-labelled) Job, with annotations for KWOK on its pod template."""
+    wait_for(f"the suspended Job of {name}", lambda: jobs_of(cluster, namespace, name), operator=operator)
+    patch = {"spec": {"suspend": False, "template": {"metadata": {"annotations": annotations}}}}
+    cluster.kubectl("-n", namespace, "patch", "job", name, "--type=merge", "-p", json.dumps(patch))
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_cluster: K8sCluster) -> K8sCluster:
+    """The control plane with the CRD installed."""
+    k8s_cluster.kubectl("apply", "-f", str(REPO / "crds" / "videojob.yaml"))
+    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/videojobs.videojobs.io", "--timeout=60s")
+    return k8s_cluster
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig for the operator's ServiceAccount (operator/rbac/operator.yaml), by TokenRequest."""
+    if cluster.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    cluster.kubectl("apply", "-f", str(REPO / "operator" / "rbac" / "operator.yaml"))
+    token = cluster.kubectl(
+        "-n", OPERATOR_NAMESPACE, "create", "token", "videojobs-operator", "--duration=2h"
+    ).stdout.strip()
+    kubeconfig = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)},
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "operator"}}],
+                "current-context": "test",
+            }
+        )
+    )
+    return kubeconfig
+
+
+@pytest.fixture
+def namespace(cluster: K8sCluster) -> Iterator[str]:
+    """A fresh namespace with the runner's ServiceAccount and Role (operator/rbac/runner.yaml)."""
+    name = f"vj-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    runner = list(yaml.safe_load_all((REPO / "operator" / "rbac" / "runner.yaml").read_text()))
+    for obj in runner:
+        obj["metadata"]["namespace"] = name
+        for subject in obj.get("subjects", []):
+            subject["namespace"] = name
+    apply(cluster, name, *runner)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def start_operator(
+    operator_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., Operator]]:
+    """Start (and at the end stop) operators watching the test's namespace."""
+    started: list[Operator] = []
+
+    def start(**env: str) -> Operator:
+        operator = Operator(operator_kubeconfig, namespace, tmp_path / "operator.log", env).start()
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+# --- tests -----------------------------------------------------------------------------------------
+
+
+def test_videojob_runs_as_a_gpu_job_and_succeeds(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    other = f"{namespace}-other"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        apply(cluster, other, videojob("elsewhere"))  # not the operator's namespace: left alone
+        operator = start_operator()
+        apply(cluster, namespace, videojob("pythagoras", resources={"gpu": 2}, activeDeadlineSeconds=600))
+
+        (job,) = wait_for("the Job", lambda: jobs_of(cluster, namespace, "pythagoras"), operator=operator)
+        vj = get(cluster, namespace, "videojob", "pythagoras")
+        (owner,) = job["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "VideoJob",
+            "pythagoras",
+            vj["metadata"]["uid"],
+        )
+        assert owner["controller"] is True and owner["blockOwnerDeletion"] is True
+        assert job["spec"]["activeDeadlineSeconds"] == 600
+        pod_spec = job["spec"]["template"]["spec"]
+        assert pod_spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+        assert pod_spec["serviceAccountName"] == "videojobs-runner"
+
+        def scheduled() -> list[dict[str, Any]]:
+            return [p for p in pods_of(cluster, namespace, "pythagoras") if p["spec"].get("nodeName")]
+
+        (pod,) = wait_for("the pod on a node", scheduled, operator=operator)
+        assert pod["spec"]["nodeName"].startswith("gpu-node-")
+
+        done = wait_phase(cluster, namespace, "pythagoras", "Succeeded", operator)
+        status = done["status"]
+        assert status["jobName"] == "pythagoras" and status["observedGeneration"] == 1
+        assert status["startTime"] <= status["completionTime"]
+        found = conditions(done)
+        assert found["Succeeded"]["status"] == "True" and found["Succeeded"]["reason"] == "Completed"
+        assert found["Running"]["status"] == "False"
+
+        events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=pythagoras")
+        reasons = {e["reason"] for e in events["items"] if e["involvedObject"]["kind"] == "VideoJob"}
+        assert {"Running", "Succeeded"} <= reasons, reasons
+
+        table = cluster.kubectl("-n", namespace, "get", "videojobs").stdout.splitlines()
+        assert table[0].split() == ["NAME", "PHASE", "STAGE", "PROGRESS", "SCENES", "AGE"]
+        assert table[1].split()[:4] == ["pythagoras", "Succeeded", "initializing", "0"]
+        wide = cluster.kubectl("-n", namespace, "get", "vj", "-o", "wide").stdout.splitlines()[0].split()
+        assert wide[-3:] == ["TOPIC", "JOB", "MESSAGE"]
+
+        assert 'videojobs_videojobs{phase="Succeeded"} 1.0' in operator.metrics()
+        assert get(cluster, other, "jobs")["items"] == []
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_failures_surface_their_reason(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(
+        cluster,
+        namespace,
+        videojob("permanent", queueName="kueue", backoffLimit=3),
+        videojob("retryable", queueName="kueue", backoffLimit=0),
+        videojob("too-big", resources={"gpu": 8}),  # the GPU nodes have 4 each
+    )
+    queued = wait_phase(cluster, namespace, "permanent", "Queued", operator)
+    assert conditions(queued)["Queued"]["reason"] == "WaitingForKueue"
+    admit_like_kueue(cluster, namespace, "permanent", operator, **{EXIT_CODE: "2"})
+    admit_like_kueue(cluster, namespace, "retryable", operator, **{EXIT_CODE: "1"})
+
+    failed = conditions(wait_phase(cluster, namespace, "permanent", "Failed", operator))["Failed"]
+    assert failed["reason"] == "PodFailurePolicy" and "exit code 2" in failed["message"]
+    assert len(pods_of(cluster, namespace, "permanent")) == 1  # no retry despite backoffLimit 3
+    failed = conditions(wait_phase(cluster, namespace, "retryable", "Failed", operator))["Failed"]
+    assert failed["reason"] == "BackoffLimitExceeded" and "exited with code 1" in failed["message"]
+
+    def unschedulable() -> dict[str, Any] | None:
+        running = conditions(get(cluster, namespace, "videojob", "too-big")).get("Running", {})
+        return running if running.get("reason") == "Unschedulable" else None
+
+    running = wait_for("too-big to be Unschedulable", unschedulable, operator=operator)
+    assert "nvidia.com/gpu" in running["message"]
+    assert phase_of(cluster, namespace, "too-big") == "Pending"
+    events = get(
+        cluster, namespace, "events", "--field-selector", "involvedObject.name=permanent,type=Warning"
+    )
+    assert any(e["reason"] == "Failed" for e in events["items"])
+
+
+def test_invalid_specs_are_refused_naming_the_field(cluster: K8sCluster, namespace: str) -> None:
+    def refused(*objects: dict[str, Any]) -> str:
+        items = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+        # --validate=false: no client-side schema check, so the API server is the one refusing.
+        done = cluster.kubectl(
+            "-n", namespace, "apply", "--validate=false", "-f", "-", input=items, check=False
+        )
+        assert done.returncode != 0
+        return done.stderr
+
+    no_topic = videojob("no-topic")
+    del no_topic["spec"]["topic"]
+    assert "spec.topic: Required value" in refused(no_topic)
+    assert 'spec.quality: Unsupported value: "ultra"' in refused(videojob("bad-quality", quality="ultra"))
+    assert "spec.maxScenes" in refused(videojob("too-many", maxScenes=50))
+    apply(cluster, namespace, videojob("fixed", suspend=True))
+    patch = json.dumps({"spec": {"topic": "Something else"}})
+    done = cluster.kubectl("-n", namespace, "patch", "vj", "fixed", "--type=merge", "-p", patch, check=False)
+    assert done.returncode != 0 and "spec.topic" in done.stderr and "immutable" in done.stderr
+    budget = json.dumps({"spec": {"maxCostUsd": 5}})  # the budget may still change
+    cluster.kubectl("-n", namespace, "patch", "vj", "fixed", "--type=merge", "-p", budget)
+
+
+def test_operator_killed_and_restarted_converges_without_duplicates(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(cluster, namespace, videojob("long", queueName="kueue"))
+    admit_like_kueue(cluster, namespace, "long", operator, **{RUN_FOR: "4s"})
+    wait_phase(cluster, namespace, "long", "Running", operator)
+    operator.stop(signal.SIGKILL)
+
+    apply(cluster, namespace, videojob("while-down"))  # created while no operator runs
+    cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", "job/long", "--timeout=60s")
+    assert phase_of(cluster, namespace, "long") == "Running"  # nobody updated it
+    assert jobs_of(cluster, namespace, "while-down") == []
+
+    operator = start_operator()
+    wait_phase(cluster, namespace, "long", "Succeeded", operator)
+    wait_phase(cluster, namespace, "while-down", "Succeeded", operator)
+    operator.stop(signal.SIGKILL)
+    start_operator()  # and once more, with everything finished: nothing is created again
+    time.sleep(3)
+    for name in ("long", "while-down"):
+        assert len(jobs_of(cluster, namespace, name)) == 1
+        assert phase_of(cluster, namespace, name) == "Succeeded"
+
+
+def test_deleting_a_videojob_deletes_its_job_and_pods(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(cluster, namespace, videojob("doomed", queueName="kueue"), videojob("cancelled", queueName="kueue"))
+    admit_like_kueue(cluster, namespace, "doomed", operator, **{RUN_FOR: "5m"})
+    admit_like_kueue(cluster, namespace, "cancelled", operator, **{RUN_FOR: "5m"})
+    wait_phase(cluster, namespace, "doomed", "Running", operator)
+    wait_phase(cluster, namespace, "cancelled", "Running", operator)
+
+    cluster.kubectl("-n", namespace, "delete", "videojob", "doomed", "--wait=true")
+    wait_for(
+        "the garbage collector to delete the Job and its pods",
+        lambda: not jobs_of(cluster, namespace, "doomed") and not pods_of(cluster, namespace, "doomed"),
+        operator=operator,
+    )
+
+    suspend = json.dumps({"spec": {"suspend": True}})
+    cluster.kubectl("-n", namespace, "patch", "vj", "cancelled", "--type=merge", "-p", suspend)
+    cancelled = wait_phase(cluster, namespace, "cancelled", "Cancelled", operator)
+    assert conditions(cancelled)["Cancelled"]["reason"] == "Suspended"
+    wait_for(
+        "the cancelled VideoJob's Job and pods to go",
+        lambda: not jobs_of(cluster, namespace, "cancelled") and not pods_of(cluster, namespace, "cancelled"),
+        operator=operator,
+    )
+
+
+def test_max_running_queues_and_releases_by_priority_then_age(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    high = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "videojobs-test-high"},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({**high, "value": 1000}))
+    operator = start_operator(MAX_RUNNING="1")
+    apply(cluster, namespace, videojob("first"))
+    wait_for("first to be admitted", lambda: jobs_of(cluster, namespace, "first"), operator=operator)
+    apply(cluster, namespace, videojob("older"))
+    time.sleep(1.1)  # creationTimestamp has whole seconds
+    apply(cluster, namespace, videojob("urgent", priorityClassName="videojobs-test-high"), videojob("newer"))
+
+    queued = wait_phase(cluster, namespace, "newer", "Queued", operator)
+    assert conditions(queued)["Queued"]["reason"] == "WaitingForSlot"
+    names = ("first", "older", "urgent", "newer")
+
+    def all_done() -> bool:
+        jobs = get(cluster, namespace, "jobs")["items"]  # one list: a consistent snapshot
+        running = [
+            job
+            for job in jobs
+            if not job["spec"].get("suspend")
+            and not any(
+                c["type"] in FINISHED and c["status"] == "True" for c in job["status"].get("conditions", [])
+            )
+        ]
+        assert len(running) <= 1, [job["metadata"]["name"] for job in running]
+        return all(phase_of(cluster, namespace, name) == "Succeeded" for name in names)
+
+    wait_for("all four to succeed, one at a time", all_done, timeout=90, operator=operator)
+    started = {name: jobs_of(cluster, namespace, name)[0]["status"]["startTime"] for name in names}
+    assert sorted(names, key=lambda name: started[name]) == ["first", "urgent", "older", "newer"], started
+
+
+def test_finished_videojobs_are_deleted_after_their_ttl(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(cluster, namespace, videojob("short-lived", ttlSecondsAfterFinished=1), videojob("kept"))
+    wait_phase(cluster, namespace, "kept", "Succeeded", operator)
+    wait_for(
+        "the finished VideoJob to be deleted",
+        lambda: get(cluster, namespace, "videojob", "short-lived") is None,
+        operator=operator,
+    )
+    assert phase_of(cluster, namespace, "kept") == "Succeeded"
+
+
+def _runner_api(cluster: K8sCluster, token: str) -> client.CustomObjectsApi:
+    configuration = client.Configuration()
+    configuration.host = cluster.server
+    configuration.ssl_ca_cert = str(cluster.ca_cert)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+def test_runner_service_account_moves_the_status_and_can_do_nothing_else(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(cluster, namespace, videojob("mine", queueName="kueue"), videojob("theirs", queueName="kueue"))
+    wait_phase(cluster, namespace, "mine", "Queued", operator)
+    token = cluster.kubectl(
+        "-n", namespace, "create", "token", "videojobs-runner", "--duration=10m"
+    ).stdout.strip()
+
+    async def run_stages() -> int:
+        api = _runner_api(cluster, token)
+        status = JobStatus()
+        async with KubernetesStatusReporter(api, namespace, "mine", min_interval=0.05) as reporter:
+            status.enter(Stage.PLANNING)
+            await reporter.publish(status)
+            status.scenes.total = 3
+            status.scenes.rendered = 2
+            status.enter(Stage.RENDERING, 2 / 3)
+            await reporter.publish(status)
+        return reporter.patches
+
+    assert asyncio.run(run_stages()) >= 1
+    mine = get(cluster, namespace, "videojob", "mine")
+    assert mine["status"]["stage"] == "rendering" and mine["status"]["progress"] == 70
+    assert mine["status"]["scenes"]["ready"] == "2/3"
+    assert mine["status"]["phase"] == "Queued"  # the operator's fields are left alone
+    row = cluster.kubectl("-n", namespace, "get", "vj", "mine", "--no-headers").stdout.split()
+    assert row[:5] == ["mine", "Queued", "rendering", "70", "2/3"]
+
+    def can_i(*args: str) -> str:
+        return cluster.kubectl(
+            "-n", namespace, "auth", "can-i", *args, token=token, check=False
+        ).stdout.strip()
+
+    assert can_i("get", "videojobs/mine") == "yes"
+    assert can_i("patch", "videojobs/mine", "--subresource=status") == "yes"
+    for verb, resource in (
+        ("list", "videojobs"),
+        ("watch", "videojobs"),
+        ("patch", "videojobs/theirs"),
+        ("delete", "videojobs/mine"),
+        ("create", "videojobs"),
+        ("create", "jobs.batch"),
+        ("get", "secrets"),
+        ("list", "pods"),
+    ):
+        assert can_i(verb, resource) == "no", f"the runner may {verb} {resource}"
+    spec_patch = json.dumps({"spec": {"maxCostUsd": 1000}})
+    denied = cluster.kubectl(
+        "-n", namespace, "patch", "vj", "theirs", "--type=merge", "-p", spec_patch, token=token, check=False
+    )
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    listing = cluster.kubectl("-n", namespace, "get", "videojobs", token=token, check=False)
+    assert listing.returncode != 0 and "forbidden" in listing.stderr.lower()

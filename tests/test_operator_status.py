@@ -1,0 +1,404 @@
+"""Phase and conditions from a Job and its pods: one row per situation and failure reason."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from videojobs.contract import ConditionStatus, JobStatus, Phase
+from videojobs_operator.status import (
+    Condition,
+    JobView,
+    OperatorStatus,
+    PodView,
+    VideoJobView,
+    desired_status,
+    merge_conditions,
+)
+
+T0, T1, NOW = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:05:00Z"
+VJ_UID, JOB_UID = "vj-uid", "job-uid"
+
+
+def videojob(status: dict[str, Any] | None = None, **spec: Any) -> VideoJobView:
+    return VideoJobView.from_body(
+        {
+            "metadata": {
+                "namespace": "ns",
+                "name": "v",
+                "uid": VJ_UID,
+                "generation": 3,
+                "creationTimestamp": T0,
+            },
+            "spec": {"topic": "t", **spec},
+            "status": status or {},
+        }
+    )
+
+
+def job(
+    *conditions: tuple[str, str, str], suspend: bool = False, kueue: bool = False, failed: int = 0
+) -> JobView:
+    labels = {"kueue.x-k8s.io/queue-name": "gpus"} if kueue else {}
+    return JobView.from_body(
+        {
+            "metadata": {
+                "name": "v",
+                "uid": JOB_UID,
+                "labels": labels,
+                "annotations": {"videojobs.io/name": "v", "videojobs.io/priority": "5"},
+                "ownerReferences": [{"kind": "VideoJob", "uid": VJ_UID, "name": "v"}],
+            },
+            "spec": {"suspend": suspend},
+            "status": {
+                "startTime": None if suspend else T0,
+                "completionTime": T1 if any(c[0] == "Complete" for c in conditions) else None,
+                "failed": failed,
+                "conditions": [
+                    {
+                        "type": type_,
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": T1,
+                    }
+                    for type_, reason, message in conditions
+                ],
+            },
+        }
+    )
+
+
+def pod(
+    phase: str = "Pending",
+    *,
+    name: str = "v-abcde",
+    unschedulable: str | None = None,
+    waiting: tuple[str, str] | None = None,
+    terminated: tuple[str, int] | None = None,
+    created: str = T0,
+) -> PodView:
+    state: dict[str, Any] = {}
+    if waiting:
+        state["waiting"] = {"reason": waiting[0], "message": waiting[1]}
+    if terminated:
+        state["terminated"] = {"reason": terminated[0], "exitCode": terminated[1]}
+    conditions = []
+    if unschedulable:
+        conditions.append(
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}
+        )
+    return PodView.from_body(
+        {
+            "metadata": {
+                "name": name,
+                "creationTimestamp": created,
+                "ownerReferences": [{"kind": "Job", "uid": JOB_UID, "name": "v"}],
+            },
+            "spec": {"nodeName": None if unschedulable else "gpu-node-0"},
+            "status": {
+                "phase": phase,
+                "conditions": conditions,
+                "containerStatuses": [{"name": "runner", "state": state}] if state else [],
+            },
+        }
+    )
+
+
+NO_GPU = "0/3 nodes are available: 2 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity"
+
+# (id, videojob, job, pods, failure) -> (phase, {condition type: (status, reason)}, substring of the headline)
+CASES: list[
+    tuple[str, VideoJobView, JobView | None, list[PodView], Any, Phase, dict[str, tuple[str, str]], str]
+] = [
+    ("job-not-created-yet", videojob(), None, [], None, Phase.PENDING, {}, ""),
+    (
+        "queued-for-a-slot",
+        videojob(),
+        job(suspend=True),
+        [],
+        None,
+        Phase.QUEUED,
+        {"Queued": ("True", "WaitingForSlot")},
+        "MAX_RUNNING",
+    ),
+    (
+        "queued-in-kueue",
+        videojob(),
+        job(suspend=True, kueue=True),
+        [],
+        None,
+        Phase.QUEUED,
+        {"Queued": ("True", "WaitingForKueue")},
+        "gpus",
+    ),
+    (
+        "admitted-no-pod-yet",
+        videojob(),
+        job(),
+        [],
+        None,
+        Phase.PENDING,
+        {"Queued": ("False", "Admitted"), "Running": ("False", "PodPending")},
+        "create a pod",
+    ),
+    (
+        "unschedulable-no-gpu-node",
+        videojob(),
+        job(),
+        [pod(unschedulable=NO_GPU)],
+        None,
+        Phase.PENDING,
+        {"Running": ("False", "Unschedulable")},
+        "Insufficient nvidia.com/gpu",
+    ),
+    (
+        "image-pull-backoff",
+        videojob(),
+        job(),
+        [pod(waiting=("ImagePullBackOff", 'Back-off pulling image "runner:nope"'))],
+        None,
+        Phase.PENDING,
+        {"Running": ("False", "ImagePullBackOff")},
+        "runner:nope",
+    ),
+    (
+        "missing-secret",
+        videojob(),
+        job(),
+        [pod(waiting=("CreateContainerConfigError", 'secret "llm-keys" not found'))],
+        None,
+        Phase.PENDING,
+        {"Running": ("False", "CreateContainerConfigError")},
+        "llm-keys",
+    ),
+    (
+        "container-creating-is-just-pending",
+        videojob(),
+        job(),
+        [pod(waiting=("ContainerCreating", ""))],
+        None,
+        Phase.PENDING,
+        {"Running": ("False", "PodPending")},
+        "starting",
+    ),
+    (
+        "running",
+        videojob(),
+        job(),
+        [pod("Running")],
+        None,
+        Phase.RUNNING,
+        {"Queued": ("False", "Admitted"), "Running": ("True", "PodRunning")},
+        "gpu-node-0",
+    ),
+    (
+        "running-the-retry",
+        videojob(),
+        job(failed=1),
+        [pod("Failed", terminated=("Error", 1)), pod("Running", name="v-second", created=T1)],
+        None,
+        Phase.RUNNING,
+        {"Running": ("True", "PodRunning")},
+        "1 failed attempt",
+    ),
+    (
+        "pod-failed-job-undecided",
+        videojob(),
+        job(failed=1),
+        [pod("Failed", terminated=("Error", 1))],
+        None,
+        Phase.PENDING,
+        {"Running": ("False", "PodFailed")},
+        "exit code 1",
+    ),
+    (
+        "pod-succeeded-job-completing",
+        videojob(),
+        job(),
+        [pod("Succeeded", terminated=("Completed", 0))],
+        None,
+        Phase.RUNNING,
+        {"Running": ("True", "PodRunning")},  # no extra patch until the Job finishes
+        "gpu-node-0",
+    ),
+    (
+        "complete",
+        videojob(),
+        job(("Complete", "CompletionsReached", "")),
+        [pod("Succeeded")],
+        None,
+        Phase.SUCCEEDED,
+        {"Succeeded": ("True", "Completed"), "Running": ("False", "Completed")},
+        "completed",
+    ),
+    (
+        "success-criteria-met-before-complete",
+        videojob(),
+        job(("SuccessCriteriaMet", "CompletionsReached", "")),
+        [pod("Succeeded")],
+        None,
+        Phase.SUCCEEDED,
+        {"Succeeded": ("True", "Completed")},
+        "completed",
+    ),
+    (
+        "oom-killed",
+        videojob(),
+        job(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"), failed=2),
+        [pod("Failed", terminated=("OOMKilled", 137))],
+        None,
+        Phase.FAILED,
+        {"Failed": ("True", "OOMKilled"), "Running": ("False", "OOMKilled")},
+        "spec.resources.memory",
+    ),
+    (
+        "backoff-limit-exceeded",
+        videojob(),
+        job(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"), failed=2),
+        [pod("Failed", terminated=("Error", 1))],
+        None,
+        Phase.FAILED,
+        {"Failed": ("True", "BackoffLimitExceeded")},
+        "exited with code 1",
+    ),
+    (
+        "deadline-exceeded",
+        videojob(),
+        job(("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")),
+        [],
+        None,
+        Phase.FAILED,
+        {"Failed": ("True", "DeadlineExceeded")},
+        "activeDeadlineSeconds",
+    ),
+    (
+        "permanent-runner-failure",
+        videojob(),
+        job(
+            (
+                "FailureTarget",
+                "PodFailurePolicy",
+                "Container runner for pod ns/v-abcde failed with exit code 2",
+            )
+        ),
+        [pod("Failed", terminated=("Error", 2))],
+        None,
+        Phase.FAILED,
+        {"Failed": ("True", "PodFailurePolicy")},
+        "exit code 2",
+    ),
+    (
+        "cancelled",
+        videojob(suspend=True),
+        job(),
+        [pod("Running")],
+        None,
+        Phase.CANCELLED,
+        {"Cancelled": ("True", "Suspended")},
+        "spec.suspend",
+    ),
+    (
+        "job-deleted-behind-our-back",
+        videojob({"phase": "Running", "jobName": "v"}),
+        None,
+        [],
+        None,
+        Phase.FAILED,
+        {"Failed": ("True", "JobDeleted")},
+        "deleted",
+    ),
+    (
+        "job-could-not-be-created",
+        videojob(),
+        None,
+        [],
+        ("PriorityClassNotFound", "PriorityClass nope does not exist"),
+        Phase.FAILED,
+        {"Failed": ("True", "PriorityClassNotFound")},
+        "nope",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("view", "the_job", "pods", "failure", "phase", "conditions", "headline"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_status_table(view, the_job, pods, failure, phase, conditions, headline) -> None:
+    status = desired_status(view, the_job, pods, now=NOW, failure=failure)
+    assert status.phase is phase
+    got = {c.type: (c.status.value, c.reason) for c in status.conditions}
+    assert conditions.items() <= got.items(), got
+    assert status.headline is None or headline in status.headline.message
+    assert status.observed_generation == 3
+    assert all(c.observed_generation == 3 and c.last_transition_time == NOW for c in status.conditions)
+    # The wire form is the contract's: the runner's JobStatus model reads it back.
+    wire = {key: value for key, value in status.to_wire().items() if value is not None}
+    assert JobStatus.model_validate(wire).phase is phase
+
+
+def test_times_and_job_name() -> None:
+    running = desired_status(videojob(), job(), [pod("Running")], now=NOW)
+    assert (running.start_time, running.completion_time, running.job_name) == (T0, None, "v")
+    done = desired_status(videojob(), job(("Complete", "CompletionsReached", "")), [], now=NOW)
+    assert (done.start_time, done.completion_time) == (T0, T1)
+    failed = desired_status(videojob(), job(("Failed", "DeadlineExceeded", "")), [], now=NOW)
+    assert failed.completion_time == T1  # the Failed condition's time
+    cancelled = desired_status(videojob(suspend=True), None, [], now=NOW)
+    assert cancelled.completion_time == NOW
+    queued = desired_status(videojob(), job(suspend=True), [], now=NOW)
+    assert queued.start_time is None
+
+
+def test_last_transition_time_is_kept_while_the_status_holds() -> None:
+    running = desired_status(videojob(), job(), [pod("Running")], now=T1)
+    again = desired_status(videojob(running.to_wire()), job(), [pod("Running")], now=NOW)
+    assert again == running  # nothing to patch
+    done = desired_status(
+        videojob(running.to_wire()), job(("Complete", "CompletionsReached", "")), [pod("Succeeded")], now=NOW
+    )
+    times = {c.type: c.last_transition_time for c in done.conditions}
+    assert times == {"Queued": T1, "Running": NOW, "Succeeded": NOW}
+
+
+def test_terminal_phases_stick() -> None:
+    done = desired_status(videojob(), job(("Complete", "CompletionsReached", "")), [], now=T1)
+    view = videojob(done.to_wire(), suspend=True)
+    later = desired_status(view, None, [], now=NOW)
+    assert later.phase is Phase.SUCCEEDED and later.conditions == done.conditions
+
+
+def test_merge_conditions_stamps_generation_and_new_times() -> None:
+    waiting = Condition(type="Queued", status=ConditionStatus.TRUE, reason="WaitingForSlot")
+    before = [dataclasses.replace(waiting, last_transition_time=T0)]
+    (kept,) = merge_conditions(before, [dataclasses.replace(waiting, message="still")], NOW, 7)
+    assert (kept.last_transition_time, kept.observed_generation, kept.message) == (T0, 7, "still")
+    admitted = dataclasses.replace(waiting, status=ConditionStatus.FALSE, reason="Admitted")
+    (moved,) = merge_conditions(before, [admitted], NOW, 7)
+    assert moved.last_transition_time == NOW
+
+
+def test_views_read_the_objects() -> None:
+    view = videojob(
+        {
+            "phase": "Queued",
+            "stage": "planning",
+            "conditions": [
+                {"type": "Queued", "status": "True", "reason": "WaitingForSlot", "lastTransitionTime": T0}
+            ],
+        },
+        ttlSecondsAfterFinished=60,
+    )
+    assert view.status.phase is Phase.QUEUED and view.stage == "planning"
+    assert view.ttl_seconds_after_finished == 60 and not view.suspend
+    assert OperatorStatus.from_wire({"phase": "Bogus"}).phase is None
+    the_job = job(suspend=True)
+    assert the_job.waiting and not the_job.running and the_job.priority == 5
+    assert the_job.owner_uid == VJ_UID and the_job.videojob == "v"
+    assert job().running and not job().waiting
+    assert not job(suspend=True, kueue=True).waiting
+    assert pod("Running").job_uid == JOB_UID
