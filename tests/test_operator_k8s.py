@@ -276,7 +276,8 @@ def test_videojob_runs_as_a_gpu_job_and_succeeds(
             return [p for p in pods_of(cluster, namespace, "pythagoras") if p["spec"].get("nodeName")]
 
         (pod,) = wait_for("the pod on a node", scheduled, operator=operator)
-        assert pod["spec"]["nodeName"].startswith("gpu-node-")
+        node = json.loads(cluster.kubectl("get", "node", pod["spec"]["nodeName"], "-o", "json").stdout)
+        assert node["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
 
         done = wait_phase(cluster, namespace, "pythagoras", "Succeeded", operator)
         status = done["status"]
@@ -296,7 +297,8 @@ def test_videojob_runs_as_a_gpu_job_and_succeeds(
         wide = cluster.kubectl("-n", namespace, "get", "vj", "-o", "wide").stdout.splitlines()[0].split()
         assert wide[-3:] == ["TOPIC", "JOB", "MESSAGE"]
 
-        assert 'videojobs_videojobs{phase="Succeeded"} 1.0' in operator.metrics()
+        gauge = 'videojobs_videojobs{phase="Succeeded"} 1.0'
+        wait_for("the by-phase gauge", lambda: gauge in operator.metrics(), timeout=10, operator=operator)
         assert get(cluster, other, "jobs")["items"] == []
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false")

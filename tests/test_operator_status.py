@@ -142,7 +142,7 @@ CASES: list[
         None,
         Phase.PENDING,
         {"Queued": ("False", "Admitted"), "Running": ("False", "PodPending")},
-        "create a pod",
+        "runner pod to start",
     ),
     (
         "unschedulable-no-gpu-node",
@@ -182,7 +182,7 @@ CASES: list[
         None,
         Phase.PENDING,
         {"Running": ("False", "PodPending")},
-        "starting",
+        "to start",
     ),
     (
         "running",

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,8 +42,8 @@ RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
 RESERVATION_SECONDS = 30.0
 """How long a slot handed to a Job counts as taken before the Job's watch event confirms it."""
-HOUSEKEEPING_SECONDS = 30.0
 HOUSEKEEPING_MIN_INTERVAL = 0.1
+GAUGE_SECONDS = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -414,9 +415,10 @@ class Controller:
 
     async def _housekeeper(self) -> None:
         await self._indexed.wait()
+        counted = 0.0
         while True:
             self._housekeeping.clear()
-            wait = HOUSEKEEPING_SECONDS
+            wait = GAUGE_SECONDS  # at least this often, to keep the by-phase gauge fresh
             try:
                 await self._release()
                 wait = min(wait, await self._expire())
@@ -424,7 +426,11 @@ class Controller:
                 RECONCILE_ERRORS.labels("housekeeping").inc()
                 logger.exception("housekeeping failed")
                 wait = RETRY_SECONDS
-            count_phases(self._current(view).phase for store in self._videojobs.values() for view in store)
+            if time.monotonic() - counted > GAUGE_SECONDS:
+                count_phases(
+                    self._current(view).phase for store in self._videojobs.values() for view in store
+                )
+                counted = time.monotonic()
             await asyncio.sleep(HOUSEKEEPING_MIN_INTERVAL)  # coalesce bursts of wake-ups
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._housekeeping.wait(), timeout=max(wait, 0.0))
@@ -433,7 +439,7 @@ class Controller:
         """Delete finished VideoJobs past their ttlSecondsAfterFinished; seconds until the next is due."""
         now = datetime.now(UTC)
         due: list[VideoJobView] = []
-        next_due = HOUSEKEEPING_SECONDS
+        next_due = math.inf
         for store in self._videojobs.values():
             for videojob in store:
                 status = self._current(videojob)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -23,6 +24,27 @@ def _child_key(namespace: str | None, annotations: kopf.Annotations, name: str) 
     return (namespace or "", annotations.get(NAME_ANNOTATION, name))
 
 
+class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff-base (the "essence" it compares to find changes) from spec, labels and annotations.
+
+    Kopf's own build deep-copies the whole object first, status and managedFields included, on every
+    watch event: with status patched several times per VideoJob that was most of the operator's CPU.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        """The essence of a slimmed copy of `body` (the whole body if extra fields are asked for)."""
+        if extra_fields:
+            return super().build(body=body, extra_fields=extra_fields)
+        meta = body.get("metadata", {})
+        slim: kopf.RawBody = {
+            "metadata": {"labels": meta.get("labels", {}), "annotations": meta.get("annotations", {})},
+            "spec": body.get("spec", {}),
+        }
+        return super().build(body=kopf.Body(slim))
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
     """Configure Kopf (standalone, server-side label selectors, own annotations) and start the reconciler."""
@@ -36,10 +58,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
     settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = SpecDiffBaseStorage(
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
-    settings.posting.reporting_component = MANAGER
+    settings.posting.enabled = False  # the controller posts its own Events (kube.KubeApi.post_event)
     controller = Controller(config, KubeApi(config), videojobs, jobs, pods)
     controller.start()
     memo.controller = controller
@@ -53,13 +75,15 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def videojob_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, VideoJobView]:
+async def videojob_index(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[Key, VideoJobView]:
     """VideoJobs by (namespace, name)."""
     return {(namespace or "", name): VideoJobView.from_body(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
-def job_index(
+async def job_index(
     body: kopf.Body, namespace: str | None, name: str, annotations: kopf.Annotations, **_: Any
 ) -> dict[Key, JobView]:
     """The operator's Jobs by their VideoJob's (namespace, name)."""
@@ -67,7 +91,7 @@ def job_index(
 
 
 @kopf.index("", "v1", "pods", labels=MANAGED)
-def pod_index(
+async def pod_index(
     body: kopf.Body, namespace: str | None, name: str, annotations: kopf.Annotations, **_: Any
 ) -> dict[Key, PodView]:
     """The pods of the operator's Jobs by their VideoJob's (namespace, name)."""
@@ -84,7 +108,7 @@ async def ensure_job(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Reconcile the VideoJob's status; time its stages; forget it once deleted."""
     controller: Controller = memo.controller
     videojob = VideoJobView.from_body(body)
@@ -97,7 +121,7 @@ def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: An
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-def job_changed(
+async def job_changed(
     namespace: str | None, name: str, annotations: kopf.Annotations, memo: kopf.Memo, **_: Any
 ) -> None:
     """A Job moved: its VideoJob's status may change, and a queue slot may have freed up."""
@@ -106,7 +130,7 @@ def job_changed(
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
-def pod_changed(
+async def pod_changed(
     namespace: str | None, name: str, annotations: kopf.Annotations, memo: kopf.Memo, **_: Any
 ) -> None:
     """A pod moved: its VideoJob's status may change (scheduling, image pulls, termination reasons)."""

@@ -15,17 +15,19 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from videojobs_operator.jobs import MANAGER
 from videojobs_operator.metrics import API_REQUESTS, API_THROTTLED_SECONDS
 from videojobs_operator.settings import OperatorSettings
 
 MERGE_PATCH = "application/merge-patch+json"
+JOBS = ("batch", "v1", "jobs")
+PRIORITY_CLASSES = ("scheduling.k8s.io", "v1", "priorityclasses")
 GONE = frozenset({404, 409, 410, 422})
 """Answers that mean the object is gone or was replaced (a uid precondition failed)."""
 
@@ -62,21 +64,23 @@ def api_client(concurrency: int) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = concurrency
+    configuration.connection_pool_maxsize = 2 * concurrency  # headroom: responses release late
     return client.ApiClient(configuration)
 
 
 class KubeApi:
-    """The handful of calls the operator makes besides Kopf's."""
+    """The handful of calls the operator makes besides Kopf's.
+
+    Only the generic custom-objects API and events.k8s.io are used: the typed batch and core clients
+    would add some 30 MiB of generated models to the operator's memory for five calls.
+    """
 
     def __init__(self, settings: OperatorSettings, api: client.ApiClient | None = None) -> None:
         self._api = api if api is not None else api_client(settings.api_concurrency)
         self._bucket = TokenBucket(settings.api_qps, settings.api_burst)
         self._executor = ThreadPoolExecutor(settings.api_concurrency, thread_name_prefix="kube-api")
-        self._batch = client.BatchV1Api(self._api)
-        self._core = client.CoreV1Api(self._api)
-        self._custom = client.CustomObjectsApi(self._api)
-        self._scheduling = client.SchedulingV1Api(self._api)
+        self._objects = client.CustomObjectsApi(self._api)
+        self._events = client.EventsV1Api(self._api)
         self._priorities: dict[str, int] = {}
         self._instance = socket.gethostname()
 
@@ -99,17 +103,18 @@ class KubeApi:
             raise
         API_REQUESTS.labels(verb, resource, str(response.status)).inc()
         data = response.data
+        response.release_conn()
         return json.loads(data) if data else None
 
     async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
         """Create a Job (ApiException 409 when one of that name exists)."""
-        await self._call("create", "jobs", self._batch.create_namespaced_job, namespace, manifest)
+        create = self._objects.create_namespaced_custom_object
+        await self._call("create", "jobs", create, *JOBS[:2], namespace, JOBS[2], manifest)
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any]:
         """The Job as the API server has it."""
-        job: dict[str, Any] = await self._call(
-            "get", "jobs", self._batch.read_namespaced_job, name, namespace
-        )
+        read = self._objects.get_namespaced_custom_object
+        job: dict[str, Any] = await self._call("get", "jobs", read, *JOBS[:2], namespace, JOBS[2], name)
         return job
 
     async def release_job(self, namespace: str, name: str, uid: str) -> None:
@@ -118,9 +123,11 @@ class KubeApi:
         await self._call(
             "patch",
             "jobs",
-            self._batch.patch_namespaced_job,
-            name,
+            self._objects.patch_namespaced_custom_object,
+            *JOBS[:2],
             namespace,
+            JOBS[2],
+            name,
             patch,
             _content_type=MERGE_PATCH,
         )
@@ -131,9 +138,11 @@ class KubeApi:
             await self._call(
                 "delete",
                 "jobs",
-                self._batch.delete_namespaced_job,
-                name,
+                self._objects.delete_namespaced_custom_object,
+                *JOBS[:2],
                 namespace,
+                JOBS[2],
+                name,
                 propagation_policy="Background",
             )
         except ApiException as error:
@@ -145,7 +154,7 @@ class KubeApi:
         await self._call(
             "patch",
             "videojobs/status",
-            self._custom.patch_namespaced_custom_object_status,
+            self._objects.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
             namespace,
@@ -161,7 +170,7 @@ class KubeApi:
             await self._call(
                 "delete",
                 "videojobs",
-                self._custom.delete_namespaced_custom_object,
+                self._objects.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 namespace,
@@ -177,10 +186,9 @@ class KubeApi:
     async def priority(self, priority_class: str) -> int | None:
         """The value of a PriorityClass (immutable, so cached); None when it does not exist."""
         if priority_class not in self._priorities:
+            read = self._objects.get_cluster_custom_object
             try:
-                found = await self._call(
-                    "get", "priorityclasses", self._scheduling.read_priority_class, priority_class
-                )
+                found = await self._call("get", "priorityclasses", read, *PRIORITY_CLASSES, priority_class)
             except ApiException as error:
                 if error.status == 404:
                     return None
@@ -191,11 +199,12 @@ class KubeApi:
     async def post_event(
         self, namespace: str, name: str, uid: str, *, warning: bool, reason: str, message: str
     ) -> None:
-        """Record a Kubernetes Event on the VideoJob (shown by `kubectl describe videojob`)."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        """Record an events.k8s.io Event on the VideoJob (shown by `kubectl describe videojob`)."""
         event = {
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name[:236]}.{time.time_ns():x}", "namespace": namespace},  # as client-go
+            "regarding": {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
                 "name": name,
@@ -204,12 +213,10 @@ class KubeApi:
             },
             "type": "Warning" if warning else "Normal",
             "reason": reason,
-            "message": message[:1024],
-            "source": {"component": MANAGER},
-            "reportingComponent": f"{GROUP}/operator",
+            "action": "PhaseChanged",
+            "note": message[:1024],
+            "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": f"{GROUP}/operator",
             "reportingInstance": self._instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
         }
-        await self._call("create", "events", self._core.create_namespaced_event, namespace, event)
+        await self._call("create", "events", self._events.create_namespaced_event, namespace, event)

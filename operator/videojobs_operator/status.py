@@ -395,8 +395,9 @@ def _observe(
 
 
 def _pending(pod: PodView | None, retries: str) -> Condition:
+    starting = _condition(RUNNING, FALSE, "PodPending", f"waiting for the runner pod to start{retries}")
     if pod is None:
-        return _condition(RUNNING, FALSE, "PodPending", f"waiting for the Job to create a pod{retries}")
+        return starting
     if pod.phase == "Failed":
         cause = f"{pod.terminated_reason or 'Error'}, exit code {pod.exit_code}"
         message = f"pod {pod.name} failed ({cause}); the Job retries or gives up{retries}"
@@ -407,7 +408,7 @@ def _pending(pod: PodView | None, retries: str) -> Condition:
     if pod.waiting_reason in WAITING_REASONS:
         message = f"pod {pod.name}: {pod.waiting_message or pod.waiting_reason}"
         return _condition(RUNNING, FALSE, pod.waiting_reason or "", message)
-    return _condition(RUNNING, FALSE, "PodPending", f"pod {pod.name} is starting{retries}")
+    return starting  # the same condition as before the pod existed: no status patch for this step
 
 
 def _finished(job: JobView, pods: Sequence[PodView]) -> _Observed:
