@@ -5,7 +5,7 @@ VideoJob is terminal (split into the Job controller's part and the operator's), 
 RSS and CPU time, and the API requests it made per VideoJob (counted by the API server through a
 FlowSchema that matches only the operator's ServiceAccount, plus the operator's own client counter).
 
-Run: `.venv/bin/python bench/operator.py [--count 1000]`. It starts its own test cluster (torn down
+Run: `.venv/bin/python bench/operator_load.py [--count 1000]`. It starts its own test cluster (torn down
 afterwards) unless TEST_CLUSTER_DIR names one that is up. The operator runs cluster-wide as
 `videojobs operator` with its ServiceAccount (operator/rbac/operator.yaml) and default settings.
 """
