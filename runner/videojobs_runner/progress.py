@@ -92,9 +92,16 @@ class ProgressTracker:
         """Send the current status to every reporter."""
         async with self._lock:
             self.status.heartbeat_time = utcnow()
-            snapshot = self.status.model_copy(deep=True)
-            for reporter in self.reporters:
-                await reporter.publish(snapshot)
+            delivery = asyncio.ensure_future(self._deliver(self.status.model_copy(deep=True)))
+            try:
+                await asyncio.shield(delivery)
+            except asyncio.CancelledError:
+                await delivery  # never leave an older status being written behind a newer one
+                raise
+
+    async def _deliver(self, snapshot: JobStatus) -> None:
+        for reporter in self.reporters:
+            await reporter.publish(snapshot)
 
     async def enter(self, stage: Stage, fraction: float = 0.0, message: str | None = None) -> None:
         """A job-wide stage begins (or advances)."""
