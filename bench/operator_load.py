@@ -4,35 +4,30 @@ Prints how long until every VideoJob has its Job, how long after their pods ende
 VideoJob is terminal (split into the Job controller's part and the operator's), the operator's peak
 RSS and CPU time, and the API requests it made per VideoJob (counted by the API server through a
 FlowSchema that matches only the operator's ServiceAccount, plus the operator's own client counter).
+Times come from the objects themselves (creation timestamps, condition transition times, the pods'
+finishedAt; whole seconds, one clock), read once everything is done.
 
 Run: `.venv/bin/python bench/operator_load.py [--count 1000]`. It starts its own test cluster (torn down
 afterwards) unless TEST_CLUSTER_DIR names one that is up. The operator runs cluster-wide as
 `videojobs operator` with its ServiceAccount (operator/rbac/operator.yaml) and default settings.
 """
 
-# ruff: noqa: E402  (imports follow the sys.path fix below)
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as a script, this file's folder comes first on sys.path, where "operator" would shadow the
-# standard library's module of that name: drop it before anything imports `operator`.
-HERE = os.path.dirname(os.path.abspath(__file__))  # noqa: PTH100, PTH120  (pathlib imports operator)
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]  # noqa: PTH100
 
 import argparse
 import json
+import os
 import re
 import secrets
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +41,7 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from k8s_cluster import K8sCluster, start_cluster, stop_cluster
+from k8s_cluster import K8sCluster, start_cluster, stop_cluster  # noqa: E402
 
 VIDEOJOBS = Path(sys.executable).parent / "videojobs"
 OPERATOR_NS = "videojobs-system"
@@ -56,95 +51,66 @@ TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
 
 
-@dataclass
-class Timeline:
-    """When (monotonic seconds) the bench saw each VideoJob's Job appear, its pod end, its Job end,
-    and the VideoJob become terminal - from `kubectl get --watch` streams."""
+def names_where(cluster: K8sCluster, namespace: str, resource: str, path: str, values: set[str]) -> set[str]:
+    """Names of the objects whose `path` (a jsonpath) is one of `values` - a light poll."""
+    template = f"{{range .items[*]}}{{.metadata.name}}|{{{path}}}{{'\\n'}}{{end}}"
+    lines = cluster.kubectl(
+        "-n", namespace, "get", resource, "-o", f"jsonpath={template}"
+    ).stdout.splitlines()
+    return {name for name, _, value in (line.partition("|") for line in lines) if value in values}
 
-    job_seen: dict[str, float] = field(default_factory=dict)
-    pod_done: dict[str, float] = field(default_factory=dict)
-    job_done: dict[str, float] = field(default_factory=dict)
+
+def listed(cluster: K8sCluster, namespace: str, resource: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(
+        cluster.kubectl("-n", namespace, "get", resource, "-o", "json", timeout=600).stdout
+    )["items"]
+    return items
+
+
+def at(stamp: str) -> float:
+    """A Kubernetes timestamp as epoch seconds."""
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+@dataclass
+class Times:
+    """Per VideoJob name, from the objects: created, its Job created, its pod ended, its Job finished,
+    it became terminal."""
+
+    created: dict[str, float] = field(default_factory=dict)
+    job_created: dict[str, float] = field(default_factory=dict)
+    pod_ended: dict[str, float] = field(default_factory=dict)
+    job_finished: dict[str, float] = field(default_factory=dict)
     terminal: dict[str, float] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def first(self, table: dict[str, float], name: str) -> None:
-        with self.lock:
-            table.setdefault(name, time.monotonic())
-
-
-class Watch:
-    """`kubectl get -w -o jsonpath` in a thread (restarted if it exits): one |-separated line per event."""
-
-    def __init__(self, cluster: K8sCluster, namespace: str, resource: str, template: str, log: Path) -> None:
-        self.command = [
-            str(cluster.bin_dir / "kubectl"),
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "-n",
-            namespace,
-            "get",
-            resource,
-            "--watch",
-            "-o",
-            f"jsonpath={template}" + r"{'\n'}",
-        ]
-        self.log = log
-        self.stopped = threading.Event()
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self, on_line: Callable[[list[str]], None]) -> Watch:
-        threading.Thread(target=self._pump, args=(on_line,), daemon=True).start()
-        return self
-
-    def _pump(self, on_line: Callable[[list[str]], None]) -> None:
-        while not self.stopped.is_set():
-            with self.log.open("a") as errors:
-                self.process = subprocess.Popen(
-                    self.command, stdout=subprocess.PIPE, stderr=errors, text=True
-                )
-                assert self.process.stdout is not None
-                for line in self.process.stdout:
-                    on_line(line.rstrip("\n").split("|"))
-                self.process.wait()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.process is not None:
-            self.process.terminate()
-
-
-def start_watches(
-    cluster: K8sCluster, namespace: str, timeline: Timeline, log: Path
-) -> list[threading.Event]:
-    def on_job(fields: list[str]) -> None:
-        name, types = fields[0], set(fields[1].split()) if len(fields) > 1 else set()
-        timeline.first(timeline.job_seen, name)
-        if types & FINISHED:
-            timeline.first(timeline.job_done, name)
-
-    def on_pod(fields: list[str]) -> None:
-        if len(fields) > 1 and fields[1] in ("Succeeded", "Failed"):
-            timeline.first(timeline.pod_done, fields[0])
-
-    def on_videojob(fields: list[str]) -> None:
-        phase = fields[1] if len(fields) > 1 else ""
-        with timeline.lock:
-            timeline.phases[fields[0]] = phase
-        if phase in TERMINAL:
-            timeline.first(timeline.terminal, fields[0])
-
-    return [
-        Watch(cluster, namespace, "jobs", r"{.metadata.name}{'|'}{.status.conditions[*].type}", log).start(
-            on_job
-        ),
-        Watch(
-            cluster, namespace, "pods", r"{.metadata.labels.videojobs\.io/name}{'|'}{.status.phase}", log
-        ).start(on_pod),
-        Watch(cluster, namespace, "videojobs", r"{.metadata.name}{'|'}{.status.phase}", log).start(
-            on_videojob
-        ),
-    ]
+    @classmethod
+    def read(cls, cluster: K8sCluster, namespace: str) -> Times:
+        times = cls()
+        for videojob in listed(cluster, namespace, "videojobs"):
+            name, status = videojob["metadata"]["name"], videojob.get("status", {})
+            times.created[name] = at(videojob["metadata"]["creationTimestamp"])
+            times.phases[name] = status.get("phase", "")
+            for condition in status.get("conditions", []):
+                if condition["type"] in TERMINAL and condition["status"] == "True":
+                    times.terminal[name] = at(condition["lastTransitionTime"])
+        for job in listed(cluster, namespace, "jobs"):
+            name = job["metadata"]["name"]
+            times.job_created[name] = at(job["metadata"]["creationTimestamp"])
+            finished = [
+                at(c["lastTransitionTime"])
+                for c in job.get("status", {}).get("conditions", [])
+                if c["type"] in FINISHED and c["status"] == "True"
+            ]
+            if finished:
+                times.job_finished[name] = min(finished)
+        for pod in listed(cluster, namespace, "pods"):
+            name = pod["metadata"]["labels"].get("videojobs.io/name", "")
+            for container in pod.get("status", {}).get("containerStatuses", []):
+                ended = container.get("state", {}).get("terminated", {}).get("finishedAt")
+                if ended:
+                    times.pod_ended[name] = max(times.pod_ended.get(name, 0.0), at(ended))
+        return times
 
 
 def kubectl_apply(cluster: K8sCluster, *objects: dict[str, Any], namespace: str | None = None) -> None:
@@ -274,20 +240,12 @@ def proc_figures(pid: int) -> tuple[float, float]:
     return peak_kib / 1024, cpu
 
 
-def status_lag(videojob: dict[str, Any]) -> float:
-    """Seconds from the Job's end (status.completionTime) to the operator's terminal condition."""
-    status = videojob["status"]
-    terminal = [c for c in status["conditions"] if c["type"] in TERMINAL and c["status"] == "True"]
-    finished = datetime.fromisoformat(status["completionTime"])
-    return (datetime.fromisoformat(terminal[0]["lastTransitionTime"]) - finished).total_seconds()
-
-
 def wait_until(what: str, done: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(0.5)
 
 
 def percentiles(values: list[float]) -> str:
@@ -295,7 +253,7 @@ def percentiles(values: list[float]) -> str:
         return "n/a"
     ordered = sorted(values)
     p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return f"p50 {statistics.median(ordered):.2f} s, p99 {p(0.99):.2f} s, max {ordered[-1]:.2f} s"
+    return f"p50 {statistics.median(ordered):.0f} s, p99 {p(0.99):.0f} s, max {ordered[-1]:.0f} s"
 
 
 def free_port() -> int:
@@ -325,8 +283,6 @@ def run(cluster: K8sCluster, count: int, timeout: float, env: dict[str, str]) ->
         "wait", "--for=condition=Ready", "node", "-l", "videojobs.io/bench=true", "--timeout=120s"
     )
 
-    timeline = Timeline()
-    watchers = start_watches(cluster, namespace, timeline, work / "watch-errors.log")
     port = free_port()
     log = work / "operator.log"
     operator_env = {
@@ -341,7 +297,7 @@ def run(cluster: K8sCluster, count: int, timeout: float, env: dict[str, str]) ->
         )
     api = client.CustomObjectsApi(config.new_client_from_config(str(cluster.kubeconfig)))
 
-    def create(name: str) -> float:
+    def create(name: str) -> None:
         body = {
             "apiVersion": "videojobs.io/v1alpha1",
             "kind": "VideoJob",
@@ -351,63 +307,72 @@ def run(cluster: K8sCluster, count: int, timeout: float, env: dict[str, str]) ->
         api.create_namespaced_custom_object(
             "videojobs.io", "v1alpha1", namespace, "videojobs", body, _preload_content=False
         )
-        return time.monotonic()
+
+    def terminal(names: set[str]) -> bool:
+        return names <= names_where(cluster, namespace, "videojobs", ".status.phase", TERMINAL)
 
     try:
         create("warmup")  # the operator is ready once it has run one VideoJob end to end
-        wait_until("the warm-up VideoJob", lambda: "warmup" in timeline.terminal, 120)
+        wait_until("the warm-up VideoJob", lambda: terminal({"warmup"}), 120)
         requests_before, client_before = operator_requests(cluster), client_requests(port)
         names = [f"vj-{i:05d}" for i in range(count)]
         started = time.monotonic()
         with ThreadPoolExecutor(16) as pool:
-            created_at = dict(zip(names, pool.map(create, names), strict=True))
-        created = time.monotonic()
-        wait_until("every Job", lambda: all(name in timeline.job_seen for name in names), timeout)
-        all_jobs = max(timeline.job_seen[name] for name in names)
-        wait_until(
-            "every VideoJob to be terminal", lambda: all(name in timeline.terminal for name in names), timeout
-        )
+            list(pool.map(create, names))
+        created = time.monotonic() - started
+        wait_until("every VideoJob to be terminal", lambda: terminal(set(names)), timeout)
         time.sleep(1)  # let trailing requests (Events) land in the counters
         requests = operator_requests(cluster) - requests_before
         client_after = client_requests(port)
         peak_mib, cpu = proc_figures(operator.pid)
-        listed = json.loads(cluster.kubectl("-n", namespace, "get", "videojobs", "-o", "json").stdout)[
-            "items"
-        ]
+        times = Times.read(cluster, namespace)
     finally:
         operator.send_signal(signal.SIGTERM)
         operator.wait(timeout=30)
-        for watcher in watchers:
-            watcher.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false")
         cluster.kubectl("delete", "node", "-l", "videojobs.io/bench=true", "--wait=false")
         cluster.kubectl("delete", "flowschema", FLOW_SCHEMA, "--ignore-not-found")
+    report(times, names, created, requests, client_before, client_after, peak_mib, cpu)
+    print(f"operator log: {log}")
+
+
+def report(
+    times: Times,
+    names: list[str],
+    created: float,
+    requests: int,
+    client_before: dict[str, int],
+    client_after: dict[str, int],
+    peak_mib: float,
+    cpu: float,
+) -> None:
+    first = min(times.created[name] for name in names)
+    last_created = max(times.created[name] for name in names)
+    all_jobs = max(times.job_created[name] for name in names)
+    last_pod = max(times.pod_ended[name] for name in names)
+    last_terminal = max(times.terminal[name] for name in names)
+    phases = Counter(times.phases[name] for name in names)
+    job_latency = [times.job_created[name] - times.created[name] for name in names]
+    job_lag = [times.job_finished[name] - times.pod_ended[name] for name in names]
+    operator_lag = [times.terminal[name] - times.job_finished[name] for name in names]
     ours = {key: client_after.get(key, 0) - client_before.get(key, 0) for key in client_after}
-    last_pod = max(timeline.pod_done[name] for name in names)
-    last_terminal = max(timeline.terminal[name] for name in names)
-    phases = {phase: sum(1 for name in names if timeline.phases.get(name) == phase) for phase in TERMINAL}
-    job_seen = [timeline.job_seen[name] - created_at[name] for name in names]
-    job_lag = [timeline.job_done[name] - timeline.pod_done[name] for name in names]
-    operator_lag = [status_lag(videojob) for videojob in listed if videojob["metadata"]["name"] in created_at]
-    print(f"VideoJobs: {count}, created in {created - started:.1f} s (16 client threads); phases {phases}")
-    after_last = all_jobs - created
+    print(f"VideoJobs: {len(names)}, created in {created:.1f} s by 16 client threads; phases {dict(phases)}")
+    after_last = all_jobs - last_created
+    print(f"all Jobs exist: {all_jobs - first:.0f} s after the first one, {after_last:+.0f} s after the last")
+    print(f"  VideoJob created -> its Job created: {percentiles(job_latency)}")
     print(
-        f"all Jobs exist: {all_jobs - started:.1f} s after the first create ({after_last:+.1f} s after last)"
+        f"last pod ended {last_pod - first:.0f} s after the first VideoJob (Job controller, scheduler, KWOK)"
     )
-    print(f"  VideoJob created -> its Job seen: {percentiles(job_seen)}")
-    print(
-        f"last pod ended {last_pod - started:.1f} s after the first create (Job controller, scheduler, KWOK)"
-    )
-    print(f"all VideoJobs terminal: {last_terminal - last_pod:.1f} s after the last pod ended")
+    print(f"all VideoJobs terminal: {last_terminal - last_pod:.0f} s after the last pod ended")
     print(f"  pod ended -> Job finished (Job controller): {percentiles(job_lag)}")
-    print(f"  Job finished -> VideoJob terminal (operator, status times, 1 s): {percentiles(operator_lag)}")
+    print(f"  Job finished -> VideoJob terminal (operator): {percentiles(operator_lag)}")
     print(f"operator: peak RSS {peak_mib:.0f} MiB, CPU {cpu:.1f} s")
-    print(f"API requests by the operator (API server count): {requests}, {requests / count:.2f} per VideoJob")
+    per_videojob = requests / len(names)
+    print(f"API requests by the operator (API server count): {requests}, {per_videojob:.2f} per VideoJob")
     print(
         "  of which its own client: "
         + ", ".join(f"{key} {value}" for key, value in sorted(ours.items()) if value)
     )
-    print(f"operator log: {log}")
 
 
 def main() -> None:

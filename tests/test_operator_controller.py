@@ -42,7 +42,9 @@ class FakeApi:
     async def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(("delete-job", name))
 
-    async def patch_status(self, namespace: str, name: str, uid: str, fields: dict[str, Any]) -> None:
+    async def patch_status(
+        self, namespace: str, name: str, uid: str, fields: dict[str, Any], **_: Any
+    ) -> None:
         self.calls.append(("status", name, fields))
 
     async def delete_videojob(self, namespace: str, name: str, uid: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_runs import cli_env, run_cli
 
 from videojobs.contract import VideoJobSpec
 from videojobs_operator.jobs import build_job, job_name
@@ -168,3 +169,9 @@ def test_job_name_is_deterministic_and_fits_a_label() -> None:
     assert job["metadata"]["name"] == job_name(long)
     assert "videojobs.io/name" not in job["metadata"]["labels"]  # too long for a label value
     assert job["metadata"]["annotations"]["videojobs.io/name"] == long
+
+
+def test_operator_command_names_a_bad_setting_in_one_line() -> None:
+    done = run_cli("operator", env=cli_env(DEFAULT_NODE_SELECTOR="not json"))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: DEFAULT_NODE_SELECTOR") and done.stderr.count("\n") == 1

@@ -28,9 +28,12 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from k8s_cluster import K8sCluster
-from kubernetes import client
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from videojobs.contract import JobStatus, Stage
+from videojobs_operator.kube import KubeApi
+from videojobs_operator.settings import OperatorSettings
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
 
 pytestmark = pytest.mark.k8s
@@ -530,3 +533,34 @@ def test_runner_service_account_moves_the_status_and_can_do_nothing_else(
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
     listing = cluster.kubectl("-n", namespace, "get", "videojobs", token=token, check=False)
     assert listing.returncode != 0 and "forbidden" in listing.stderr.lower()
+
+
+def test_status_patches_only_reach_the_incarnation_they_were_computed_for(
+    cluster: K8sCluster, namespace: str
+) -> None:
+    api = KubeApi(OperatorSettings(), config.new_client_from_config(str(cluster.kubeconfig)))
+    admin = client.CustomObjectsApi(config.new_client_from_config(str(cluster.kubeconfig)))
+    apply(cluster, namespace, videojob("reused"))
+    old_uid = get(cluster, namespace, "videojob", "reused")["metadata"]["uid"]
+    cluster.kubectl("-n", namespace, "delete", "videojob", "reused")
+    apply(cluster, namespace, videojob("reused"))
+    uid = get(cluster, namespace, "videojob", "reused")["metadata"]["uid"]
+
+    async def patches() -> None:
+        with pytest.raises(ApiException) as refused:  # meant for the deleted one: refused
+            await api.patch_status(namespace, "reused", old_uid, {"phase": "Succeeded"}, exists=False)
+        assert refused.value.status == 422
+        await api.patch_status(namespace, "reused", uid, {"phase": "Pending"})  # no status yet: added whole
+        runner = {"status": {"stage": "planning", "progress": 15}}
+        admin.patch_namespaced_custom_object_status(
+            "videojobs.io", "v1alpha1", namespace, "videojobs", "reused", runner
+        )
+        await api.patch_status(namespace, "reused", uid, {"phase": "Running", "jobName": "reused"})
+
+    try:
+        asyncio.run(patches())
+    finally:
+        api.close()
+    status = get(cluster, namespace, "videojob", "reused")["status"]
+    assert (status["phase"], status["jobName"]) == ("Running", "reused")
+    assert (status["stage"], status["progress"]) == ("planning", 15)  # the runner's fields are left alone

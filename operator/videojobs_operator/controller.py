@@ -382,7 +382,10 @@ class Controller:
         )
         if desired == current or (desired.phase is Phase.PENDING and desired.job_name is None):
             return  # nothing new, or nothing to say until the Job exists
-        await self.api.patch_status(videojob.namespace, videojob.name, videojob.uid, desired.to_wire())
+        exists = videojob.has_status or key in self._written  # written: the index has not caught up yet
+        await self.api.patch_status(
+            videojob.namespace, videojob.name, videojob.uid, desired.to_wire(), exists=exists
+        )
         self._written[key] = (videojob.uid, desired)
         if desired.phase != current.phase and (current.phase, desired.phase) != (None, Phase.PENDING):
             await self._phase_changed(videojob, current, desired)  # not for the initial Pending

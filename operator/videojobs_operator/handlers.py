@@ -56,7 +56,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.scanning.disabled = True  # the CRD is installed first; no need to watch CRDs or namespaces
     settings.watching.label_selectors["batch", "v1", "jobs"] = SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
-    settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
     settings.persistence.diffbase_storage = SpecDiffBaseStorage(
         prefix=STORAGE_PREFIX, key="last-handled-configuration"

@@ -26,6 +26,7 @@ from videojobs_operator.metrics import API_REQUESTS, API_THROTTLED_SECONDS
 from videojobs_operator.settings import OperatorSettings
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JOBS = ("batch", "v1", "jobs")
 PRIORITY_CLASSES = ("scheduling.k8s.io", "v1", "priorityclasses")
 GONE = frozenset({404, 409, 410, 422})
@@ -149,8 +150,31 @@ class KubeApi:
             if error.status != 404:
                 raise
 
-    async def patch_status(self, namespace: str, name: str, uid: str, fields: dict[str, Any]) -> None:
-        """Merge-patch status fields of that incarnation of the VideoJob (status subresource)."""
+    async def patch_status(
+        self, namespace: str, name: str, uid: str, fields: dict[str, Any], *, exists: bool = True
+    ) -> None:
+        """Set status fields of that incarnation of the VideoJob (status subresource), leaving the rest.
+
+        A JSON patch: its first operation tests metadata.uid (a merge patch's uid is ignored on the
+        status subresource), so a status meant for a deleted VideoJob never lands on a new one of the
+        same name. Fields are added one by one; without a status yet (`exists` False, or the per-field
+        patch finds none) the status is added whole.
+        """
+        test: dict[str, Any] = {"op": "test", "path": "/metadata/uid", "value": uid}
+        whole = [test, {"op": "add", "path": "/status", "value": fields}]
+        if exists:
+            per_field = [test] + [
+                {"op": "add", "path": f"/status/{key}", "value": value} for key, value in fields.items()
+            ]
+            try:
+                await self._patch_status(namespace, name, per_field)
+                return
+            except ApiException as error:
+                if error.status != 422:  # 422: no status yet (or a uid mismatch, which fails again below)
+                    raise
+        await self._patch_status(namespace, name, whole)
+
+    async def _patch_status(self, namespace: str, name: str, operations: list[dict[str, Any]]) -> None:
         await self._call(
             "patch",
             "videojobs/status",
@@ -160,8 +184,8 @@ class KubeApi:
             namespace,
             PLURAL,
             name,
-            {"metadata": {"uid": uid}, "status": fields},
-            _content_type=MERGE_PATCH,
+            operations,
+            _content_type=JSON_PATCH,
         )
 
     async def delete_videojob(self, namespace: str, name: str, uid: str) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from videojobs.contract import Quantity, TaintEffect, Toleration, TolerationOperator
 
@@ -45,10 +48,23 @@ class OperatorSettings(BaseSettings):
     default_gpu_count: int = Field(default=1, ge=0, le=16)
     default_cpu: Quantity = "4"
     default_memory: Quantity = "16Gi"
-    default_node_selector: dict[str, str] = Field(default_factory=lambda: {GPU_NODE_LABEL: "true"})
-    default_tolerations: list[Toleration] = Field(default_factory=_gpu_tolerations)
+    default_node_selector: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {GPU_NODE_LABEL: "true"}
+    )
+    default_tolerations: Annotated[list[Toleration], NoDecode] = Field(default_factory=_gpu_tolerations)
     max_running: int = Field(default=0, ge=0)
     api_qps: float = Field(default=50.0, gt=0)
     api_burst: int = Field(default=100, ge=1)
-    api_concurrency: int = Field(default=8, ge=1, le=64)
+    api_concurrency: int = Field(default=16, ge=1, le=64)
     metrics_port: int = Field(default=8080, ge=0, le=65535)
+
+    @field_validator("default_node_selector", "default_tolerations", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """JSON from the environment, parsed here so that a mistake is reported against the field."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error.msg})") from None

@@ -109,8 +109,8 @@ class OperatorStatus:
         )
 
     def to_wire(self) -> dict[str, Any]:
-        """A merge patch of the status: unset fields go as null so the patch clears them."""
-        return {
+        """The fields as the status' JSON, leaving out unset ones (once set, none is ever unset)."""
+        wire = {
             "phase": self.phase.value if self.phase else None,
             "conditions": [condition.to_wire() for condition in self.conditions],
             "observedGeneration": self.observed_generation,
@@ -118,6 +118,7 @@ class OperatorStatus:
             "completionTime": self.completion_time,
             "jobName": self.job_name,
         }
+        return {key: value for key, value in wire.items() if value is not None}
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of that type, if present."""
@@ -150,6 +151,7 @@ class VideoJobView:
     deleting: bool = False
     ttl_seconds_after_finished: int | None = None
     stage: str | None = None
+    has_status: bool = False
     status: OperatorStatus = OperatorStatus()
 
     @classmethod
@@ -166,6 +168,7 @@ class VideoJobView:
             deleting=meta.get("deletionTimestamp") is not None,
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
             stage=status.get("stage"),
+            has_status=bool(status),
             status=OperatorStatus.from_wire(status),
         )
 
