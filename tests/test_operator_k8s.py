@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from k8s_cluster import K8sCluster
+from k8s_cluster import wait_for as poll
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -106,16 +107,8 @@ def _free_port() -> int:
 def wait_for(
     what: str, probe: Callable[[], T | None], timeout: float = 60, operator: Operator | None = None
 ) -> T:
-    """Poll until probe() is truthy; fail naming `what` (and showing the operator's log) after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            log = f"\noperator log:\n{operator.tail()}" if operator else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{log}", pytrace=False)
-        time.sleep(0.2)
+    """Poll like k8s_cluster.wait_for, showing the operator's log on a timeout."""
+    return poll(what, probe, timeout, (lambda: f"\noperator log:\n{operator.tail()}") if operator else None)
 
 
 def get(cluster: K8sCluster, namespace: str, *what: str) -> Any:

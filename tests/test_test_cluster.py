@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import pytest
-from k8s_cluster import SCRIPT, K8sCluster
+from k8s_cluster import SCRIPT, K8sCluster, wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -27,18 +26,6 @@ def _pinned_k8s_version() -> str:
     match = re.search(r'^K8S_VERSION="(v[0-9.]+)"$', SCRIPT.read_text(), re.MULTILINE)
     assert match, f"K8S_VERSION not found in {SCRIPT}"
     return match.group(1)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60, interval: float = 0.5) -> T:
-    """Poll until probe() returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
-        time.sleep(interval)
 
 
 def get_json(cluster: K8sCluster, *args: str) -> Any:

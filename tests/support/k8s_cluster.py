@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -181,3 +183,21 @@ def pytest_collection_modifyitems(items: Sequence[pytest.Item]) -> None:
         if "k8s_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.timeout(UP_TIMEOUT_SECONDS + DOWN_TIMEOUT_SECONDS), append=False)
             return
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 60, detail: Callable[[], str] | None = None
+) -> T:
+    """Poll until probe() is truthy; fail naming `what` (plus `detail()`, e.g. a log tail) after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            extra = detail() if detail else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}", pytrace=False)
+        time.sleep(0.2)
