@@ -11,14 +11,13 @@ import json
 import re
 import secrets
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from k8s_cluster import SCRIPT, K8sCluster, wait_for
 
 pytestmark = pytest.mark.k8s
 
-T = TypeVar("T")
 GPU_NODE_NAMES = {"gpu-node-0", "gpu-node-1"}
 
 
