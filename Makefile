@@ -52,8 +52,9 @@ test: lint unit ## The whole suite: lint, type checks, unit and integration test
 demo: install ## Render the bundled example job (no LLM key needed) into ./output
 	$(BIN)/videojobs demo
 
-crds: install ## Regenerate crds/videojob.yaml from the contract models
+crds: install ## Regenerate crds/videojob.yaml (and the Helm chart's copy) from the contract models
 	$(BIN)/videojobs crd > crds/videojob.yaml
+	cp crds/videojob.yaml charts/videojobs/crds/videojob.yaml
 
 clean: ## Remove generated output (keeps .venv)
 	rm -rf output media .pytest_cache .mypy_cache .ruff_cache
