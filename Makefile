@@ -35,10 +35,11 @@ $(STAMPS)/venv: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and hadolint (the images are linted here, not built: no Docker engine)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint images/*.Dockerfile
 
 test-binaries: ## Build the Go test binaries once (S3 server, Kubernetes control plane), cached in ~/.cache/videojobs
 	hack/build-s3-server >/dev/null
