@@ -104,28 +104,17 @@ def installed(k8s_cluster: K8sCluster, s3_server: S3Server, fake_llm: FakeLLM) -
     kubectl("create", "namespace", namespace)
     kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     # The Secrets the chart references by name (values secrets.*): created outside the chart.
-    kubectl(
-        "-n",
-        namespace,
-        "create",
-        "secret",
-        "generic",
-        "videojobs-llm",
-        "--from-literal=OPENAI_API_KEY=test-key",
-    )
-    kubectl(
-        "-n",
-        namespace,
-        "create",
-        "secret",
-        "generic",
-        "videojobs-s3",
-        f"--from-literal=AWS_ACCESS_KEY_ID={s3_server.access_key}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_server.secret_key}",
-    )
-    kubectl(
-        "-n", namespace, "create", "secret", "generic", "videojobs-api", "--from-literal=api-keys=e2e:user:k"
-    )
+    credentials = {
+        "videojobs-llm": {"OPENAI_API_KEY": "test-key"},
+        "videojobs-s3": {
+            "AWS_ACCESS_KEY_ID": s3_server.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        },
+        "videojobs-api": {"api-keys": "e2e:user:k"},
+    }
+    for name, data in credentials.items():
+        literals = [f"--from-literal={key}={value}" for key, value in data.items()]
+        kubectl("-n", namespace, "create", "secret", "generic", name, *literals)
     values = {
         "pipeline": {
             "models": {"planner": MODEL, "scene": MODEL, "helper": MODEL},
@@ -223,6 +212,17 @@ def test_chart_installs_and_a_videojob_runs_end_to_end(
         assert len(pods) == 1, f"no {component} pod: restricted Pod Security admission refused it?"
     assert "kubectl -n " + namespace + " get videojobs -w" in installed.helm_output  # NOTES.txt
     assert cluster.kubectl("get", "crd", "videojobs.videojobs.io").returncode == 0
+    allowed = {  # a sample of the chart's RBAC, as the API server decides it
+        "operator": [("create", "jobs.batch"), ("patch", "videojobs/x", "--subresource=status")],
+        "api": [("create", "videojobs"), ("watch", "videojobs")],
+        "runner": [("get", "videojobs/x"), ("patch", "videojobs/x", "--subresource=status")],
+    }
+    denied = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x")]
+    for account, checks in allowed.items():
+        token = installed.token(f"{FULLNAME}-{account}")
+        for check, expected in [(c, "yes") for c in checks] + [(c, "no") for c in denied]:
+            answer = cluster.kubectl("-n", namespace, "auth", "can-i", *check, token=token, check=False)
+            assert answer.stdout.strip() == expected, (account, check)
 
     # 2. The operator: a local process with the chart's operator identity, args and env.
     deployment = container_of_deployment(installed, f"{FULLNAME}-operator")
@@ -305,6 +305,7 @@ def run_videojob(installed: Installed, operator: Operator, s3_server: S3Server, 
             row = videojob_rows(installed)[0]
             if len(row) > 2 and (not stages or stages[-1] != row[2]):
                 stages.append(row[2])
+                print("kubectl get videojobs:", " ".join(row))  # shown with pytest -s
             time.sleep(0.3)
         if runner.poll() is None:
             runner.kill()
@@ -316,6 +317,7 @@ def run_videojob(installed: Installed, operator: Operator, s3_server: S3Server, 
     )
     wait_for("phase Succeeded", lambda: videojob_rows(installed)[0][1] == "Succeeded", operator=operator)
     row = videojob_rows(installed)[0]
+    print("kubectl get videojobs:", " ".join(row))
     assert row[:5] == ["pythagoras", "Succeeded", "completed", "100", "3/3"], row
     assert stages[-1] == "completed" and {"planning", "rendering"} <= set(stages), stages
 
@@ -326,6 +328,7 @@ def run_videojob(installed: Installed, operator: Operator, s3_server: S3Server, 
         o["Key"]
         for o in s3_server.client().list_objects_v2(Bucket=installed.bucket, Prefix=prefix)["Contents"]
     }
+    print("in S3:", *sorted(key for key in keys if key.removeprefix(prefix) in ARTIFACTS))
     assert {prefix + name for name in ARTIFACTS} <= keys
     result = obj["status"]["result"]
     assert result["video"] == f"s3://{installed.bucket}/{prefix}video.mp4"
