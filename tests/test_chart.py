@@ -91,6 +91,11 @@ def pod_specs(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {m["metadata"]["name"]: m["spec"]["template"]["spec"] for m in of_kind(manifests, "Deployment")}
 
 
+def operator_env(manifests: list[dict[str, Any]]) -> dict[str, str | None]:
+    (container,) = pod_specs(manifests)[f"{RELEASE}-videojobs-operator"]["containers"]
+    return {item["name"]: item.get("value") for item in container["env"]}
+
+
 # --- tests -----------------------------------------------------------------------------------------
 
 
@@ -160,9 +165,24 @@ def test_operator_rules_are_those_of_operator_rbac_file(render: Render) -> None:
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
 
 
-def test_runner_rules_are_those_of_runner_rbac_file(render: Render) -> None:
+def test_runners_get_their_own_identity_unless_one_is_shared(render: Render) -> None:
+    runner = f"{RELEASE}-videojobs-runner"
+    per_videojob = render(**{"runner.serviceAccount.annotations": '{"eks.amazonaws.com/role-arn": "arn:x"}'})
+    assert [m["kind"] for m in per_videojob if m["metadata"]["name"] == runner] == ["NetworkPolicy"]
+    env = operator_env(per_videojob)
+    assert "RUNNER_SERVICE_ACCOUNT" not in env  # the operator creates one per VideoJob
+    assert json.loads(env["RUNNER_SERVICE_ACCOUNT_ANNOTATIONS"]) == {"eks.amazonaws.com/role-arn": "arn:x"}
+
+    shared = render(**{"runner.serviceAccount.shared": "true"})
+    assert operator_env(shared)["RUNNER_SERVICE_ACCOUNT"] == runner
+    assert sorted(m["kind"] for m in shared if m["metadata"]["name"] == runner) == [
+        "NetworkPolicy",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
     source = normalized(file_rules(REPO / "operator" / "rbac" / "runner.yaml"))
-    assert normalized(rules_bound_to(render(), f"{RELEASE}-videojobs-runner")) == source
+    assert normalized(rules_bound_to(shared, runner)) == source
 
 
 def test_api_rules_are_those_of_api_rbac_file(render: Render) -> None:
@@ -202,15 +222,14 @@ def test_runner_gpu_settings_reach_the_operator(render: Render) -> None:
         "operator.maxRunning": "3",
         "secrets.llm": '"my-llm"',
     }
-    specs = pod_specs(render(**values))
-    (container,) = specs[f"{RELEASE}-videojobs-operator"]["containers"]
-    env = {item["name"]: item.get("value") for item in container["env"]}
+    manifests = render(**values)
+    (container,) = pod_specs(manifests)[f"{RELEASE}-videojobs-operator"]["containers"]
+    env = operator_env(manifests)
     assert container["args"] == ["operator", "--namespace", NAMESPACE]
     assert (env["DEFAULT_GPU_COUNT"], env["DEFAULT_CPU"], env["DEFAULT_MEMORY"]) == ("2", "2", "8Gi")
     assert json.loads(env["DEFAULT_NODE_SELECTOR"]) == {"cloud.example/accelerator": "h100"}
     assert json.loads(env["DEFAULT_TOLERATIONS"]) == json.loads(values["runner.tolerations"])
     assert (env["MAX_RUNNING"], env["LLM_SECRET_NAME"]) == ("3", "my-llm")
-    assert env["RUNNER_SERVICE_ACCOUNT"] == f"{RELEASE}-videojobs-runner"
     assert env["RUNNER_CONFIGMAP_NAME"] == f"{RELEASE}-videojobs-pipeline"
     assert env["RUNNER_IMAGE"] == "ghcr.io/videojobs/runner:0.1.0"
 

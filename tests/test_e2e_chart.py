@@ -5,11 +5,11 @@ Standard (the API server admits every manifest and every pod). The operator then
 process with the chart's operator ServiceAccount (a TokenRequest token) and the env and args of the
 chart's operator Deployment, so the chart's RBAC and settings are what is tested. A VideoJob applied
 with kubectl becomes a Job with the chart's GPU settings; the runner runs as a local process with
-exactly the env and args of that Job's pod template (ConfigMap and Secret references resolved from the
-cluster, emptyDir mount paths mapped to local folders) and the runner ServiceAccount's token, against
-the fake LLM and the S3 server on 127.0.0.1. KWOK plays the node: the Job goes through the Kueue path
-(spec.queueName, the test admits it) so that its pod stays Running while the local runner works, and
-ends with the runner's exit code.
+exactly the env and args of that Job's pod template (ConfigMap and Secret references resolved from
+the cluster, emptyDir mount paths mapped to local folders) and the token of the ServiceAccount the
+operator made for that VideoJob's runner, against the fake LLM and the S3 server on 127.0.0.1. KWOK
+plays the node: the Job goes through the Kueue path (spec.queueName, the test admits it) so that its
+pod stays Running while the local runner works, and ends with the runner's exit code.
 """
 
 from __future__ import annotations
@@ -186,6 +186,17 @@ def resolved_env(installed: Installed, container: dict[str, Any]) -> dict[str, s
     return env
 
 
+def assert_can(installed: Installed, account: str, allowed: list[tuple[str, ...]]) -> None:
+    """`account` may do what `allowed` lists and none of a few things no identity of the chart needs."""
+    denied = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
+    token = installed.token(account)
+    for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
+        answer = installed.cluster.kubectl(
+            "-n", installed.namespace, "auth", "can-i", *check, token=token, check=False
+        )
+        assert answer.stdout.strip() == expected, (account, check, expected)
+
+
 def videojob_rows(installed: Installed) -> list[list[str]]:
     done = installed.cluster.kubectl("-n", installed.namespace, "get", "videojobs", "--no-headers")
     return [line.split() for line in done.stdout.splitlines()]
@@ -205,7 +216,6 @@ def test_chart_installs_and_a_videojob_runs_end_to_end(
         ("ConfigMap", f"{FULLNAME}-pipeline"),
         ("NetworkPolicy", f"{FULLNAME}-runner"),
         ("Role", f"{FULLNAME}-operator"),
-        ("ServiceAccount", f"{FULLNAME}-runner"),
     } <= kinds
     for component in ("operator", "api"):
         pods = installed.get("pods", "-l", f"app.kubernetes.io/component={component}")["items"]
@@ -213,16 +223,11 @@ def test_chart_installs_and_a_videojob_runs_end_to_end(
     assert "kubectl -n " + namespace + " get videojobs -w" in installed.helm_output  # NOTES.txt
     assert cluster.kubectl("get", "crd", "videojobs.videojobs.io").returncode == 0
     allowed = {  # a sample of the chart's RBAC, as the API server decides it
-        "operator": [("create", "jobs.batch"), ("patch", "videojobs/x", "--subresource=status")],
-        "api": [("create", "videojobs"), ("watch", "videojobs")],
-        "runner": [("get", "videojobs/x"), ("patch", "videojobs/x", "--subresource=status")],
+        f"{FULLNAME}-operator": [("create", "jobs.batch"), ("patch", "videojobs/x", "--subresource=status")],
+        f"{FULLNAME}-api": [("create", "videojobs"), ("watch", "videojobs")],
     }
-    denied = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x")]
     for account, checks in allowed.items():
-        token = installed.token(f"{FULLNAME}-{account}")
-        for check, expected in [(c, "yes") for c in checks] + [(c, "no") for c in denied]:
-            answer = cluster.kubectl("-n", namespace, "auth", "can-i", *check, token=token, check=False)
-            assert answer.stdout.strip() == expected, (account, check)
+        assert_can(installed, account, checks)
 
     # 2. The operator: a local process with the chart's operator identity, args and env.
     deployment = container_of_deployment(installed, f"{FULLNAME}-operator")
@@ -257,7 +262,15 @@ def run_videojob(installed: Installed, operator: Operator, s3_server: S3Server, 
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "6Gi", "nvidia.com/gpu": "2"}
-    assert pod_spec["serviceAccountName"] == f"{FULLNAME}-runner"
+    # The runner's own identity, made by the operator with the chart's RBAC: its VideoJob and nothing else.
+    assert pod_spec["serviceAccountName"] == job["metadata"]["name"]
+    own = [("get", "videojobs/pythagoras"), ("patch", "videojobs/pythagoras", "--subresource=status")]
+    assert_can(installed, pod_spec["serviceAccountName"], own)
+    other = installed.token(pod_spec["serviceAccountName"])
+    answer = cluster.kubectl(
+        "-n", namespace, "auth", "can-i", "get", "videojobs/other", token=other, check=False
+    )
+    assert answer.stdout.strip() == "no"
     assert container["envFrom"] == [
         {"configMapRef": {"name": f"{FULLNAME}-pipeline"}},
         {"secretRef": {"name": "videojobs-llm"}},
