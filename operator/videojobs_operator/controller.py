@@ -234,22 +234,31 @@ class Controller:
             videojob.namespace, videojob.name, name, self.settings.runner_service_account_annotations
         )
         kopf.adopt(manifests, owner=body)
-        results = await asyncio.gather(
-            *(self.api.create_object(manifest) for manifest in manifests), return_exceptions=True
-        )
-        for manifest, result in zip(manifests, results, strict=True):
-            if isinstance(result, ApiException) and result.status == 409:
-                kind = manifest["kind"]
-                existing = await self.api.read_object(manifest["apiVersion"], kind, videojob.namespace, name)
-                if not self._owned(videojob, existing):
+        account, role, binding = manifests
+        # The RoleBinding last: the API server resolves its Role to check the operator holds what it grants.
+        for step in ([account, role], [binding]):
+            creating = (self.api.create_object(manifest) for manifest in step)
+            results = await asyncio.gather(*creating, return_exceptions=True)
+            for manifest, result in zip(step, results, strict=True):
+                if not await self._created(videojob, manifest, result):
                     return False
-            elif isinstance(result, ApiException) and result.status in (400, 422):
-                self._fail(videojob, "InvalidRunnerIdentity", _api_message(result))
-                return False
-            elif isinstance(result, BaseException):
-                message = f"creating the runner's {manifest['kind']} failed: {result}"
-                raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from result
         return True
+
+    async def _created(self, videojob: VideoJobView, manifest: dict[str, Any], result: object) -> bool:
+        """Whether creating `manifest` gave this VideoJob the object (made now, or made by an earlier try)."""
+        if not isinstance(result, BaseException):
+            return True
+        if isinstance(result, ApiException) and result.status == 409:
+            meta = manifest["metadata"]
+            existing = await self.api.read_object(
+                manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+            )
+            return self._owned(videojob, existing)
+        if isinstance(result, ApiException) and result.status in (400, 422):
+            self._fail(videojob, "InvalidRunnerIdentity", _api_message(result))
+            return False
+        message = f"creating the runner's {manifest['kind']} failed: {result}"
+        raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from result
 
     async def _check_existing(self, videojob: VideoJobView) -> None:
         """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's."""
