@@ -280,7 +280,7 @@ async def _succeeded_job(services: Services, principal: Principal, job_id: str) 
 async def _serve(
     services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
 ) -> Response:
-    artifact = await services.backend.artifacts.locate(job.id, kind)
+    artifact = await services.backend.artifacts.locate(job.storage_key, kind)
     if artifact.url is not None:
         return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
     assert artifact.path is not None
@@ -302,7 +302,7 @@ async def get_video_url(
 ) -> VideoUrl:
     """A URL that needs no API key until it expires: presigned (S3) or signed by this API (local)."""
     job = await _succeeded_job(services, principal, job_id)
-    artifact = await services.backend.artifacts.locate(job.id, ArtifactKind.VIDEO)
+    artifact = await services.backend.artifacts.locate(job.storage_key, ArtifactKind.VIDEO)
     if artifact.url is not None and artifact.expires_at is not None:
         return VideoUrl(url=artifact.url, expires_at=artifact.expires_at, kind="presigned")
     expires = int(time.time()) + services.backend.artifacts.presign_seconds
@@ -378,7 +378,7 @@ async def get_metadata(job_id: JobId, principal: CurrentPrincipal, services: Ser
     """Duration, size, codecs, scenes with their times, models and LLM usage."""
     job = await _succeeded_job(services, principal, job_id)
     metadata: dict[str, Any] = json.loads(
-        await services.backend.artifacts.read(job.id, ArtifactKind.METADATA)
+        await services.backend.artifacts.read(job.storage_key, ArtifactKind.METADATA)
     )
     return metadata
 
