@@ -1,0 +1,300 @@
+"""The kubernetes backend's own behaviour: VideoJobs with owner labels, cancel by spec.suspend, delete of the
+VideoJob and its artifacts, reads from the watch cache, RBAC, and a cluster that cannot be reached.
+
+The shared REST contract runs on this backend too (tests/test_api_contract.py); the deployment and the
+stand-in runner are in tests/support/k8s_api.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from api_harness import (
+    KEYS,
+    ApiServer,
+    api_settings,
+    assert_problem,
+    create,
+    kubernetes_api,
+    wait_for,
+)
+from cli_runs import VIDEOJOBS, cli_env
+from k8s_cluster import K8sCluster
+from k8s_cluster import wait_for as poll
+from kubernetes import client
+
+from videojobs.contract import storage_job_id
+from videojobs_api.auth import Principal, Role
+from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
+from videojobs_api.events import EventBus
+
+
+@pytest.fixture
+def k8s_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """The kubernetes backend with the stand-in runner."""
+    with kubernetes_api(request, tmp_path, run_jobs=True) as server:
+        yield server
+
+
+@pytest.fixture
+def k8s_idle_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """The kubernetes backend; its jobs stay Queued (nobody admits them)."""
+    with kubernetes_api(request, tmp_path, run_jobs=False) as server:
+        yield server
+
+
+def kubectl_json(cluster: K8sCluster, api: ApiServer, *what: str) -> Any:
+    done = cluster.kubectl("-n", api.settings.namespace, "get", *what, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+@pytest.mark.k8s
+def test_a_job_is_a_videojob_labelled_with_its_owner(
+    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+) -> None:
+    body = {"topic": "Fourier series", "model": "openai/gpt-4o-mini", "quality": "low", "max_cost_usd": 2.5}
+    with k8s_idle_api.client() as alice, k8s_idle_api.client("root") as root:
+        job = alice.post("/v1/videos/generate", json=body, headers={"Idempotency-Key": "k1"}).json()
+        namespace = k8s_idle_api.settings.namespace
+        obj = kubectl_json(k8s_cluster, k8s_idle_api, "videojob", job["id"])
+        meta, spec = obj["metadata"], obj["spec"]
+        assert meta["labels"]["videojobs.io/owner"] == "alice"
+        assert "videojobs.io/idempotency-key" in meta["labels"]
+        assert meta["annotations"]["videojobs.io/owner"] == "alice"
+        assert json.loads(meta["annotations"]["videojobs.io/request"]) == job["request"]
+        assert spec["topic"] == "Fourier series" and spec["quality"] == "low" and spec["maxCostUsd"] == 2.5
+        assert spec["models"] == dict.fromkeys(("planner", "scene", "helper"), "openai/gpt-4o-mini")
+        assert spec["queueName"] == "kueue" and spec["suspend"] is False
+        listed = k8s_cluster.kubectl(
+            "-n", namespace, "get", "vj", "-l", "videojobs.io/owner=alice", "-o", "name"
+        )
+        assert listed.stdout.split() == [f"videojob.videojobs.io/{job['id']}"]
+        wait_for(alice, job["id"], "Queued")  # the operator's phase, read through the watch
+
+        # A status patch as the runner makes it reaches status reads without a request of ours.
+        patch = {"status": {"stage": "planning", "progress": 15, "message": "Creating scene outline"}}
+        k8s_cluster.kubectl(
+            "-n",
+            namespace,
+            "patch",
+            "vj",
+            job["id"],
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(patch),
+        )
+
+        def patched() -> dict[str, Any] | None:
+            status = dict(alice.get(f"/v1/videos/jobs/{job['id']}/status").json())
+            return status if status["progress"] == 15 else None
+
+        status = poll("the patched status", patched, 10)
+        assert status["stage"] == "planning" and status["phase"] == "Queued"
+
+        # A VideoJob made with kubectl has no owner: only an admin sees it.
+        manual = {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "VideoJob",
+            "metadata": {"name": "by-hand"},
+            "spec": {"topic": "Made by hand", "suspend": True},
+        }
+        k8s_cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manual))
+        poll("the admin to see it", lambda: root.get("/v1/videos/jobs/by-hand").status_code == 200, 10)
+        assert root.get("/v1/videos/jobs/by-hand").json()["request"]["topic"] == "Made by hand"
+        assert_problem(alice.get("/v1/videos/jobs/by-hand"), 404)
+        assert [j["id"] for j in alice.get("/v1/videos/jobs").json()["data"]] == [job["id"]]
+
+
+def test_principal_names_become_label_values() -> None:
+    assert owner_label("alice") == "alice"
+    odd = owner_label("carol@example.com")
+    assert odd.startswith("carol-example.com-") and len(odd) <= 63 and odd != owner_label("carol@example.org")
+
+
+@pytest.mark.k8s
+def test_cancel_sets_suspend_and_the_operator_deletes_the_job(
+    k8s_cluster: K8sCluster, k8s_api: ApiServer
+) -> None:
+    namespace = k8s_api.settings.namespace
+    with k8s_api.client() as alice:
+        job_id = create(alice, "hang")["id"]
+        wait_for(alice, job_id, "Running")
+        assert kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={job_id}")["items"]
+
+        response = alice.post(f"/v1/videos/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["phase"] == "Cancelled"
+        assert kubectl_json(k8s_cluster, k8s_api, "videojob", job_id)["spec"]["suspend"] is True
+        poll(
+            "the operator to delete the Job",
+            lambda: (
+                not kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={job_id}")["items"]
+            ),
+        )
+        problem = assert_problem(alice.post(f"/v1/videos/jobs/{job_id}/cancel"), 409)
+        assert problem["job"]["phase"] == "Cancelled"
+        conditions = kubectl_json(k8s_cluster, k8s_api, "videojob", job_id)["status"]["conditions"]
+        assert any(c["type"] == "Cancelled" and c["reason"] == "Suspended" for c in conditions), namespace
+
+
+@pytest.mark.k8s
+def test_delete_removes_the_videojob_its_job_and_its_artifacts(
+    k8s_cluster: K8sCluster, k8s_api: ApiServer
+) -> None:
+    out = k8s_api.settings.runner.output_dir
+    with k8s_api.client() as alice:
+        finished = create(alice)["id"]
+        running = create(alice, "hang")["id"]
+        wait_for(alice, finished, "Succeeded")
+        wait_for(alice, running, "Running")
+        uid = kubectl_json(k8s_cluster, k8s_api, "videojob", finished)["metadata"]["uid"]
+        stored = out / storage_job_id(k8s_api.settings.namespace, finished, uid)
+        assert (stored / "video.mp4").exists()
+
+        for job_id in (finished, running):
+            assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+            assert kubectl_json(k8s_cluster, k8s_api, "videojob", job_id) is None
+            assert_problem(alice.get(f"/v1/videos/jobs/{job_id}"), 404)
+            assert_problem(alice.delete(f"/v1/videos/jobs/{job_id}"), 404)
+        assert not stored.exists()
+        poll(
+            "the garbage collector to delete the running job's Job",
+            lambda: (
+                not kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={running}")["items"]
+            ),
+        )
+        assert alice.get("/v1/videos/jobs").json()["data"] == []
+
+
+@pytest.mark.k8s
+def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
+    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+) -> None:
+    namespace = k8s_idle_api.settings.namespace
+    token = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())["users"][0]["user"][
+        "token"
+    ]
+
+    def can_i(*args: str) -> str:
+        return k8s_cluster.kubectl(
+            "-n", namespace, "auth", "can-i", *args, token=token, check=False
+        ).stdout.strip()
+
+    for verb in ("get", "list", "watch", "create", "patch", "delete"):
+        assert can_i(verb, "videojobs.videojobs.io") == "yes", verb
+    for verb, resource in (
+        ("patch", "videojobs.videojobs.io/x --subresource=status"),
+        ("create", "jobs.batch"),
+        ("get", "secrets"),
+        ("list", "pods"),
+        ("list", "videojobs.videojobs.io --namespace=default"),
+    ):
+        assert can_i(verb, *resource.split()) == "no", f"the API may {verb} {resource}"
+    with k8s_idle_api.client(None) as anonymous:
+        assert anonymous.get("/readyz").json() == {"status": "ok"}
+
+
+def _unreachable_kubeconfig(path: Path) -> Path:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    cluster = {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "gone", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u"}}],
+                "current-context": "gone",
+            }
+        )
+    )
+    return path
+
+
+def test_an_unreachable_cluster_is_a_one_line_error_and_not_ready(tmp_path: Path) -> None:
+    kubeconfig = _unreachable_kubeconfig(tmp_path / "kubeconfig")
+    env = cli_env(
+        OUTPUT_DIR=str(tmp_path),
+        VIDEOJOBS_API_KEYS=f"alice:user:{KEYS['alice']}",
+        VIDEOJOBS_API_BACKEND="kubernetes",
+        VIDEOJOBS_API_KUBECONFIG=str(kubeconfig),
+    )
+    done = subprocess.run(
+        [VIDEOJOBS, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "the kubernetes backend cannot use https://127.0.0.1:" in line and "not reachable" in line
+
+    settings = api_settings(tmp_path / "out", backend="kubernetes", kubeconfig=kubeconfig, namespace="ns")
+    with ApiServer(settings) as api, api.client() as alice:
+        problem = assert_problem(api.client(None).get("/readyz"), 503)
+        assert "Kubernetes" in problem["detail"]
+        assert_problem(alice.get("/v1/videos/jobs"), 503)
+        assert_problem(alice.post("/v1/videos/generate", json={"topic": "t"}), 503)
+
+
+# --- the cache, without a cluster -------------------------------------------------------------------
+
+
+def _videojob(name: str, version: int, owner: str = "alice", **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": "0f0e0d0c-0000-0000-0000-000000000000",
+            "resourceVersion": str(version),
+            "creationTimestamp": "2026-11-25T12:00:00Z",
+            "annotations": {"videojobs.io/owner": owner},
+        },
+        "spec": {"topic": f"Topic {name}"},
+        "status": status,
+    }
+
+
+def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(tmp_path: Path) -> None:
+    settings = api_settings(tmp_path, backend="kubernetes", namespace="ns")
+    alice = Principal("alice", Role.USER)
+
+    async def scenario() -> list[tuple[int, str, int]]:
+        backend = KubernetesBackend(settings, EventBus(), client.ApiClient(client.Configuration()))
+        backend._replace_all([_videojob("a", 10, phase="Queued")])
+        events = await backend.events(alice, "a", after=None)
+        seen = []
+
+        async def follow() -> None:
+            async for job in events:
+                seen.append((job.event_id, job.status.phase.value, job.status.progress))
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(0)
+        for version, status in [
+            (11, {"phase": "Queued", "heartbeatTime": "2026-11-25T12:00:05Z"}),  # a heartbeat: no event
+            (13, {"phase": "Running", "progress": 15}),
+            (12, {"phase": "Running", "progress": 5}),  # older than what the cache has: ignored
+            (14, {"phase": "Running", "progress": 15, "conditions": []}),  # same view: no event
+            (15, {"phase": "Running", "progress": 50}),
+        ]:
+            backend._changed(_videojob("a", version, **status))
+            await asyncio.sleep(0)
+        assert (await backend.get(alice, "a")).event_id == 15
+        resumed = await anext(aiter(await backend.events(alice, "a", after=13)))
+        assert resumed.event_id == 15 and resumed.status.progress == 50
+        backend._replace_all([_videojob("b", 20, owner="bob")])  # a relist without "a": it was deleted
+        await asyncio.wait_for(follower, 5)
+        assert [
+            job.id for job in (await backend.list_jobs(alice, cursor=None, limit=10, phases=())).jobs
+        ] == []
+        return seen
+
+    assert asyncio.run(scenario()) == [(10, "Queued", 0), (13, "Running", 15), (15, "Running", 50)]
