@@ -94,6 +94,11 @@ def _idempotency_hash(owner: str, key: str) -> str:
     return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:40]
 
 
+def _idempotent_name(key_hash: str) -> str:
+    """The VideoJob name of an Idempotency-Key: a retry on any replica collides with it (409)."""
+    return f"idem-{key_hash[:24]}"
+
+
 def api_client(settings: ApiSettings, pool: int) -> client.ApiClient:
     """A client from VIDEOJOBS_API_KUBECONFIG, the pod's ServiceAccount, or the default kubeconfig."""
     configuration = client.Configuration()
@@ -204,8 +209,9 @@ class _Entry:
     job: StoredJob
     version: int
     """The latest resourceVersion seen (job.event_id is that of the latest status change)."""
+    status: dict[str, Any]
+    """The VideoJob's status as last seen, without the heartbeat."""
     history: deque[StoredJob]
-    idempotency: str | None = None
     fingerprint: str | None = None
     suspended: bool = False
 
@@ -390,25 +396,26 @@ class KubernetesBackend:
         name = meta["name"]
         if name in self._deleted or meta.get("deletionTimestamp"):
             return
-        job = stored_job(obj, self.namespace)
+        version = int(meta["resourceVersion"])
+        status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
         entry = self._entries.get(name)
-        labels = meta.get("labels") or {}
         if entry is None:
-            entry = _Entry(job, job.event_id, deque([job], maxlen=HISTORY))
+            job = stored_job(obj, self.namespace)
+            fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
+            entry = _Entry(job, version, status, deque([job], maxlen=HISTORY), fingerprint)
             self._entries[name] = entry
             self.bus.publish(job)
-        elif job.event_id > entry.version:
-            entry.version = job.event_id
-            if _view(job) == _view(entry.job):
-                entry.job = replace(job, event_id=entry.job.event_id)
-            else:
-                entry.job = job
-                entry.history.append(job)
-                self.bus.publish(job)
-        else:
-            return
-        entry.idempotency = labels.get(IDEMPOTENCY_LABEL)
-        entry.fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
+        elif version > entry.version:
+            entry.version = version
+            if status != entry.status:  # not a heartbeat, label or annotation change alone
+                entry.status = status
+                job = stored_job(obj, self.namespace)
+                if _view(job) == _view(entry.job):
+                    entry.job = replace(job, event_id=entry.job.event_id)
+                else:
+                    entry.job = job
+                    entry.history.append(job)
+                    self.bus.publish(job)
         entry.suspended = bool((obj.get("spec") or {}).get("suspend"))
 
     def _removed(self, name: str) -> None:
@@ -427,9 +434,8 @@ class KubernetesBackend:
         return entry
 
     def _find_idempotent(self, owner: str, key_hash: str) -> _Entry | None:
-        return next(
-            (e for e in self._entries.values() if e.idempotency == key_hash and e.job.owner == owner), None
-        )
+        entry = self._entries.get(_idempotent_name(key_hash))
+        return entry if entry is not None and entry.job.owner == owner else None
 
     def _replay(self, entry: _Entry, idempotency: Idempotency) -> Created:
         if entry.fingerprint != idempotency.fingerprint:
@@ -480,7 +486,7 @@ class KubernetesBackend:
         self._reserved[owner] += 1
         try:
             for attempt in range(1, _ID_ATTEMPTS + 1):
-                name = f"idem-{key_hash[:24]}" if key_hash else new_job_id(request.topic)
+                name = _idempotent_name(key_hash) if key_hash else new_job_id(request.topic)
                 manifest = self._manifest(name, principal, request, idempotency)
                 try:
                     obj = await self._call(
