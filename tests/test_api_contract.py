@@ -537,6 +537,8 @@ def test_with_s3_storage_video_routes_redirect_to_presigned_urls(
         redirect = alice.get(f"/v1/videos/jobs/{job_id}/stream")
         assert redirect.status_code == 307 and redirect.headers["location"].startswith(s3_server.endpoint_url)
         assert outside.get(redirect.headers["location"]).content == VIDEO_BYTES
+        download = outside.get(alice.get(f"/v1/videos/jobs/{job_id}/download").headers["location"])
+        assert download.headers["content-disposition"] == 'attachment; filename="finish.mp4"'
         assert alice.get(f"/v1/videos/jobs/{job_id}/metadata").json()["id"] == job_id
 
         assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204

@@ -280,15 +280,15 @@ async def _succeeded_job(services: Services, principal: Principal, job_id: str) 
 async def _serve(
     services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
 ) -> Response:
-    artifact = await services.backend.artifacts.locate(job.storage_key, kind)
+    filename = f"{job.request.file_stem()}.{suffix}"  # ASCII letters, digits and dashes
+    artifact = await services.backend.artifacts.locate(
+        job.storage_key, kind, content_disposition=f'{disposition}; filename="{filename}"'
+    )
     if artifact.url is not None:
         return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
     assert artifact.path is not None
     return FileResponse(
-        artifact.path,
-        media_type=kind.media_type,
-        filename=f"{job.request.file_stem()}.{suffix}",
-        content_disposition_type=disposition,
+        artifact.path, media_type=kind.media_type, filename=filename, content_disposition_type=disposition
     )
 
 
