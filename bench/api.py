@@ -10,6 +10,8 @@
 2. The delay from a status report to the SSE event a subscribed client (httpx) receives, one report
    every 100 ms stamped with its send time. local: a stand-in worker (this file with --worker) reports;
    kubernetes: this script patches the VideoJob's status subresource as the runner does.
+3. kubernetes only: VideoJob creation straight against the API server (Python client, 16 threads),
+   to separate the API server's share of a creation from the REST API's.
 
 The kubernetes backend runs against the test control plane (`hack/test-cluster up`, reused when up;
 TEST_CLUSTER_DIR picks its state dir), in a fresh namespace, as the API's ServiceAccount (api/rbac.yaml).
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -257,6 +260,29 @@ def status_patcher(kubeconfig: Path, namespace: str, ticks: int) -> Callable[[st
     return report
 
 
+def apiserver_creates(kubeconfig: Path, namespace: str, count: int, threads: int = 16) -> None:
+    """The API server's own share: VideoJobs created straight with the Python client, `threads` at once."""
+    api = config.new_client_from_config(str(kubeconfig))
+    api.configuration.connection_pool_maxsize = threads
+    objects = client.CustomObjectsApi(api)
+
+    def create(number: int) -> float:
+        start = time.perf_counter()
+        body = {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "VideoJob",
+            "metadata": {"name": f"direct-{number}"},
+            "spec": {"topic": "Benchmark topic"},
+        }
+        objects.create_namespaced_custom_object("videojobs.io", "v1alpha1", namespace, "videojobs", body)
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        latencies = list(pool.map(create, range(count)))
+    print(summary(f"create, API server alone ({threads} thr)", latencies, time.perf_counter() - start))
+
+
 def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
     kubeconfig = test_cluster()
     namespace, api_kubeconfig = api_namespace(kubeconfig, folder)
@@ -269,6 +295,7 @@ def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
         with serving(folder, **environment) as port:
             asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
             asyncio.run(sse_delay(port, args.ticks, status_patcher(kubeconfig, namespace, args.ticks)))
+        apiserver_creates(kubeconfig, namespace, args.clients * args.creates)
     finally:
         kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false")
 
