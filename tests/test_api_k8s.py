@@ -11,11 +11,13 @@ import asyncio
 import json
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 from api_harness import (
     KEYS,
@@ -298,3 +300,83 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
         return seen
 
     assert asyncio.run(scenario()) == [(10, "Queued", 0), (13, "Running", 15), (15, "Running", 50)]
+
+
+class ScriptedObjects:
+    """Stands in for CustomObjectsApi in the watch thread: lists and watches answered from a script."""
+
+    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]]]) -> None:
+        self.lists = lists
+        self.watches = watches
+        self.calls: list[tuple[str, str | None]] = []
+
+    def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
+        if not watch:
+            self.calls.append(("list", None))
+            return self.lists.pop(0)
+        self.calls.append(("watch", kwargs["resource_version"]))
+        return ScriptedStream(self.watches.pop(0) if self.watches else None)
+
+
+class ScriptedStream:
+    """A watch response: its events as JSON lines, then the end (or, for None, silence until shut down)."""
+
+    def __init__(self, events: list[dict[str, Any]] | None) -> None:
+        self.events = events
+        self.closed = threading.Event()
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        if self.events is None:
+            self.closed.wait(10)
+            raise urllib3.exceptions.ProtocolError("connection shut down")
+        for event in self.events:
+            yield json.dumps(event).encode() + b"\n"
+
+    def shutdown(self) -> None:
+        self.closed.set()
+
+    def release_conn(self) -> None:
+        """Nothing to release."""
+
+
+def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: Path) -> None:
+    a = _videojob("a", 10, phase="Queued")
+    lists = [
+        {"items": [a], "metadata": {"resourceVersion": "10"}},
+        {"items": [_videojob("b", 30, owner="bob")], "metadata": {"resourceVersion": "30"}},  # "a" is gone
+    ]
+    watches = [
+        [
+            {"type": "MODIFIED", "object": _videojob("a", 11, phase="Running", progress=15)},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "20"}}},
+        ],
+        [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}],
+    ]
+    objects = ScriptedObjects(lists, watches)
+    root = Principal("root", Role.ADMIN)
+
+    async def scenario() -> list[int]:
+        backend = KubernetesBackend(
+            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
+            EventBus(),
+            client.ApiClient(client.Configuration()),
+        )
+        backend._objects = objects
+        await backend.start()
+        await backend.ready()
+        seen = [job.event_id async for job in await backend.events(root, "a", after=0)]
+        await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
+        await backend.ready()
+        names = [job.id for job in (await backend.list_jobs(root, cursor=None, limit=10, phases=())).jobs]
+        await backend.stop()
+        assert names == ["b"]
+        return seen
+
+    assert asyncio.run(scenario()) == [10, 11]  # then the relist closed the stream of the deleted job
+    assert objects.calls == [
+        ("list", None),
+        ("watch", "10"),
+        ("watch", "20"),
+        ("list", None),
+        ("watch", "30"),
+    ]

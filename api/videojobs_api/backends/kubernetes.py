@@ -359,6 +359,8 @@ class KubernetesBackend:
         self._post(self._set_problem, None)
         try:
             for line in iter_resp_lines(response):
+                if not line:
+                    continue
                 event = json.loads(line)
                 kind, obj = event["type"], event["object"]
                 if kind == "ERROR":
