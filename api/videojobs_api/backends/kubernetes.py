@@ -7,7 +7,7 @@ API server and are put into the cache at once, so a client reads its own writes.
 VideoJobs into Jobs and owns the phase; the runner reports progress into the status subresource.
 
 Event ids are resourceVersions: the same on every replica and across restarts, and increasing
-(Kubernetes >= 1.35 documents them as comparable integers).
+(comparable integers for objects of one resource since Kubernetes 1.35, KEP-5504).
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ HISTORY = 256
 WATCH_SECONDS = 290
 """Server-side timeout of one watch request; it is then resumed from the last resourceVersion."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Back-off between failed list or watch attempts."""
+SYNC_WAIT_SECONDS = 10
+"""How long start-up waits for the first list (the server then starts unready, and says why)."""
 REQUEST_TIMEOUT = (5.0, 30.0)
 """Connect and read timeouts of a write."""
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -272,7 +275,7 @@ class KubernetesBackend:
         self._watcher = threading.Thread(target=self._watch_forever, name="videojobs-watch", daemon=True)
         self._watcher.start()
         with contextlib.suppress(TimeoutError):  # serve anyway: /readyz says why not synced
-            await asyncio.wait_for(self._synced.wait(), 10)
+            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_SECONDS)
 
     async def stop(self) -> None:
         """Stop the watch and close the connections."""
@@ -593,6 +596,7 @@ class KubernetesBackend:
                 PLURAL,
                 name,
                 {"spec": spec},
+                _content_type=MERGE_PATCH,
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as error:
