@@ -309,10 +309,14 @@ class ScriptedObjects:
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
+        self.relist = threading.Event()
+        """Set by the test to let the second list (the relist) answer."""
 
     def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
         if not watch:
             self.calls.append(("list", None))
+            if len(self.calls) > 1:
+                self.relist.wait(10)
             return self.lists.pop(0)
         self.calls.append(("watch", kwargs["resource_version"]))
         return ScriptedStream(self.watches.pop(0) if self.watches else None)
@@ -364,7 +368,10 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         backend._objects = objects
         await backend.start()
         await backend.ready()
-        seen = [job.event_id async for job in await backend.events(root, "a", after=0)]
+        events = await backend.events(root, "a", after=0)
+        seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
+        objects.relist.set()
+        seen += [job.event_id async for job in events]
         await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
         await backend.ready()
         names = [job.id for job in (await backend.list_jobs(root, cursor=None, limit=10, phases=())).jobs]

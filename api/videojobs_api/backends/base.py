@@ -118,6 +118,23 @@ class ArtifactStore:
         return await asyncio.to_thread(self.storage.delete_prefix, f"{job_id}/")
 
 
+async def backlog_then_live(
+    backlog: list[StoredJob], latest: StoredJob, after: int | None, live: asyncio.Queue[StoredJob | None]
+) -> AsyncIterator[StoredJob]:
+    """A job's events: the backlog, then changes from `live` (subscribed before the backlog was read)
+    newer than the last one sent; nothing live once the latest, terminal, snapshot has been sent."""
+    last = after or 0
+    for job in backlog:
+        yield job
+        last = job.event_id
+    if latest.status.phase.is_terminal and latest.event_id <= last:
+        return
+    while (change := await live.get()) is not None:
+        if change.event_id > last:
+            yield change
+            last = change.event_id
+
+
 class JobBackend(Protocol):
     """Where jobs live and run. Every method taking a principal raises JobNotFound for jobs it may not see."""
 

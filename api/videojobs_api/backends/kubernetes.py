@@ -40,7 +40,14 @@ from pydantic import ValidationError
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
 from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from videojobs_api.auth import Principal
-from videojobs_api.backends.base import ACTIVE_PHASES, ArtifactStore, Created, Idempotency, Page
+from videojobs_api.backends.base import (
+    ACTIVE_PHASES,
+    ArtifactStore,
+    Created,
+    Idempotency,
+    Page,
+    backlog_then_live,
+)
 from videojobs_api.events import EventBus
 from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
 from videojobs_api.problems import (
@@ -642,13 +649,5 @@ class KubernetesBackend:
                 return
             latest = entry.job
             backlog = [latest] if after is None else [job for job in entry.history if job.event_id > after]
-            last = after or 0
-            for job in backlog:
+            async for job in backlog_then_live(backlog, latest, after, live):
                 yield job
-                last = job.event_id
-            if latest.status.phase.is_terminal and latest.event_id <= last:
-                return
-            while (change := await live.get()) is not None:
-                if change.event_id > last:
-                    yield change
-                    last = change.event_id
