@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import urllib3
 import yaml
 from api_harness import (
     KEYS,
+    VIDEO_BYTES,
     ApiServer,
     api_settings,
     assert_problem,
@@ -32,8 +34,10 @@ from cli_runs import VIDEOJOBS, cli_env
 from k8s_cluster import K8sCluster
 from k8s_cluster import wait_for as poll
 from kubernetes import client
+from s3_server import S3Server
 
 from videojobs.contract import storage_job_id
+from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
@@ -202,6 +206,41 @@ def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
         assert can_i(verb, *resource.split()) == "no", f"the API may {verb} {resource}"
     with k8s_idle_api.client(None) as anonymous:
         assert anonymous.get("/readyz").json() == {"status": "ok"}
+
+
+@pytest.mark.k8s
+@pytest.mark.s3
+def test_artifacts_come_from_s3_at_the_runners_job_id(
+    request: pytest.FixtureRequest,
+    k8s_cluster: K8sCluster,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = s3_server.create_bucket()
+    for name, value in s3_server.env(bucket).items():
+        monkeypatch.setenv(name, value)
+    with (
+        kubernetes_api(request, tmp_path, run_jobs=True, runner=Settings()) as api,
+        api.client() as alice,
+        httpx.Client() as outside,
+    ):
+        job_id = create(alice, "Waves & Sound")["id"]
+        wait_for(alice, job_id, "Succeeded")
+        uid = kubectl_json(k8s_cluster, api, "videojob", job_id)["metadata"]["uid"]
+        prefix = f"videojobs/{storage_job_id(api.settings.namespace, job_id, uid)}/"
+        stored = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        assert f"{prefix}video.mp4" in {item["Key"] for item in stored["Contents"]}
+
+        video = alice.get(f"/v1/videos/jobs/{job_id}/video-url").json()
+        assert video["kind"] == "presigned" and video["url"].startswith(s3_server.endpoint_url)
+        assert outside.get(video["url"]).content == VIDEO_BYTES
+        download = outside.get(alice.get(f"/v1/videos/jobs/{job_id}/download").headers["location"])
+        assert download.headers["content-disposition"] == 'attachment; filename="waves-sound.mp4"'
+        assert alice.get(f"/v1/videos/jobs/{job_id}/metadata").json()["duration_seconds"] == 1.0
+
+        assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+        assert s3_server.client().list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
 
 
 def _unreachable_kubeconfig(path: Path) -> Path:
