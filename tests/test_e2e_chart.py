@@ -40,7 +40,7 @@ from k8s_cluster import K8sCluster
 from s3_server import S3Server
 from test_operator_k8s import RUN_FOR, Operator, get, jobs_of, pods_of, wait_for
 
-from videojobs.contract import storage_job_id
+from videojobs.contract import Stage, storage_job_id
 
 pytestmark = [pytest.mark.k8s, pytest.mark.render, pytest.mark.s3]
 
@@ -468,9 +468,9 @@ def rest_videojobs(installed: Installed, operator: Operator, s3_server: S3Server
             seen = [event.data["stage"] for event in stream.events]
             print("SSE stages:", *dict.fromkeys(seen))
             assert stream.events[-1].data["phase"] == "Succeeded" and seen[-1] == "completed"
-            assert {"planning", "rendering", "combining"} <= set(seen) and set(stages) <= set(seen) | {
-                "initializing"
-            }
+            order = list(Stage)
+            assert [order.index(Stage(s)) for s in seen] == sorted(order.index(Stage(s)) for s in seen)
+            assert {"planning", "rendering", "combining"} <= set(seen) and stages[-1] == "completed"
             assert [e.id for e in stream.events] == sorted(e.id for e in stream.events)
 
             status = alice.get(f"/v1/videos/jobs/{job_id}/status").json()
