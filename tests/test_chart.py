@@ -274,3 +274,9 @@ def test_network_policies(render: Render) -> None:
     api = policies[f"{RELEASE}-videojobs-api"]
     assert api["policyTypes"] == ["Ingress"] and api["ingress"][0]["ports"][0]["port"] == "http"
     assert not of_kind(render(**{"networkPolicy.enabled": "false"}), "NetworkPolicy")
+
+
+def test_pull_secrets_reach_the_runner_pods_through_the_operator(render: Render) -> None:
+    assert "RUNNER_IMAGE_PULL_SECRETS" not in operator_env(render())
+    env = operator_env(render(imagePullSecrets='["registry-a", "registry-b"]'))
+    assert json.loads(env["RUNNER_IMAGE_PULL_SECRETS"]) == ["registry-a", "registry-b"]
