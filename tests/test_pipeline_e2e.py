@@ -42,9 +42,21 @@ def test_generate_produces_a_probed_mp4_with_thumbnail_and_metadata(
     assert 0 <= narration["max_drift_seconds"] <= 1 / 15
     timing = read_json(job / "scenes/01/timing.json")
     assert timing["track_seconds"] >= timing["video_seconds"] - 1 / 15
+    # Scene 1's code starts its second sentence with self.next_section(), as its prompt asked.
+    code_prompt = next(r for r in fake_llm.requests if r["task"] == "scene-code-1")["messages"][-1]["content"]
+    first, _ = read_json(job / "scenes/01/narration.json")["segments"]
+    assert f'1. ({first["seconds"]:.1f} s) "A circle can become a square."' in code_prompt
+    assert "self.next_section()" in code_prompt
+    assert (
+        [b["block_start"] for b in timing["blocks"]]
+        == timing["segment_starts"]
+        == [0.0, timing["blocks"][1]["block_start"]]
+    )
+    assert first["seconds"] <= timing["blocks"][0]["block_end"] <= first["seconds"] + 1 / 15 + 0.001
     # Subtitles: one cue per spoken sentence, each inside its scene, the last ending within the video.
     cues = parse_srt((job / "subtitles.srt").read_text())
     assert [text for *_, text in cues][:2] == ["A circle can become a square.", "Watch it change shape."]
+    assert cues[1][0] == pytest.approx(timing["blocks"][1]["block_start"], abs=0.002)  # with its block
     assert cues[-1][1] <= duration
     chapters = metadata["scenes"]
     scene_of = [
