@@ -112,8 +112,9 @@ def _print_usage(status: JobStatus, artifacts: JobArtifacts) -> None:
 
     by_stage = json.loads(artifacts.load_text(USAGE_FILE) or "{}")
     table = Table(title="Usage", title_justify="left")
-    for column in ("stage", "LLM calls", "tokens in", "tokens out", "TTS calls", "TTS chars", "cost (USD)"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+    table.add_column("stage", no_wrap=True)
+    for column in ("LLM calls", "tokens in", "tokens out", "TTS calls", "TTS chars", "USD"):
+        table.add_column(column, justify="right", no_wrap=True)
     for stage, usage in by_stage.items():
         table.add_row(stage, *_usage_cells(Usage.model_validate(usage)))
     table.add_section()
