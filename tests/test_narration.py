@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_runs import ffprobe
+from cli_runs import ffprobe, job_folders, parse_srt, read_json, run_cli
 from fake_llm import FakeLLM
 
 from videojobs.contract import GenerationRequest, Phase, Quality, Stage, VoiceSpec
@@ -185,3 +185,26 @@ def test_a_repeated_job_synthesises_no_sentence_again(fake_llm: FakeLLM, tmp_pat
     assert fake_llm.speech_inputs() == spoken and again.usage.tts_calls == 0
     audio = [s for s in ffprobe(tmp_path / second.id / "video.mp4")["streams"] if s["codec_type"] == "audio"]
     assert audio and audio[0]["codec_name"] == "aac"
+
+
+@pytest.mark.render
+def test_voice_none_keeps_a_silent_track_and_spreads_the_subtitles(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    result = run_cli("generate", "Test topic", "--out", str(tmp_path), "--tts", "none")
+    assert result.returncode == 0, result.stderr
+    (job,) = job_folders(tmp_path)
+    assert read_json(job / "job.json")["voice"]["backend"] == "none"
+    assert not list(job.glob("scenes/*/narration.json")) and not (tmp_path / "cache").exists()
+    code_prompt = next(r for r in fake_llm.requests if r["task"] == "scene-code-1")["messages"][-1]["content"]
+    assert "next_section" not in code_prompt
+    metadata = read_json(job / "metadata.json")
+    assert metadata["narration"]["backend"] == "none" and metadata["narration"]["scenes"] == []
+
+    streams = {s["codec_type"]: s for s in ffprobe(job / "video.mp4")["streams"]}
+    duration = float(streams["video"]["duration"])
+    assert streams["audio"]["codec_name"] == "aac"
+    assert abs(float(streams["audio"]["duration"]) - duration) <= 0.5
+    cues = parse_srt((job / "subtitles.srt").read_text())
+    chapters = metadata["scenes"]
+    assert cues[0][0] == 0.0 and cues[-1][1] <= duration
+    assert cues[2][0] == pytest.approx(chapters[1]["start_seconds"], abs=0.002)  # the narration spread
+    assert cues[1][1] == pytest.approx(chapters[0]["end_seconds"], abs=0.002)  # over its scene

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click
 
-from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage
+from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage, VoiceSpec
 from videojobs.settings import Settings, StorageBackend
 
 if TYPE_CHECKING:
@@ -173,6 +173,11 @@ def generate(
     quality: Annotated[Quality | None, typer.Option(help="Render preset (default: DEFAULT_QUALITY).")] = None,
     max_scenes: Annotated[int, typer.Option(help="Upper bound on the number of scenes.")] = 7,
     max_cost: Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")] = None,
+    tts: Annotated[
+        str | None,
+        typer.Option(help="Narration: espeak, none or a litellm speech model (default: TTS_BACKEND)."),
+    ] = None,
+    voice: Annotated[str | None, typer.Option(help="Voice name for the TTS backend.")] = None,
     job_id: Annotated[str | None, typer.Option(help="Job id (default: from the topic).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
@@ -194,6 +199,7 @@ def generate(
             quality=quality,
             max_scenes=max_scenes,
             max_cost_usd=max_cost,
+            voice=VoiceSpec(backend=tts, voice=voice),
         )
     except ValidationError as error:
         fail(_validation_message(error))
