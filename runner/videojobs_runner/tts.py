@@ -17,8 +17,8 @@ from videojobs_runner.errors import ConfigurationError, ScenarioError
 from videojobs_runner.llm import LLMClient
 from videojobs_runner.storage import Storage
 
-SPEECH_CACHE_PREFIX = "cache/tts"
-"""Storage folder shared by all jobs: one audio file per (backend, voice, sentence)."""
+SPEECH_CACHE_PREFIX = "_cache/tts"
+"""One audio file per (backend, voice, sentence), shared by all jobs; no job id starts with '_'."""
 
 ESPEAK_INSTALL_HINT = "Install espeak-ng (`apt-get install espeak-ng`) or set TTS_BACKEND=none."
 SPEECH_FORMAT = "wav"
