@@ -71,6 +71,12 @@ def test_missing_espeak_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     assert "TTS_BACKEND=none" in caught.value.suggestion
 
 
+def test_unknown_espeak_voice_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="voice does not exist") as caught:
+        speak(VoiceSpec(backend="espeak", voice="nosuchvoice"), tmp_path, UsageLedger())
+    assert caught.value.stage is Stage.SCENARIO_CREATION and "espeak-ng --voices" in caught.value.suggestion
+
+
 def test_speech_model_over_http_is_priced_and_cached(fake_llm: FakeLLM, tmp_path: Path) -> None:
     voice = VoiceSpec(backend="openai/tts-1", voice="nova")
     ledger = UsageLedger()
@@ -122,6 +128,7 @@ def test_render_is_paced_to_the_narration_and_the_track_matches_it(tmp_path: Pat
 
             class Demo(Scene):
                 def construct(self):
+                    self.next_section()  # nothing shown yet: does not end the first block
                     self.play(Create(Circle()), run_time=0.4)
                     self.next_section()
                     self.play(FadeIn(Square().shift(RIGHT * 2)), run_time=1.2)

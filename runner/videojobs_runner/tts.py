@@ -21,6 +21,7 @@ SPEECH_CACHE_PREFIX = "_cache/tts"
 """One audio file per (backend, voice, sentence), shared by all jobs; no job id starts with '_'."""
 
 ESPEAK_INSTALL_HINT = "Install espeak-ng (`apt-get install espeak-ng`) or set TTS_BACKEND=none."
+ESPEAK_VOICE_HINT = "Pick a voice that `espeak-ng --voices` lists, or another TTS backend."
 SPEECH_FORMAT = "wav"
 
 
@@ -97,7 +98,7 @@ class Narrator:
 
     async def _synthesise(self, text: str, dest: Path, stage: Stage) -> Usage:
         if self.voice.backend == TTSBackend.ESPEAK:
-            await _espeak(text, self.voice.voice, dest)
+            await _espeak(text, self.voice.voice, dest, stage)
             return Usage(tts_calls=1, tts_characters=len(text))
         model = str(self.voice.backend)
         audio, usage = await self.llm.speak(model, text, self.voice.voice, SPEECH_FORMAT, stage=stage)
@@ -105,11 +106,13 @@ class Narrator:
         return usage
 
 
-async def _espeak(text: str, voice: str | None, dest: Path) -> None:
+async def _espeak(text: str, voice: str | None, dest: Path, stage: Stage) -> None:
     """Speak `text` into a WAV file with espeak-ng."""
     program = shutil.which("espeak-ng")
     if program is None:
-        raise ConfigurationError("espeak-ng was not found on PATH", suggestion=ESPEAK_INSTALL_HINT)
+        raise ConfigurationError(
+            "espeak-ng was not found on PATH", suggestion=ESPEAK_INSTALL_HINT, stage=stage
+        )
     args = [program, "-w", str(dest), *(["-v", voice] if voice else []), "--stdin"]
     process = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -118,5 +121,5 @@ async def _espeak(text: str, voice: str | None, dest: Path) -> None:
     if process.returncode != 0 or not await asyncio.to_thread(dest.is_file):
         detail = stderr.decode(errors="replace").strip() or f"exit code {process.returncode}"
         raise ConfigurationError(
-            f"espeak-ng could not speak the narration: {detail}", suggestion=ESPEAK_INSTALL_HINT
+            f"espeak-ng could not speak the narration: {detail}", suggestion=ESPEAK_VOICE_HINT, stage=stage
         )
