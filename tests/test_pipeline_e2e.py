@@ -104,6 +104,8 @@ def test_resume_after_kill_repeats_no_stored_work(fake_llm: FakeLLM, tmp_path: P
     (job,) = job_folders(tmp_path)
     assert not (job / "video.mp4").exists()
     rendered_before = {p.parent.name: p.stat().st_mtime_ns for p in job.glob("scenes/*/scene.mp4")}
+    spoken_before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("_cache/tts/*.wav")}
+    assert spoken_before  # a rendered scene was narrated first
     stored = {p.relative_to(job).as_posix() for p in job.rglob("*") if p.is_file()}
     calls_before = len(fake_llm.requests)
 
@@ -122,9 +124,11 @@ def test_resume_after_kill_repeats_no_stored_work(fake_llm: FakeLLM, tmp_path: P
             assert f"scene-code-{n}" not in new_calls
         if f"scenes/{scene}/render.json" in stored:
             assert f"fix-scene-code-{n}" not in new_calls
-    # Scenes that had rendered were kept, not rendered again.
+    # Scenes that had rendered were kept, not rendered again; no sentence was spoken twice.
     for scene, mtime in rendered_before.items():
         assert (job / "scenes" / scene / "scene.mp4").stat().st_mtime_ns == mtime
+    spoken = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("_cache/tts/*.wav")}
+    assert len(spoken) == 5 and spoken.items() >= spoken_before.items()
 
 
 @pytest.mark.llm_fixture("scene-keeps-failing")
