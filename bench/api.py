@@ -1,15 +1,22 @@
-"""Benchmark: the REST API on the local backend, served by `videojobs serve` (uvicorn) on 127.0.0.1.
+"""Benchmark: the REST API served by `videojobs serve` (uvicorn) on 127.0.0.1, on either backend.
 
 1. Job creation, then status reads, by N concurrent clients, each on its own keep-alive connection:
    saturated (each client sends its next request as soon as it has an answer) and paced (each client
-   sends one request every --interval seconds). p50/p99 latency and throughput. The server runs no
-   workers (VIDEOJOBS_API_LOCAL_WORKERS=0), so this measures the API alone. The clients speak minimal
+   sends one request every --interval seconds). p50/p99 latency and throughput. Nothing runs the jobs
+   (local: VIDEOJOBS_API_LOCAL_WORKERS=0; kubernetes: no operator), so this measures the API alone
+   (with the kubernetes backend: the API plus the API server's create). The clients speak minimal
    HTTP/1.1 over asyncio streams: httpx costs several times the server's CPU per request here, and on
    a 2-core machine it would measure itself.
-2. The delay from a worker's status report to the SSE event a subscribed client (httpx) receives: a
-   stand-in worker (this file with --worker) reports a status every 100 ms, stamped with its send time.
+2. The delay from a status report to the SSE event a subscribed client (httpx) receives, one report
+   every 100 ms stamped with its send time. local: a stand-in worker (this file with --worker) reports;
+   kubernetes: this script patches the VideoJob's status subresource as the runner does.
+3. kubernetes only: VideoJob creation straight against the API server (Python client, 16 threads),
+   to separate the API server's share of a creation from the REST API's.
 
-Run: `.venv/bin/python bench/api.py [--clients 50] [--creates 20] [--reads 100] [--interval 0.2]`.
+The kubernetes backend runs against the test control plane (`hack/test-cluster up`, reused when up;
+TEST_CLUSTER_DIR picks its state dir), in a fresh namespace, as the API's ServiceAccount (api/rbac.yaml).
+
+Run: `.venv/bin/python bench/api.py [--backend local|kubernetes] [--clients 50] [--creates 20] ...`.
 """
 
 from __future__ import annotations
@@ -27,12 +34,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import yaml
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[1]
 
 KEY = "bench-key-0123456789"
 TICK_SECONDS = 0.1
+
+
+SERVER_PIDS: dict[int, int] = {}
+"""The pid of the server on each port, for its CPU time."""
+
+
+def server_cpu_seconds(port: int) -> float:
+    """User plus system CPU time the server on `port` has used so far."""
+    fields = Path(f"/proc/{SERVER_PIDS[port]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -64,6 +86,7 @@ def serving(out: Path, **environment: str) -> Iterator[int]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start; see {out / 'server.log'}")
             time.sleep(0.1)
+        SERVER_PIDS[port] = process.pid
         yield port
     finally:
         process.terminate()
@@ -100,7 +123,7 @@ Call = Callable[[Connection, int], Awaitable[tuple[int, bytes]]]
 
 async def load(
     port: int, clients: int, requests: int, call: Call, interval: float
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, float]:
     """`clients` clients making `requests` calls each (every `interval` s, or back to back when 0).
 
     A paced call's latency counts from when it was due, so a late start is not hidden.
@@ -121,17 +144,18 @@ async def load(
         finally:
             connection.close()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), server_cpu_seconds(port)
     await asyncio.gather(*(client(n) for n in range(clients)))
-    return latencies, time.perf_counter() - start
+    return latencies, time.perf_counter() - start, server_cpu_seconds(port) - cpu
 
 
-def summary(name: str, seconds: list[float], wall: float) -> str:
-    """One line: count, p50, p99, max (ms) and throughput."""
+def summary(name: str, seconds: list[float], wall: float, cpu: float | None = None) -> str:
+    """One line: count, p50, p99, max (ms), throughput and the server's CPU time per request."""
     cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    per_request = f"  server CPU {cpu / len(seconds) * 1000:5.2f} ms/req" if cpu is not None else ""
     return (
         f"{name:<32} n={len(seconds):<5} p50={cuts[49] * 1000:7.2f} ms  p99={cuts[98] * 1000:7.2f} ms  "
-        f"max={max(seconds) * 1000:7.2f} ms  {len(seconds) / wall:6.0f} req/s"
+        f"max={max(seconds) * 1000:7.2f} ms  {len(seconds) / wall:6.0f} req/s{per_request}"
     )
 
 
@@ -157,19 +181,140 @@ async def creation_and_status(port: int, clients: int, creates: int, reads: int,
         print(summary(f"status, {label}", *await load(port, clients, reads, read, pace)))
 
 
-async def sse_delay(port: int, ticks: int) -> None:
+async def sse_delay(port: int, ticks: int, reporter: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """Follow a new job's events; `reporter(job_id)` reports its statuses (else the server's worker does)."""
     headers = {"Authorization": f"Bearer {KEY}"}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
-        job_id = (await client.post("/v1/videos/generate", json={"topic": "SSE delay"})).json()["id"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+        job_id = (await http.post("/v1/videos/generate", json={"topic": "SSE delay"})).json()["id"]
         delays: list[float] = []
-        async with client.stream("GET", f"/v1/videos/jobs/{job_id}/events") as events:
+        reporting = asyncio.create_task(reporter(job_id)) if reporter else None
+        async with http.stream("GET", f"/v1/videos/jobs/{job_id}/events") as events:
             async for line in events.aiter_lines():
                 if line.startswith("data: "):
                     received = time.time()
                     message = json.loads(line.removeprefix("data: "))["message"]
                     if message.startswith("tick "):
                         delays.append(received - float(message.split()[1]))
+                        if len(delays) == ticks and reporting is not None:
+                            break
+        if reporting is not None:
+            await reporting
     print(summary("status report → SSE event", delays, ticks * TICK_SECONDS))
+
+
+def test_cluster() -> Path:
+    """`hack/test-cluster up` (reused when up); the admin kubeconfig."""
+    done = subprocess.run(
+        [str(REPO / "hack" / "test-cluster"), "up"], capture_output=True, text=True, check=False
+    )
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line
+    )
+    if done.returncode != 0 or "KUBECONFIG" not in exports:
+        raise SystemExit(f"hack/test-cluster up failed:\n{done.stderr[-2000:]}")
+    os.environ["PATH"] = exports["PATH"].replace("$PATH", os.environ["PATH"])
+    return Path(exports["KUBECONFIG"])
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    command = ["kubectl", "--kubeconfig", str(kubeconfig), *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def api_namespace(kubeconfig: Path, folder: Path) -> tuple[str, Path]:
+    """A fresh namespace with the CRD and api/rbac.yaml; (namespace, the API ServiceAccount's kubeconfig)."""
+    namespace = f"bench-api-{os.getpid()}"
+    kubectl(kubeconfig, "apply", "-f", str(REPO / "crds" / "videojob.yaml"))
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/videojobs.videojobs.io")
+    kubectl(kubeconfig, "create", "namespace", namespace)
+    rbac = (REPO / "api" / "rbac.yaml").read_text().replace("namespace: videojobs", f"namespace: {namespace}")
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=rbac)
+    token = kubectl(kubeconfig, "-n", namespace, "create", "token", "videojobs-api").strip()
+    admin = yaml.safe_load(kubeconfig.read_text())
+    admin["users"] = [{"name": "api", "user": {"token": token}}]
+    admin["contexts"] = [{"name": "api", "context": {"cluster": admin["clusters"][0]["name"], "user": "api"}}]
+    admin["current-context"] = "api"
+    path = folder / "api.kubeconfig"
+    path.write_text(yaml.safe_dump(admin))
+    return namespace, path
+
+
+def status_patcher(kubeconfig: Path, namespace: str, ticks: int) -> Callable[[str], Awaitable[None]]:
+    """Patches a VideoJob's status `ticks` times, TICK_SECONDS apart, as the runner's reporter does."""
+    objects = client.CustomObjectsApi(config.new_client_from_config(str(kubeconfig)))
+
+    async def report(job_id: str) -> None:
+        for tick in range(ticks):
+            await asyncio.sleep(TICK_SECONDS)
+            body = {"status": stamped(tick)}
+            await asyncio.to_thread(
+                objects.patch_namespaced_custom_object_status,
+                "videojobs.io",
+                "v1alpha1",
+                namespace,
+                "videojobs",
+                job_id,
+                body,
+            )
+
+    return report
+
+
+def apiserver_creates(kubeconfig: Path, namespace: str, count: int, threads: int = 16) -> None:
+    """The API server's own share: VideoJobs created straight with the Python client, `threads` at once."""
+    api = config.new_client_from_config(str(kubeconfig))
+    api.configuration.connection_pool_maxsize = threads
+    objects = client.CustomObjectsApi(api)
+
+    def create(number: int) -> float:
+        start = time.perf_counter()
+        body = {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "VideoJob",
+            "metadata": {"name": f"direct-{number}"},
+            "spec": {"topic": "Benchmark topic"},
+        }
+        objects.create_namespaced_custom_object("videojobs.io", "v1alpha1", namespace, "videojobs", body)
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        latencies = list(pool.map(create, range(count)))
+    print(summary(f"create, API server alone ({threads} thr)", latencies, time.perf_counter() - start))
+
+
+def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
+    kubeconfig = test_cluster()
+    namespace, api_kubeconfig = api_namespace(kubeconfig, folder)
+    environment = {
+        "VIDEOJOBS_API_BACKEND": "kubernetes",
+        "VIDEOJOBS_API_NAMESPACE": namespace,
+        "VIDEOJOBS_API_KUBECONFIG": str(api_kubeconfig),
+    }
+    try:
+        with serving(folder, **environment) as port:
+            asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
+            asyncio.run(sse_delay(port, args.ticks, status_patcher(kubeconfig, namespace, args.ticks)))
+        apiserver_creates(kubeconfig, namespace, args.clients * args.creates)
+    finally:
+        kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false")
+
+
+def run_local(args: argparse.Namespace, folder: Path) -> None:
+    api, sse = folder / "api", folder / "sse"
+    api.mkdir()
+    sse.mkdir()
+    with serving(api, VIDEOJOBS_API_LOCAL_WORKERS="0") as port:
+        asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
+    worker = [sys.executable, "-P", str(Path(__file__).resolve()), "--worker", f"--ticks={args.ticks}"]
+    environment = {"VIDEOJOBS_API_LOCAL_WORKERS": "1", "VIDEOJOBS_API_WORKER_COMMAND": json.dumps(worker)}
+    with serving(sse, **environment) as port:
+        asyncio.run(sse_delay(port, args.ticks))
+
+
+def stamped(tick: int) -> dict[str, object]:
+    """A status report whose message carries its send time."""
+    return {"stage": "rendering", "progress": 50, "message": f"tick {time.time():.6f} {tick}"}
 
 
 def stand_in_worker(ticks: int) -> None:
@@ -177,13 +322,13 @@ def stand_in_worker(ticks: int) -> None:
     sys.stdin.readline()  # the work order
     for tick in range(ticks):
         time.sleep(TICK_SECONDS)
-        status = {"stage": "rendering", "progress": 50, "message": f"tick {time.time():.6f} {tick}"}
-        print(json.dumps(status), flush=True)
+        print(json.dumps(stamped(tick)), flush=True)
     print(json.dumps({"stage": "completed", "progress": 100, "message": "done"}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("local", "kubernetes"), default="local")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--creates", type=int, default=20, help="Jobs created per client and mode.")
     parser.add_argument("--reads", type=int, default=100, help="Status reads per client and mode.")
@@ -194,17 +339,12 @@ def main() -> None:
     if args.worker:
         stand_in_worker(args.ticks)
         return
-    print(f"{os.cpu_count()} CPUs; server: videojobs serve (uvicorn, 1 process); {args.clients} clients")
+    print(
+        f"{os.cpu_count()} CPUs; server: videojobs serve (uvicorn, 1 process), {args.backend} backend; "
+        f"{args.clients} clients"
+    )
     with tempfile.TemporaryDirectory() as folder:
-        api, sse = Path(folder) / "api", Path(folder) / "sse"
-        api.mkdir()
-        sse.mkdir()
-        with serving(api, VIDEOJOBS_API_LOCAL_WORKERS="0") as port:
-            asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
-        worker = [sys.executable, "-P", str(Path(__file__).resolve()), "--worker", f"--ticks={args.ticks}"]
-        environment = {"VIDEOJOBS_API_LOCAL_WORKERS": "1", "VIDEOJOBS_API_WORKER_COMMAND": json.dumps(worker)}
-        with serving(sse, **environment) as port:
-            asyncio.run(sse_delay(port, args.ticks))
+        (run_kubernetes if args.backend == "kubernetes" else run_local)(args, Path(folder))
 
 
 if __name__ == "__main__":

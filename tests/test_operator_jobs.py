@@ -6,6 +6,7 @@ import pytest
 from cli_runs import cli_env, run_cli
 
 from videojobs.contract import VideoJobSpec
+from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
 from videojobs_operator.settings import OperatorSettings
 
@@ -47,8 +48,37 @@ def test_runner_identity_entrypoint_and_service_account() -> None:
     assert env["VIDEOJOB_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert "envFrom" not in container
     pod = _pod(job)
-    assert pod["serviceAccountName"] == "videojobs-runner"
+    assert pod["serviceAccountName"] == "fourier"  # its own identity (identity.py), named like the Job
     assert pod["automountServiceAccountToken"] is True
+    shared = _job(settings=OperatorSettings(runner_service_account="videojobs-runner"))
+    assert _pod(shared)["serviceAccountName"] == "videojobs-runner"
+
+
+def test_runner_identity_may_only_read_its_videojob_and_patch_its_status() -> None:
+    account, role, binding = runner_identity("ns", "fourier", "fourier", {"eks.amazonaws.com/role-arn": "r"})
+    assert (account["kind"], account["metadata"]["name"], account["metadata"]["namespace"]) == (
+        "ServiceAccount",
+        "fourier",
+        "ns",
+    )
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "r"
+    assert account["automountServiceAccountToken"] is False
+    assert role["rules"] == [
+        {
+            "apiGroups": ["videojobs.io"],
+            "resources": ["videojobs"],
+            "resourceNames": ["fourier"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["videojobs.io"],
+            "resources": ["videojobs/status"],
+            "resourceNames": ["fourier"],
+            "verbs": ["patch"],
+        },
+    ]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "fourier"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fourier", "namespace": "ns"}]
 
 
 def test_restricted_security_context_with_writable_scratch_only() -> None:

@@ -14,13 +14,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videojobs_api.auth import KeyTable, UrlSigner
 from videojobs_api.backends.base import JobBackend
+from videojobs_api.backends.kubernetes import KubernetesBackend
 from videojobs_api.backends.local import LocalBackend
 from videojobs_api.events import EventBus
 from videojobs_api.problems import install_problem_handlers
 from videojobs_api.routes import InFlightKeys, Services, operations, router
 from videojobs_api.settings import ApiSettings, BackendKind
 from videojobs_api.webhooks import WebhookDispatcher, document_webhooks
-from videojobs_runner.errors import ConfigurationError
 
 DESCRIPTION = """Turn a topic into a narrated Manim explainer video.
 
@@ -33,10 +33,7 @@ def create_backend(settings: ApiSettings, bus: EventBus) -> JobBackend:
     """The backend the settings name."""
     if settings.backend is BackendKind.LOCAL:
         return LocalBackend(settings, bus)
-    raise ConfigurationError(
-        "the kubernetes backend is not available yet",
-        suggestion="Set VIDEOJOBS_API_BACKEND=local to run jobs in this process's workers.",
-    )
+    return KubernetesBackend(settings, bus)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,13 @@ class StoredJob:
     request: JobCreateRequest
     status: JobStatus
     event_id: int
+    storage_id: str | None = None
+    """Where its artifacts are stored when not under its id (a VideoJob's storage_job_id)."""
+
+    @property
+    def storage_key(self) -> str:
+        """The storage prefix of the job's artifacts."""
+        return self.storage_id or self.id
 
 
 def _same_name(name: str) -> str:

@@ -280,15 +280,15 @@ async def _succeeded_job(services: Services, principal: Principal, job_id: str) 
 async def _serve(
     services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
 ) -> Response:
-    artifact = await services.backend.artifacts.locate(job.id, kind)
+    filename = f"{job.request.file_stem()}.{suffix}"  # ASCII letters, digits and dashes
+    artifact = await services.backend.artifacts.locate(
+        job.storage_key, kind, content_disposition=f'{disposition}; filename="{filename}"'
+    )
     if artifact.url is not None:
         return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
     assert artifact.path is not None
     return FileResponse(
-        artifact.path,
-        media_type=kind.media_type,
-        filename=f"{job.request.file_stem()}.{suffix}",
-        content_disposition_type=disposition,
+        artifact.path, media_type=kind.media_type, filename=filename, content_disposition_type=disposition
     )
 
 
@@ -302,7 +302,7 @@ async def get_video_url(
 ) -> VideoUrl:
     """A URL that needs no API key until it expires: presigned (S3) or signed by this API (local)."""
     job = await _succeeded_job(services, principal, job_id)
-    artifact = await services.backend.artifacts.locate(job.id, ArtifactKind.VIDEO)
+    artifact = await services.backend.artifacts.locate(job.storage_key, ArtifactKind.VIDEO)
     if artifact.url is not None and artifact.expires_at is not None:
         return VideoUrl(url=artifact.url, expires_at=artifact.expires_at, kind="presigned")
     expires = int(time.time()) + services.backend.artifacts.presign_seconds
@@ -378,7 +378,7 @@ async def get_metadata(job_id: JobId, principal: CurrentPrincipal, services: Ser
     """Duration, size, codecs, scenes with their times, models and LLM usage."""
     job = await _succeeded_job(services, principal, job_id)
     metadata: dict[str, Any] = json.loads(
-        await services.backend.artifacts.read(job.id, ArtifactKind.METADATA)
+        await services.backend.artifacts.read(job.storage_key, ArtifactKind.METADATA)
     )
     return metadata
 

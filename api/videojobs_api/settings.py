@@ -20,6 +20,7 @@ API_ENV_PREFIX = "VIDEOJOBS_API_"
 WEBHOOK_SECRET_PREFIX = "whsec_"
 """Standard Webhooks secrets are `whsec_` + base64 of the key bytes."""
 DATABASE_FILE = ".videojobs-api.sqlite3"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class BackendKind(StrEnum):
@@ -32,6 +33,14 @@ class BackendKind(StrEnum):
 def _default_backend() -> BackendKind:
     """Kubernetes inside a cluster, the embedded local backend everywhere else."""
     return BackendKind.KUBERNETES if os.environ.get("KUBERNETES_SERVICE_HOST") else BackendKind.LOCAL
+
+
+def _default_namespace() -> str:
+    """The pod's own namespace inside a cluster, `default` elsewhere."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 def _default_worker_command() -> list[str]:
@@ -72,6 +81,26 @@ class ApiSettings(BaseSettings):
     url_signing_secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
         description="Signs video URLs; random per process unless set (set it when running replicas).",
+    )
+    namespace: str = Field(
+        default_factory=_default_namespace,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Kubernetes backend: the namespace of the VideoJobs (the pod's own in a cluster).",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubernetes backend: a kubeconfig file; unset, the pod's ServiceAccount in a cluster, "
+        "else $KUBECONFIG or ~/.kube/config.",
+    )
+    queue_name: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Kubernetes backend: the Kueue LocalQueue new VideoJobs go to (spec.queueName).",
+    )
+    cancel_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Kubernetes backend: how long a cancel waits for the operator to mark the job Cancelled.",
     )
     sse_ping_seconds: float = Field(default=15.0, gt=0, description="Keep-alive comment interval.")
     runner: Settings = Field(default_factory=Settings, description="The runner's settings (OUTPUT_DIR, ...).")

@@ -314,7 +314,8 @@ def serve(
     import uvicorn
 
     from videojobs_api.app import create_app
-    from videojobs_api.settings import ApiSettings
+    from videojobs_api.backends.kubernetes import probe
+    from videojobs_api.settings import ApiSettings, BackendKind
     from videojobs_runner.errors import VideoGenerationError
 
     runner_settings = load_settings(None)
@@ -326,6 +327,8 @@ def serve(
         message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
         fail(f"VIDEOJOBS_API_{where}: {message}" if where else message)
     try:
+        if settings.backend is BackendKind.KUBERNETES:
+            probe(settings)
         api = create_app(settings)
     except VideoGenerationError as error:
         fail(f"{error.message} — {error.suggestion}")

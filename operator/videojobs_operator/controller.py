@@ -16,12 +16,14 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from videojobs.contract import Phase, VideoJobSpec
+from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
 from videojobs_operator.kube import GONE, KubeApi
 from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
@@ -199,6 +201,8 @@ class Controller:
                 )
                 return
             priority = value
+        if self.settings.runner_service_account is None and not await self._ensure_identity(videojob, body):
+            return
         suspend = spec.queue_name is None and not self.admit(key)
         manifest = build_job(
             videojob.name, spec, self.settings, created=videojob.created, priority=priority, suspend=suspend
@@ -220,20 +224,64 @@ class Controller:
                 "created Job %s for %s/%s%s", manifest["metadata"]["name"], *key, " (queued)" * suspend
             )
 
+    async def _ensure_identity(self, videojob: VideoJobView, body: kopf.Body) -> bool:
+        """Create the runner's own ServiceAccount, Role and RoleBinding (before its Job: its pod needs them).
+
+        False when the VideoJob failed instead (an object of that name belongs to something else).
+        """
+        name = job_name(videojob.name)
+        manifests = runner_identity(
+            videojob.namespace, videojob.name, name, self.settings.runner_service_account_annotations
+        )
+        kopf.adopt(manifests, owner=body)
+        account, role, binding = manifests
+        # The RoleBinding last: the API server resolves its Role to check the operator holds what it grants.
+        for step in ([account, role], [binding]):
+            creating = (self.api.create_object(manifest) for manifest in step)
+            results = await asyncio.gather(*creating, return_exceptions=True)
+            for manifest, result in zip(step, results, strict=True):
+                if not await self._created(videojob, manifest, result):
+                    return False
+        return True
+
+    async def _created(self, videojob: VideoJobView, manifest: dict[str, Any], result: object) -> bool:
+        """Whether creating `manifest` gave this VideoJob the object (made now, or made by an earlier try)."""
+        if not isinstance(result, BaseException):
+            return True
+        if isinstance(result, ApiException) and result.status == 409:
+            meta = manifest["metadata"]
+            existing = await self.api.read_object(
+                manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+            )
+            return self._owned(videojob, existing)
+        if isinstance(result, ApiException) and result.status in (400, 422):
+            self._fail(videojob, "InvalidRunnerIdentity", _api_message(result))
+            return False
+        message = f"creating the runner's {manifest['kind']} failed: {result}"
+        raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from result
+
     async def _check_existing(self, videojob: VideoJobView) -> None:
         """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's."""
         existing = await self.api.read_job(videojob.namespace, job_name(videojob.name))
+        self._owned(videojob, existing)
+
+    def _owned(self, videojob: VideoJobView, existing: dict[str, Any]) -> bool:
+        """Whether this VideoJob owns `existing`; waits (retry) if an older one of its name does.
+
+        An object of the name that no VideoJob owns fails the VideoJob (JobNameConflict).
+        """
         owners = [
             ref for ref in existing["metadata"].get("ownerReferences") or () if ref["kind"] == "VideoJob"
         ]
         if any(owner["uid"] == videojob.uid for owner in owners):
-            return
+            return True
+        kind, name = existing.get("kind", "Job"), existing["metadata"]["name"]
         if owners:  # left by an earlier VideoJob of the same name; the garbage collector removes it
             raise kopf.TemporaryError(
-                "the Job of an earlier VideoJob of this name still exists", delay=RETRY_SECONDS
+                f"the {kind} of an earlier VideoJob of this name still exists", delay=RETRY_SECONDS
             )
-        message = f"Job {existing['metadata']['name']} exists and does not belong to this VideoJob"
-        self._fail(videojob, "JobNameConflict", message)
+        self._fail(videojob, "JobNameConflict", f"{kind} {name} exists and does not belong to this VideoJob")
+        return False
 
     def _fail(self, videojob: VideoJobView, reason: str, message: str) -> None:
         logger.warning("%s/%s failed: %s: %s", videojob.namespace, videojob.name, reason, message)

@@ -38,6 +38,11 @@ def job_name(videojob: str) -> str:
     return f"{videojob[: _MAX_NAME - 11].rstrip('-.')}-{digest}"
 
 
+def runner_service_account(name: str, settings: OperatorSettings) -> str:
+    """The ServiceAccount of VideoJob `name`'s runner: the shared one if configured, else its own."""
+    return settings.runner_service_account or job_name(name)
+
+
 def build_job(
     name: str,
     spec: VideoJobSpec,
@@ -103,7 +108,7 @@ def _pod_spec(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dict
     tolerations = spec.tolerations if spec.tolerations is not None else settings.default_tolerations
     pod: dict[str, Any] = {
         "restartPolicy": "Never",  # podFailurePolicy requires it; retries are new pods
-        "serviceAccountName": settings.runner_service_account,
+        "serviceAccountName": runner_service_account(name, settings),
         "automountServiceAccountToken": True,  # the runner patches its VideoJob's status
         "enableServiceLinks": False,
         "securityContext": {

@@ -29,6 +29,8 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JOBS = ("batch", "v1", "jobs")
 PRIORITY_CLASSES = ("scheduling.k8s.io", "v1", "priorityclasses")
+BUILTIN_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
+"""The built-in kinds the operator creates besides Jobs (the runner's identity, see identity.py)."""
 GONE = frozenset({404, 409, 410, 422})
 """Answers that mean the object is gone or was replaced (a uid precondition failed)."""
 
@@ -56,6 +58,12 @@ class TokenBucket:
                     self._tokens -= 1
                     return self._clock() - started
                 await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+def _collection(api_version: str, namespace: str) -> str:
+    """The URL path of a namespace's objects of an API version ("v1" is the core group under /api)."""
+    root = "/apis" if "/" in api_version else "/api"
+    return f"{root}/{api_version}/namespaces/{namespace}"
 
 
 def api_client(concurrency: int) -> client.ApiClient:
@@ -111,6 +119,33 @@ class KubeApi:
         """Create a Job (ApiException 409 when one of that name exists)."""
         create = self._objects.create_namespaced_custom_object
         await self._call("create", "jobs", create, *JOBS[:2], namespace, JOBS[2], manifest)
+
+    async def create_object(self, manifest: dict[str, Any]) -> None:
+        """Create a namespaced object of a kind in BUILTIN_PLURALS (ApiException 409 when it exists)."""
+        plural = BUILTIN_PLURALS[manifest["kind"]]
+        path = f"{_collection(manifest['apiVersion'], manifest['metadata']['namespace'])}/{plural}"
+        await self._call("create", plural, self._send, "POST", path, manifest)
+
+    async def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """An object of a kind in BUILTIN_PLURALS as the API server has it."""
+        plural = BUILTIN_PLURALS[kind]
+        path = f"{_collection(api_version, namespace)}/{plural}/{name}"
+        found: dict[str, Any] = await self._call("get", plural, self._send, "GET", path)
+        return found
+
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, _preload_content: bool = False
+    ) -> Any:
+        """A request to any API path; the generic custom-objects client only knows paths under /apis."""
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        request = self._api.param_serialize(
+            method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self._api.call_api(*request)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any]:
         """The Job as the API server has it."""

@@ -23,7 +23,11 @@ class OperatorSettings(BaseSettings):
 
     RUNNER_IMAGE                 image of the runner container (entrypoint `videojobs`)
     RUNNER_IMAGE_PULL_POLICY     its imagePullPolicy
-    RUNNER_SERVICE_ACCOUNT       ServiceAccount the runner pods use (operator/rbac/runner.yaml)
+    RUNNER_SERVICE_ACCOUNT       unset (default): each VideoJob's runner gets a ServiceAccount of its own
+                                 that may get that VideoJob and patch its status, nothing else (identity.py);
+                                 set: all runner pods use this existing one (operator/rbac/runner.yaml)
+    RUNNER_SERVICE_ACCOUNT_ANNOTATIONS
+                                 JSON object put on the per-VideoJob ServiceAccounts (e.g. an IRSA role)
     LLM_SECRET_NAME              Secret whose keys become the runner's env (LLM API keys); unset: none
     S3_SECRET_NAME               Secret with the S3 credentials, as env; unset: none
     RUNNER_CONFIGMAP_NAME        ConfigMap with pipeline settings (PLANNER_MODEL, STORAGE_BACKEND, ...)
@@ -41,7 +45,8 @@ class OperatorSettings(BaseSettings):
 
     runner_image: str = "ghcr.io/videojobs/runner:latest"
     runner_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
-    runner_service_account: str = "videojobs-runner"
+    runner_service_account: str | None = None
+    runner_service_account_annotations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     llm_secret_name: str | None = None
     s3_secret_name: str | None = None
     runner_configmap_name: str | None = None
@@ -58,7 +63,9 @@ class OperatorSettings(BaseSettings):
     api_concurrency: int = Field(default=16, ge=1, le=64)
     metrics_port: int = Field(default=8080, ge=0, le=65535)
 
-    @field_validator("default_node_selector", "default_tolerations", mode="before")
+    @field_validator(
+        "default_node_selector", "default_tolerations", "runner_service_account_annotations", mode="before"
+    )
     @classmethod
     def _json(cls, value: Any) -> Any:
         """JSON from the environment, parsed here so that a mistake is reported against the field."""

@@ -141,8 +141,13 @@ class Storage(ABC):
         """Where the object lives, for people and logs: a filesystem path or an s3:// URI."""
 
     @abstractmethod
-    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
-        """A time-limited HTTP GET URL for the object, or None when the backend has no such thing."""
+    def presigned_url(
+        self, key: str, expires_seconds: int, content_disposition: str | None = None
+    ) -> str | None:
+        """A time-limited HTTP GET URL for the object, or None when the backend has no such thing.
+
+        `content_disposition` is the Content-Disposition its response carries (e.g. an attachment name).
+        """
 
 
 def _require_delete_prefix(prefix: str) -> str:
@@ -276,7 +281,9 @@ class LocalStorage(Storage):
     def location(self, key: str) -> str:
         return str(self._path(key))
 
-    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+    def presigned_url(
+        self, key: str, expires_seconds: int, content_disposition: str | None = None
+    ) -> str | None:
         validate_key(key)
         return None
 
@@ -529,16 +536,19 @@ class S3Storage(Storage):
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full_key(key)}"
 
-    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+    def presigned_url(
+        self, key: str, expires_seconds: int, content_disposition: str | None = None
+    ) -> str | None:
         full = self._full_key(key)
         if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
             raise StorageError(
                 f"presigned URL expiry must be 1..{MAX_PRESIGN_SECONDS} seconds, not {expires_seconds}"
             )
         try:
-            return self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires_seconds
-            )
+            params = {"Bucket": self.bucket, "Key": full}
+            if content_disposition is not None:
+                params["ResponseContentDisposition"] = content_disposition
+            return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
         except (BotoCoreError, ClientError) as exc:
             raise self._error("presign GetObject", full, exc) from exc
 

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from k8s_api import QUEUE, StandInRunner, deployment, prepare_cluster
+from k8s_cluster import K8sCluster
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
@@ -258,16 +260,73 @@ def scripted_worker(tmp_path: Path) -> list[str]:
     return [sys.executable, str(script)]
 
 
+BACKENDS = ["local", pytest.param("kubernetes", marks=pytest.mark.k8s)]
+"""The `api` and `idle_api` fixtures run a test once per backend."""
+
+
+@pytest.fixture(scope="session")
+def api_operator_kubeconfig(k8s_cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test cluster with the CRD and the operator's RBAC; the operator's kubeconfig."""
+    return prepare_cluster(k8s_cluster, tmp_path_factory.mktemp("api-operator"))
+
+
+@contextlib.contextmanager
+def kubernetes_api(
+    request: pytest.FixtureRequest, folder: Path, *, run_jobs: bool, **overrides: Any
+) -> Iterator[ApiServer]:
+    """The API on the kubernetes backend in a fresh namespace with its operator; with `run_jobs`, the
+    stand-in runner (tests/support/k8s_api.py) runs the jobs."""
+    cluster: K8sCluster = request.getfixturevalue("k8s_cluster")
+    operator_kubeconfig: Path = request.getfixturevalue("api_operator_kubeconfig")
+    with deployment(cluster, operator_kubeconfig, folder) as (namespace, kubeconfig):
+        settings = api_settings(
+            folder / "out",
+            backend="kubernetes",
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            queue_name=QUEUE,
+            **overrides,
+        )
+        with ApiServer(settings) as server:
+            if not run_jobs:
+                yield server
+                return
+            with StandInRunner(cluster, namespace, server.app.state.services.backend.artifacts.storage):
+                yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path: Path, scripted_worker: list[str]) -> Iterator[ApiServer]:
+    """A deployment that runs its jobs: stand-in workers (local) or the stand-in runner (kubernetes)."""
+    if request.param == "kubernetes":
+        with kubernetes_api(request, tmp_path, run_jobs=True) as server:
+            yield server
+        return
+    with ApiServer(api_settings(tmp_path / "out", worker_command=scripted_worker)) as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def idle_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """A deployment that queues jobs but runs none (local: 0 workers; kubernetes: no one admits them)."""
+    if request.param == "kubernetes":
+        with kubernetes_api(request, tmp_path, run_jobs=False, max_active_jobs=3) as server:
+            yield server
+        return
+    with ApiServer(api_settings(tmp_path / "out", local_workers=0, max_active_jobs=3)) as server:
+        yield server
+
+
 @pytest.fixture
-def api(tmp_path: Path, scripted_worker: list[str]) -> Iterator[ApiServer]:
-    """A deployment with the stand-in worker."""
+def local_api(tmp_path: Path, scripted_worker: list[str]) -> Iterator[ApiServer]:
+    """The local backend with the stand-in worker, for tests of its worker processes."""
     with ApiServer(api_settings(tmp_path / "out", worker_command=scripted_worker)) as server:
         yield server
 
 
 @pytest.fixture
-def idle_api(tmp_path: Path) -> Iterator[ApiServer]:
-    """A deployment that queues jobs but runs none (local_workers 0)."""
+def local_idle_api(tmp_path: Path) -> Iterator[ApiServer]:
+    """The local backend with 0 workers, for tests of routes that do not depend on the backend."""
     with ApiServer(api_settings(tmp_path / "out", local_workers=0, max_active_jobs=3)) as server:
         yield server
 

@@ -87,8 +87,13 @@ class ArtifactStore:
         """Whether artifacts are files this process can serve."""
         return isinstance(self.storage, LocalStorage)
 
-    async def locate(self, job_id: str, kind: ArtifactKind) -> Artifact:
-        """Find an artifact; ArtifactNotFound when a local one is missing (S3 URLs are not checked)."""
+    async def locate(
+        self, job_id: str, kind: ArtifactKind, content_disposition: str | None = None
+    ) -> Artifact:
+        """Find an artifact; ArtifactNotFound when a local one is missing (S3 URLs are not checked).
+
+        A presigned URL's response carries `content_disposition` (the download's file name).
+        """
         key = f"{job_id}/{kind.value}"
         if self.is_local:
             path = Path(self.storage.location(key))
@@ -96,7 +101,9 @@ class ArtifactStore:
                 raise ArtifactNotFound(f"Job {job_id!r} has no stored {kind.value}.")
             return Artifact(path=path)
         expires_at = utcnow() + timedelta(seconds=self.presign_seconds)
-        url = await asyncio.to_thread(self.storage.presigned_url, key, self.presign_seconds)
+        url = await asyncio.to_thread(
+            self.storage.presigned_url, key, self.presign_seconds, content_disposition
+        )
         return Artifact(url=url, expires_at=expires_at)
 
     async def read(self, job_id: str, kind: ArtifactKind) -> bytes:
@@ -109,6 +116,23 @@ class ArtifactStore:
     async def delete_job(self, job_id: str) -> int:
         """Delete every stored artifact of a job; how many there were."""
         return await asyncio.to_thread(self.storage.delete_prefix, f"{job_id}/")
+
+
+async def backlog_then_live(
+    backlog: list[StoredJob], latest: StoredJob, after: int | None, live: asyncio.Queue[StoredJob | None]
+) -> AsyncIterator[StoredJob]:
+    """A job's events: the backlog, then changes from `live` (subscribed before the backlog was read)
+    newer than the last one sent; nothing live once the latest, terminal, snapshot has been sent."""
+    last = after or 0
+    for job in backlog:
+        yield job
+        last = job.event_id
+    if latest.status.phase.is_terminal and latest.event_id <= last:
+        return
+    while (change := await live.get()) is not None:
+        if change.event_id > last:
+            yield change
+            last = change.event_id
 
 
 class JobBackend(Protocol):

@@ -47,6 +47,7 @@ from videojobs_api.backends.base import (
     Created,
     Idempotency,
     Page,
+    backlog_then_live,
 )
 from videojobs_api.events import EventBus
 from videojobs_api.models import JobCreateRequest, StoredJob
@@ -534,16 +535,8 @@ class LocalBackend:
             else:
                 missed = await self._db(self._store.events_after, job_id, after)
                 backlog = [replace(latest, status=status, event_id=event_id) for event_id, status in missed]
-            last = after or 0
-            for job in backlog:
+            async for job in backlog_then_live(backlog, latest, after, live):
                 yield job
-                last = job.event_id
-            if latest.status.phase.is_terminal and latest.event_id <= last:
-                return
-            while (change := await live.get()) is not None:
-                if change.event_id > last:
-                    yield change
-                    last = change.event_id
 
     # --- workers ------------------------------------------------------------------------------
 

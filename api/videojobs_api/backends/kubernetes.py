@@ -1,0 +1,653 @@
+"""The Kubernetes backend: each job is a VideoJob in one namespace, read from a watch-backed cache.
+
+One list+watch of the namespace's VideoJobs (resourceVersion resume, bookmarks, a relist after 410
+Gone) keeps a snapshot of every VideoJob in memory and feeds the event bus; reads and SSE streams are
+served from it and never reach the API server. Writes (create, cancel = spec.suspend, delete) go to the
+API server and are put into the cache at once, so a client reads its own writes. The operator turns
+VideoJobs into Jobs and owns the phase; the runner reports progress into the status subresource.
+
+Event ids are resourceVersions: the same on every replica and across restarts, and increasing
+(comparable integers for objects of one resource since Kubernetes 1.35, KEP-5504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
+from pydantic import ValidationError
+
+from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
+from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from videojobs_api.auth import Principal
+from videojobs_api.backends.base import (
+    ACTIVE_PHASES,
+    ArtifactStore,
+    Created,
+    Idempotency,
+    Page,
+    backlog_then_live,
+)
+from videojobs_api.events import EventBus
+from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
+from videojobs_api.problems import (
+    BackendUnavailable,
+    IdempotencyKeyReused,
+    InvalidField,
+    JobAlreadyFinished,
+    JobNotFound,
+    TooManyActiveJobs,
+)
+from videojobs_api.settings import ApiSettings
+from videojobs_runner.checkpoint import new_job_id
+from videojobs_runner.errors import ConfigurationError
+from videojobs_runner.storage import storage_from_settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OWNER_LABEL = f"{GROUP}/owner"
+"""The owner principal in label-safe form: `kubectl get vj -l videojobs.io/owner=alice`."""
+IDEMPOTENCY_LABEL = f"{GROUP}/idempotency-key"
+"""A hash of the owner and Idempotency-Key (keys are not label-safe)."""
+OWNER_ANNOTATION = f"{GROUP}/owner"
+REQUEST_ANNOTATION = f"{GROUP}/request"
+"""The whole API request as JSON (tags, webhook, priority, ...); the spec holds the runner's part."""
+FINGERPRINT_ANNOTATION = f"{GROUP}/request-fingerprint"
+CREATED_ANNOTATION = f"{GROUP}/created-at"
+"""Creation time in microseconds: creationTimestamp has whole seconds, too coarse to order a list."""
+MERGE_PATCH = "application/merge-patch+json"
+HISTORY = 256
+"""Snapshots kept per job for Last-Event-ID resumes."""
+WATCH_SECONDS = 290
+"""Server-side timeout of one watch request; it is then resumed from the last resourceVersion."""
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Back-off between failed list or watch attempts."""
+SYNC_WAIT_SECONDS = 10
+"""How long start-up waits for the first list (the server then starts unready, and says why)."""
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""Connect and read timeouts of a write."""
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_ID_ATTEMPTS = 3
+
+
+def owner_label(principal: str) -> str:
+    """A principal's name as a label value: itself when it is one, else a readable prefix and a hash."""
+    if _LABEL_VALUE.match(principal):
+        return principal
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", principal)[:50].strip("-_.") or "p"
+    return f"{slug}-{hashlib.sha256(principal.encode()).hexdigest()[:10]}"
+
+
+def _idempotency_hash(owner: str, key: str) -> str:
+    return hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:40]
+
+
+def _idempotent_name(key_hash: str) -> str:
+    """The VideoJob name of an Idempotency-Key: a retry on any replica collides with it (409)."""
+    return f"idem-{key_hash[:24]}"
+
+
+def api_client(settings: ApiSettings, pool: int) -> client.ApiClient:
+    """A client from VIDEOJOBS_API_KUBECONFIG, the pod's ServiceAccount, or the default kubeconfig."""
+    configuration = client.Configuration()
+    try:
+        if settings.kubeconfig is not None:
+            config.load_kube_config(str(settings.kubeconfig), client_configuration=configuration)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(client_configuration=configuration)
+    except (ConfigException, OSError) as error:
+        raise ConfigurationError(
+            f"no Kubernetes cluster is configured for the kubernetes backend ({error})",
+            suggestion="Set VIDEOJOBS_API_KUBECONFIG (or KUBECONFIG), run in a cluster, "
+            "or use VIDEOJOBS_API_BACKEND=local.",
+        ) from error
+    configuration.connection_pool_maxsize = pool
+    return client.ApiClient(configuration)
+
+
+def _explain(error: Exception, namespace: str) -> str:
+    """One line on why the API server could not be used."""
+    if isinstance(error, ApiException):
+        if error.status == 404:
+            return f"the VideoJob CRD is not installed (kubectl apply -f crds/videojob.yaml): {error.reason}"
+        if error.status in (401, 403):
+            return f"not allowed to use VideoJobs in namespace {namespace} (api/rbac.yaml): {error.reason}"
+        return f"the API server answered {error.status} {error.reason}"
+    return f"the API server is not reachable: {error}"
+
+
+def probe(settings: ApiSettings) -> None:
+    """Check that the cluster answers and VideoJobs can be listed; ConfigurationError says why not."""
+    api = api_client(settings, pool=1)
+    try:
+        client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, settings.namespace, PLURAL, limit=1, _request_timeout=REQUEST_TIMEOUT
+        )
+    except (ApiException, urllib3.exceptions.HTTPError) as error:
+        host = api.configuration.host
+        raise ConfigurationError(
+            f"the kubernetes backend cannot use {host}: {_explain(error, settings.namespace)}",
+            suggestion="Check VIDEOJOBS_API_KUBECONFIG / VIDEOJOBS_API_NAMESPACE, "
+            "or use VIDEOJOBS_API_BACKEND=local.",
+        ) from error
+    finally:
+        api.close()
+
+
+# --- VideoJob <-> StoredJob --------------------------------------------------------------------------
+
+
+def _created_at(meta: dict[str, Any]) -> datetime:
+    stamp = (meta.get("annotations") or {}).get(CREATED_ANNOTATION) or meta.get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def _request(obj: dict[str, Any]) -> JobCreateRequest:
+    """The API request a VideoJob was made from; for one made elsewhere (kubectl), its spec's part."""
+    annotations = obj["metadata"].get("annotations") or {}
+    with contextlib.suppress(KeyError, ValidationError):
+        return JobCreateRequest.model_validate_json(annotations[REQUEST_ANNOTATION])
+    spec = obj.get("spec") or {}
+    return JobCreateRequest.model_validate(
+        {
+            "topic": spec.get("topic") or "untitled",
+            "description": spec.get("description", ""),
+            "quality": spec.get("quality"),
+            "model": (spec.get("models") or {}).get("planner"),
+        }
+    )
+
+
+def _status(obj: dict[str, Any]) -> JobStatus:
+    try:
+        return JobStatus.model_validate(obj.get("status") or {})
+    except ValidationError as error:
+        log.warning("VideoJob %s: unreadable status (%s)", obj["metadata"]["name"], error.errors()[0]["msg"])
+        return JobStatus()
+
+
+def stored_job(obj: dict[str, Any], namespace: str) -> StoredJob:
+    """The API's view of a VideoJob; its event id is its resourceVersion."""
+    meta = obj["metadata"]
+    return StoredJob(
+        id=meta["name"],
+        owner=(meta.get("annotations") or {}).get(OWNER_ANNOTATION, ""),
+        created_at=_created_at(meta),
+        request=_request(obj),
+        status=_status(obj),
+        event_id=int(meta["resourceVersion"]),
+        storage_id=storage_job_id(namespace, meta["name"], meta["uid"]),
+    )
+
+
+def _view(job: StoredJob) -> JobStatusResponse:
+    """What a status event shows: a change elsewhere (heartbeat, conditions, annotations) is no event."""
+    return JobStatusResponse.of(job)
+
+
+@dataclass
+class _Entry:
+    """A cached job: its latest snapshot, recent distinct snapshots, and what an idempotent create finds."""
+
+    job: StoredJob
+    version: int
+    """The latest resourceVersion seen (job.event_id is that of the latest status change)."""
+    status: dict[str, Any]
+    """The VideoJob's status as last seen, without the heartbeat."""
+    history: deque[StoredJob]
+    fingerprint: str | None = None
+    suspended: bool = False
+
+
+def _encode_cursor(job: StoredJob) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, name = raw.partition("|")
+        if name:
+            return datetime.fromisoformat(stamp), name
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InvalidField("cursor", "query", "not a cursor from this API")
+
+
+# --- the backend -------------------------------------------------------------------------------------
+
+
+class KubernetesBackend:
+    """Jobs as VideoJobs in `settings.namespace`; reads from one shared watch; the operator runs them."""
+
+    def __init__(self, settings: ApiSettings, bus: EventBus, api: client.ApiClient | None = None) -> None:
+        self.settings = settings
+        self.namespace = settings.namespace
+        self.bus = bus
+        self.artifacts = ArtifactStore(
+            storage_from_settings(settings.runner), settings.runner.presigned_url_expiry_seconds
+        )
+        self._api = api if api is not None else api_client(settings, pool=32)
+        self._objects = client.CustomObjectsApi(self._api)
+        self._executor = ThreadPoolExecutor(16, thread_name_prefix="videojobs-kube")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._entries: dict[str, _Entry] = {}
+        self._deleted: set[str] = set()
+        """Names deleted by this process whose watch DELETED has not come yet (never brought back)."""
+        self._reserved: defaultdict[str, int] = defaultdict(int)
+        """Creations in flight per owner: counted against the cap before their VideoJob is cached."""
+        self._synced = asyncio.Event()
+        self._problem: str | None = "the VideoJob cache has not synced yet"
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._watcher: threading.Thread | None = None
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the list+watch thread; readiness waits for its first list."""
+        self._loop = asyncio.get_running_loop()
+        self._watcher = threading.Thread(target=self._watch_forever, name="videojobs-watch", daemon=True)
+        self._watcher.start()
+        with contextlib.suppress(TimeoutError):  # serve anyway: /readyz says why not synced
+            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_SECONDS)
+
+    async def stop(self) -> None:
+        """Stop the watch and close the connections."""
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.join, 10)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._api.close()
+
+    async def ready(self) -> None:
+        """Ready while the cache is synced and the watch is healthy."""
+        if self._problem is not None:
+            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+
+    # --- the watch (its own thread) -----------------------------------------------------------
+
+    def _watch_forever(self) -> None:
+        version: str | None = None
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self._list()
+                version = self._watch(version)
+                failures = 0
+            except ApiException as error:
+                if error.status == 410:  # too old to resume: list again
+                    log.info("VideoJob watch expired (410 Gone); relisting")
+                    version = None
+                    continue
+                failures += 1
+                self._report_problem(_explain(error, self.namespace))
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                if self._stop.is_set():
+                    return
+                failures += 1
+                self._report_problem(_explain(error, self.namespace))
+            if failures:
+                self._stop.wait(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
+
+    def _report_problem(self, problem: str) -> None:
+        log.warning("VideoJob watch: %s", problem)
+        self._post(self._set_problem, problem)
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop closed while stopping
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _list(self) -> str:
+        """List every VideoJob (in pages) into the cache; the resourceVersion to watch from."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._objects.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, limit=500, _continue=token, _request_timeout=(5, 60)
+            )
+            items += page["items"]
+            token = page["metadata"].get("continue")
+            if not token:
+                version: str = page["metadata"]["resourceVersion"]
+                self._post(self._replace_all, items)
+                return version
+
+    def _watch(self, version: str) -> str:
+        """Follow changes after `version` until the server ends the watch; the last version seen."""
+        response = self._objects.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            _request_timeout=(5, WATCH_SECONDS + 30),
+        )
+        self._response = response
+        self._post(self._set_problem, None)
+        try:
+            for line in iter_resp_lines(response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    raise ApiException(status=obj.get("code", 500), reason=obj.get("message", ""))
+                version = obj["metadata"]["resourceVersion"]
+                if kind == "DELETED":
+                    self._post(self._removed, obj["metadata"]["name"])
+                elif kind in ("ADDED", "MODIFIED"):
+                    self._post(self._changed, obj)
+                if self._stop.is_set():
+                    break
+        finally:
+            self._response = None
+            response.release_conn()
+        return version
+
+    # --- the cache (the event loop's thread) --------------------------------------------------
+
+    def _set_problem(self, problem: str | None) -> None:
+        self._problem = problem if problem is not None or self._synced.is_set() else self._problem
+
+    def _replace_all(self, items: list[dict[str, Any]]) -> None:
+        names = {obj["metadata"]["name"] for obj in items}
+        for name in [name for name in self._entries if name not in names]:
+            self._removed(name)
+        for obj in items:
+            self._changed(obj)
+        self._deleted &= names
+        self._synced.set()
+        self._problem = None
+
+    def _changed(self, obj: dict[str, Any]) -> None:
+        """A VideoJob as the API server has it now: cache it; publish it when its status view changed."""
+        meta = obj["metadata"]
+        name = meta["name"]
+        if name in self._deleted or meta.get("deletionTimestamp"):
+            return
+        version = int(meta["resourceVersion"])
+        status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
+        entry = self._entries.get(name)
+        if entry is None:
+            job = stored_job(obj, self.namespace)
+            fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
+            entry = _Entry(job, version, status, deque([job], maxlen=HISTORY), fingerprint)
+            self._entries[name] = entry
+            self.bus.publish(job)
+        elif version > entry.version:
+            entry.version = version
+            if status != entry.status:  # not a heartbeat, label or annotation change alone
+                entry.status = status
+                job = stored_job(obj, self.namespace)
+                if _view(job) == _view(entry.job):
+                    entry.job = replace(job, event_id=entry.job.event_id)
+                else:
+                    entry.job = job
+                    entry.history.append(job)
+                    self.bus.publish(job)
+        entry.suspended = bool((obj.get("spec") or {}).get("suspend"))
+
+    def _removed(self, name: str) -> None:
+        self._deleted.discard(name)
+        if self._entries.pop(name, None) is not None:
+            self.bus.close(name)
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def _visible(self, principal: Principal, job_id: str) -> _Entry:
+        if not self._synced.is_set():
+            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        entry = self._entries.get(job_id)
+        if entry is None or not (principal.is_admin or entry.job.owner == principal.name):
+            raise JobNotFound(job_id)
+        return entry
+
+    def _find_idempotent(self, owner: str, key_hash: str) -> _Entry | None:
+        entry = self._entries.get(_idempotent_name(key_hash))
+        return entry if entry is not None and entry.job.owner == owner else None
+
+    def _replay(self, entry: _Entry, idempotency: Idempotency) -> Created:
+        if entry.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused()
+        return Created(entry.job, replayed=True)
+
+    def _active(self, owner: str) -> int:
+        return sum(
+            1 for e in self._entries.values() if e.job.owner == owner and e.job.status.phase in ACTIVE_PHASES
+        )
+
+    def _manifest(
+        self, name: str, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+    ) -> dict[str, Any]:
+        spec = VideoJobSpec.model_validate(
+            request.generation_request().model_dump() | {"queue_name": self.settings.queue_name}
+        )
+        labels = {OWNER_LABEL: owner_label(principal.name), "app.kubernetes.io/created-by": "videojobs-api"}
+        annotations = {
+            OWNER_ANNOTATION: principal.name,
+            REQUEST_ANNOTATION: request.model_dump_json(),
+            CREATED_ANNOTATION: datetime.now(UTC).isoformat(),
+        }
+        if idempotency is not None:
+            labels[IDEMPOTENCY_LABEL] = _idempotency_hash(principal.name, idempotency.key)
+            annotations[FINGERPRINT_ANNOTATION] = idempotency.fingerprint
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "spec": spec.to_wire(),
+        }
+
+    async def create(
+        self, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+    ) -> Created:
+        """Create the VideoJob; an Idempotency-Key names it, so a concurrent retry (any replica) finds it."""
+        if not self._synced.is_set():
+            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        key_hash = _idempotency_hash(principal.name, idempotency.key) if idempotency else None
+        if idempotency is not None and key_hash is not None:
+            found = self._find_idempotent(principal.name, key_hash)
+            if found is not None:
+                return self._replay(found, idempotency)
+        owner = principal.name
+        if self._active(owner) + self._reserved[owner] >= self.settings.max_active_jobs:
+            raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
+        self._reserved[owner] += 1
+        try:
+            for attempt in range(1, _ID_ATTEMPTS + 1):
+                name = _idempotent_name(key_hash) if key_hash else new_job_id(request.topic)
+                manifest = self._manifest(name, principal, request, idempotency)
+                try:
+                    obj = await self._call(
+                        self._objects.create_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        PLURAL,
+                        manifest,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
+                except ApiException as error:
+                    if error.status != 409:
+                        raise self._unavailable(error) from error
+                    if idempotency is not None:
+                        return self._replay(await self._existing(name), idempotency)
+                    if attempt == _ID_ATTEMPTS:
+                        raise self._unavailable(error) from error
+                    continue
+                except urllib3.exceptions.HTTPError as error:
+                    raise self._unavailable(error) from error
+                self._changed(obj)
+                return Created(self._entries[name].job, replayed=False)
+            raise AssertionError("unreachable")
+        finally:
+            self._reserved[owner] -= 1
+            if not self._reserved[owner]:
+                del self._reserved[owner]
+
+    async def _existing(self, name: str) -> _Entry:
+        """A VideoJob another request (or replica) just created: from the cache once the watch has it."""
+        if name not in self._entries:
+            obj = await self._call(
+                self._objects.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            self._changed(obj)
+        return self._entries[name]
+
+    def _unavailable(self, error: Exception) -> BackendUnavailable:
+        log.warning("Kubernetes API call failed: %s", error)
+        return BackendUnavailable(f"Kubernetes: {_explain(error, self.namespace)}.")
+
+    async def get(self, principal: Principal, job_id: str) -> StoredJob:
+        """One job, from the cache."""
+        return self._visible(principal, job_id).job
+
+    async def list_jobs(
+        self, principal: Principal, *, cursor: str | None, limit: int, phases: Collection[Phase]
+    ) -> Page:
+        """Newest first (by creation time, then name), from the cache; admins see every job."""
+        if not self._synced.is_set():
+            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        after = _decode_cursor(cursor) if cursor is not None else None
+        jobs = sorted(
+            (
+                entry.job
+                for entry in self._entries.values()
+                if (principal.is_admin or entry.job.owner == principal.name)
+                and (not phases or entry.job.status.phase in phases)
+            ),
+            key=lambda job: (job.created_at, job.id),
+            reverse=True,
+        )
+        if after is not None:
+            jobs = [job for job in jobs if (job.created_at, job.id) < after]
+        more = len(jobs) > limit
+        return Page(jobs[:limit], _encode_cursor(jobs[limit - 1]) if more else None)
+
+    async def cancel(self, principal: Principal, job_id: str) -> StoredJob:
+        """Set spec.suspend; the operator deletes the Job and marks it Cancelled (awaited briefly)."""
+        entry = self._visible(principal, job_id)
+        if entry.job.status.phase.is_terminal:
+            raise JobAlreadyFinished(entry.job)
+        with self.bus.subscribe(job_id) as changes:
+            if not entry.suspended:
+                await self._patch_spec(job_id, {"suspend": True})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.cancel_wait_seconds):
+                    while not self._settled(job_id):
+                        await changes.get()
+        return self._visible(principal, job_id).job
+
+    def _settled(self, job_id: str) -> bool:
+        """Whether the job has ended or is gone."""
+        entry = self._entries.get(job_id)
+        return entry is None or entry.job.status.phase.is_terminal
+
+    async def _patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        """Merge-patch the VideoJob's spec."""
+        try:
+            obj = await self._call(
+                self._objects.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                {"spec": spec},
+                _content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise JobNotFound(name) from error
+            raise self._unavailable(error) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from error
+        self._changed(obj)
+
+    async def delete(self, principal: Principal, job_id: str) -> None:
+        """Delete the VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
+        job = self._visible(principal, job_id).job
+        try:
+            await self._call(
+                self._objects.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                job_id,
+                propagation_policy="Background",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise self._unavailable(error) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from error
+        self._removed(job_id)
+        self._deleted.add(job_id)  # until the watch reports the deletion
+        await self.artifacts.delete_job(job.storage_key)
+
+    async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
+        """Snapshots seen after `after` (the latest without it), then live ones."""
+        self._visible(principal, job_id)
+        return self._event_stream(job_id, after)
+
+    async def _event_stream(self, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
+        with self.bus.subscribe(job_id) as live:
+            entry = self._entries.get(job_id)
+            if entry is None:
+                return
+            latest = entry.job
+            backlog = [latest] if after is None else [job for job in entry.history if job.event_id > after]
+            async for job in backlog_then_live(backlog, latest, after, live):
+                yield job

@@ -1,0 +1,428 @@
+"""The kubernetes backend's own behaviour: VideoJobs with owner labels, cancel by spec.suspend, delete of the
+VideoJob and its artifacts, reads from the watch cache, RBAC, and a cluster that cannot be reached.
+
+The shared REST contract runs on this backend too (tests/test_api_contract.py); the deployment and the
+stand-in runner are in tests/support/k8s_api.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import urllib3
+import yaml
+from api_harness import (
+    KEYS,
+    VIDEO_BYTES,
+    ApiServer,
+    api_settings,
+    assert_problem,
+    create,
+    kubernetes_api,
+    wait_for,
+)
+from cli_runs import VIDEOJOBS, cli_env
+from k8s_cluster import K8sCluster
+from k8s_cluster import wait_for as poll
+from kubernetes import client
+from s3_server import S3Server
+
+from videojobs.contract import storage_job_id
+from videojobs.settings import Settings
+from videojobs_api.auth import Principal, Role
+from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
+from videojobs_api.events import EventBus
+
+
+@pytest.fixture
+def k8s_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """The kubernetes backend with the stand-in runner."""
+    with kubernetes_api(request, tmp_path, run_jobs=True) as server:
+        yield server
+
+
+@pytest.fixture
+def k8s_idle_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """The kubernetes backend; its jobs stay Queued (nobody admits them)."""
+    with kubernetes_api(request, tmp_path, run_jobs=False) as server:
+        yield server
+
+
+def kubectl_json(cluster: K8sCluster, api: ApiServer, *what: str) -> Any:
+    done = cluster.kubectl("-n", api.settings.namespace, "get", *what, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+@pytest.mark.k8s
+def test_a_job_is_a_videojob_labelled_with_its_owner(
+    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+) -> None:
+    body = {"topic": "Fourier series", "model": "openai/gpt-4o-mini", "quality": "low", "max_cost_usd": 2.5}
+    with k8s_idle_api.client() as alice, k8s_idle_api.client("root") as root:
+        job = alice.post("/v1/videos/generate", json=body, headers={"Idempotency-Key": "k1"}).json()
+        namespace = k8s_idle_api.settings.namespace
+        obj = kubectl_json(k8s_cluster, k8s_idle_api, "videojob", job["id"])
+        meta, spec = obj["metadata"], obj["spec"]
+        assert meta["labels"]["videojobs.io/owner"] == "alice"
+        assert "videojobs.io/idempotency-key" in meta["labels"]
+        assert meta["annotations"]["videojobs.io/owner"] == "alice"
+        assert json.loads(meta["annotations"]["videojobs.io/request"]) == job["request"]
+        assert spec["topic"] == "Fourier series" and spec["quality"] == "low" and spec["maxCostUsd"] == 2.5
+        assert spec["models"] == dict.fromkeys(("planner", "scene", "helper"), "openai/gpt-4o-mini")
+        assert spec["queueName"] == "kueue" and spec["suspend"] is False
+        listed = k8s_cluster.kubectl(
+            "-n", namespace, "get", "vj", "-l", "videojobs.io/owner=alice", "-o", "name"
+        )
+        assert listed.stdout.split() == [f"videojob.videojobs.io/{job['id']}"]
+        wait_for(alice, job["id"], "Queued")  # the operator's phase, read through the watch
+
+        # A status patch as the runner makes it reaches status reads without a request of ours.
+        patch = {"status": {"stage": "planning", "progress": 15, "message": "Creating scene outline"}}
+        k8s_cluster.kubectl(
+            "-n",
+            namespace,
+            "patch",
+            "vj",
+            job["id"],
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(patch),
+        )
+
+        def patched() -> dict[str, Any] | None:
+            status = dict(alice.get(f"/v1/videos/jobs/{job['id']}/status").json())
+            return status if status["progress"] == 15 else None
+
+        status = poll("the patched status", patched, 10)
+        assert status["stage"] == "planning" and status["phase"] == "Queued"
+
+        # A VideoJob made with kubectl has no owner: only an admin sees it.
+        manual = {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "VideoJob",
+            "metadata": {"name": "by-hand"},
+            "spec": {"topic": "Made by hand", "suspend": True},
+        }
+        k8s_cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manual))
+        poll("the admin to see it", lambda: root.get("/v1/videos/jobs/by-hand").status_code == 200, 10)
+        assert root.get("/v1/videos/jobs/by-hand").json()["request"]["topic"] == "Made by hand"
+        assert_problem(alice.get("/v1/videos/jobs/by-hand"), 404)
+        assert [j["id"] for j in alice.get("/v1/videos/jobs").json()["data"]] == [job["id"]]
+
+
+def test_principal_names_become_label_values() -> None:
+    assert owner_label("alice") == "alice"
+    odd = owner_label("carol@example.com")
+    assert odd.startswith("carol-example.com-") and len(odd) <= 63 and odd != owner_label("carol@example.org")
+
+
+@pytest.mark.k8s
+def test_cancel_sets_suspend_and_the_operator_deletes_the_job(
+    k8s_cluster: K8sCluster, k8s_api: ApiServer
+) -> None:
+    namespace = k8s_api.settings.namespace
+    with k8s_api.client() as alice:
+        job_id = create(alice, "hang")["id"]
+        wait_for(alice, job_id, "Running")
+        assert kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={job_id}")["items"]
+
+        response = alice.post(f"/v1/videos/jobs/{job_id}/cancel")
+        assert response.status_code == 200 and response.json()["phase"] == "Cancelled"
+        assert kubectl_json(k8s_cluster, k8s_api, "videojob", job_id)["spec"]["suspend"] is True
+        poll(
+            "the operator to delete the Job",
+            lambda: (
+                not kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={job_id}")["items"]
+            ),
+        )
+        problem = assert_problem(alice.post(f"/v1/videos/jobs/{job_id}/cancel"), 409)
+        assert problem["job"]["phase"] == "Cancelled"
+        conditions = kubectl_json(k8s_cluster, k8s_api, "videojob", job_id)["status"]["conditions"]
+        assert any(c["type"] == "Cancelled" and c["reason"] == "Suspended" for c in conditions), namespace
+
+
+@pytest.mark.k8s
+def test_delete_removes_the_videojob_its_job_and_its_artifacts(
+    k8s_cluster: K8sCluster, k8s_api: ApiServer
+) -> None:
+    out = k8s_api.settings.runner.output_dir
+    with k8s_api.client() as alice:
+        finished = create(alice)["id"]
+        running = create(alice, "hang")["id"]
+        wait_for(alice, finished, "Succeeded")
+        wait_for(alice, running, "Running")
+        uid = kubectl_json(k8s_cluster, k8s_api, "videojob", finished)["metadata"]["uid"]
+        stored = out / storage_job_id(k8s_api.settings.namespace, finished, uid)
+        assert (stored / "video.mp4").exists()
+
+        for job_id in (finished, running):
+            assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+            assert kubectl_json(k8s_cluster, k8s_api, "videojob", job_id) is None
+            assert_problem(alice.get(f"/v1/videos/jobs/{job_id}"), 404)
+            assert_problem(alice.delete(f"/v1/videos/jobs/{job_id}"), 404)
+        assert not stored.exists()
+        poll(
+            "the garbage collector to delete the running job's Job",
+            lambda: (
+                not kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={running}")["items"]
+            ),
+        )
+        assert alice.get("/v1/videos/jobs").json()["data"] == []
+
+
+@pytest.mark.k8s
+def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
+    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+) -> None:
+    namespace = k8s_idle_api.settings.namespace
+    token = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())["users"][0]["user"][
+        "token"
+    ]
+
+    def can_i(*args: str) -> str:
+        return k8s_cluster.kubectl(
+            "-n", namespace, "auth", "can-i", *args, token=token, check=False
+        ).stdout.strip()
+
+    for verb in ("get", "list", "watch", "create", "patch", "delete"):
+        assert can_i(verb, "videojobs.videojobs.io") == "yes", verb
+    for verb, resource in (
+        ("patch", "videojobs.videojobs.io/x --subresource=status"),
+        ("create", "jobs.batch"),
+        ("get", "secrets"),
+        ("list", "pods"),
+        ("list", "videojobs.videojobs.io --namespace=default"),
+    ):
+        assert can_i(verb, *resource.split()) == "no", f"the API may {verb} {resource}"
+    with k8s_idle_api.client(None) as anonymous:
+        assert anonymous.get("/readyz").json() == {"status": "ok"}
+
+
+@pytest.mark.k8s
+@pytest.mark.s3
+def test_artifacts_come_from_s3_at_the_runners_job_id(
+    request: pytest.FixtureRequest,
+    k8s_cluster: K8sCluster,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = s3_server.create_bucket()
+    for name, value in s3_server.env(bucket).items():
+        monkeypatch.setenv(name, value)
+    with (
+        kubernetes_api(request, tmp_path, run_jobs=True, runner=Settings()) as api,
+        api.client() as alice,
+        httpx.Client() as outside,
+    ):
+        job_id = create(alice, "Waves & Sound")["id"]
+        wait_for(alice, job_id, "Succeeded")
+        uid = kubectl_json(k8s_cluster, api, "videojob", job_id)["metadata"]["uid"]
+        prefix = f"videojobs/{storage_job_id(api.settings.namespace, job_id, uid)}/"
+        stored = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        assert f"{prefix}video.mp4" in {item["Key"] for item in stored["Contents"]}
+
+        video = alice.get(f"/v1/videos/jobs/{job_id}/video-url").json()
+        assert video["kind"] == "presigned" and video["url"].startswith(s3_server.endpoint_url)
+        assert outside.get(video["url"]).content == VIDEO_BYTES
+        download = outside.get(alice.get(f"/v1/videos/jobs/{job_id}/download").headers["location"])
+        assert download.headers["content-disposition"] == 'attachment; filename="waves-sound.mp4"'
+        assert alice.get(f"/v1/videos/jobs/{job_id}/metadata").json()["duration_seconds"] == 1.0
+
+        assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+        assert s3_server.client().list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
+
+
+def _unreachable_kubeconfig(path: Path) -> Path:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    cluster = {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "gone", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u"}}],
+                "current-context": "gone",
+            }
+        )
+    )
+    return path
+
+
+def test_an_unreachable_cluster_is_a_one_line_error_and_not_ready(tmp_path: Path) -> None:
+    kubeconfig = _unreachable_kubeconfig(tmp_path / "kubeconfig")
+    env = cli_env(
+        OUTPUT_DIR=str(tmp_path),
+        VIDEOJOBS_API_KEYS=f"alice:user:{KEYS['alice']}",
+        VIDEOJOBS_API_BACKEND="kubernetes",
+        VIDEOJOBS_API_KUBECONFIG=str(kubeconfig),
+    )
+    done = subprocess.run(
+        [VIDEOJOBS, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "the kubernetes backend cannot use https://127.0.0.1:" in line and "not reachable" in line
+
+    settings = api_settings(tmp_path / "out", backend="kubernetes", kubeconfig=kubeconfig, namespace="ns")
+    with ApiServer(settings) as api, api.client() as alice:
+        problem = assert_problem(api.client(None).get("/readyz"), 503)
+        assert "Kubernetes" in problem["detail"]
+        assert_problem(alice.get("/v1/videos/jobs"), 503)
+        assert_problem(alice.post("/v1/videos/generate", json={"topic": "t"}), 503)
+
+
+# --- the cache, without a cluster -------------------------------------------------------------------
+
+
+def _videojob(name: str, version: int, owner: str = "alice", **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": "0f0e0d0c-0000-0000-0000-000000000000",
+            "resourceVersion": str(version),
+            "creationTimestamp": "2026-11-25T12:00:00Z",
+            "annotations": {"videojobs.io/owner": owner},
+        },
+        "spec": {"topic": f"Topic {name}"},
+        "status": status,
+    }
+
+
+def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(tmp_path: Path) -> None:
+    settings = api_settings(tmp_path, backend="kubernetes", namespace="ns")
+    alice = Principal("alice", Role.USER)
+
+    async def scenario() -> list[tuple[int, str, int]]:
+        backend = KubernetesBackend(settings, EventBus(), client.ApiClient(client.Configuration()))
+        backend._replace_all([_videojob("a", 10, phase="Queued")])
+        events = await backend.events(alice, "a", after=None)
+        seen = []
+
+        async def follow() -> None:
+            async for job in events:
+                seen.append((job.event_id, job.status.phase.value, job.status.progress))
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(0)
+        for version, status in [
+            (11, {"phase": "Queued", "heartbeatTime": "2026-11-25T12:00:05Z"}),  # a heartbeat: no event
+            (13, {"phase": "Running", "progress": 15}),
+            (12, {"phase": "Running", "progress": 5}),  # older than what the cache has: ignored
+            (14, {"phase": "Running", "progress": 15, "conditions": []}),  # same view: no event
+            (15, {"phase": "Running", "progress": 50}),
+        ]:
+            backend._changed(_videojob("a", version, **status))
+            await asyncio.sleep(0)
+        assert (await backend.get(alice, "a")).event_id == 15
+        resumed = await anext(aiter(await backend.events(alice, "a", after=13)))
+        assert resumed.event_id == 15 and resumed.status.progress == 50
+        backend._replace_all([_videojob("b", 20, owner="bob")])  # a relist without "a": it was deleted
+        await asyncio.wait_for(follower, 5)
+        assert [
+            job.id for job in (await backend.list_jobs(alice, cursor=None, limit=10, phases=())).jobs
+        ] == []
+        return seen
+
+    assert asyncio.run(scenario()) == [(10, "Queued", 0), (13, "Running", 15), (15, "Running", 50)]
+
+
+class ScriptedObjects:
+    """Stands in for CustomObjectsApi in the watch thread: lists and watches answered from a script."""
+
+    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]]]) -> None:
+        self.lists = lists
+        self.watches = watches
+        self.calls: list[tuple[str, str | None]] = []
+        self.relist = threading.Event()
+        """Set by the test to let the second list (the relist) answer."""
+
+    def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
+        if not watch:
+            self.calls.append(("list", None))
+            if len(self.calls) > 1:
+                self.relist.wait(10)
+            return self.lists.pop(0)
+        self.calls.append(("watch", kwargs["resource_version"]))
+        return ScriptedStream(self.watches.pop(0) if self.watches else None)
+
+
+class ScriptedStream:
+    """A watch response: its events as JSON lines, then the end (or, for None, silence until shut down)."""
+
+    def __init__(self, events: list[dict[str, Any]] | None) -> None:
+        self.events = events
+        self.closed = threading.Event()
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        if self.events is None:
+            self.closed.wait(10)
+            raise urllib3.exceptions.ProtocolError("connection shut down")
+        for event in self.events:
+            yield json.dumps(event).encode() + b"\n"
+
+    def shutdown(self) -> None:
+        self.closed.set()
+
+    def release_conn(self) -> None:
+        """Nothing to release."""
+
+
+def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: Path) -> None:
+    a = _videojob("a", 10, phase="Queued")
+    lists = [
+        {"items": [a], "metadata": {"resourceVersion": "10"}},
+        {"items": [_videojob("b", 30, owner="bob")], "metadata": {"resourceVersion": "30"}},  # "a" is gone
+    ]
+    watches = [
+        [
+            {"type": "MODIFIED", "object": _videojob("a", 11, phase="Running", progress=15)},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "20"}}},
+        ],
+        [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}],
+    ]
+    objects = ScriptedObjects(lists, watches)
+    root = Principal("root", Role.ADMIN)
+
+    async def scenario() -> list[int]:
+        backend = KubernetesBackend(
+            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
+            EventBus(),
+            client.ApiClient(client.Configuration()),
+        )
+        backend._objects = objects
+        await backend.start()
+        await backend.ready()
+        events = await backend.events(root, "a", after=0)
+        seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
+        objects.relist.set()
+        seen += [job.event_id async for job in events]
+        await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
+        await backend.ready()
+        names = [job.id for job in (await backend.list_jobs(root, cursor=None, limit=10, phases=())).jobs]
+        await backend.stop()
+        assert names == ["b"]
+        return seen
+
+    assert asyncio.run(scenario()) == [10, 11]  # then the relist closed the stream of the deleted job
+    assert objects.calls == [
+        ("list", None),
+        ("watch", "10"),
+        ("watch", "20"),
+        ("list", None),
+        ("watch", "30"),
+    ]
