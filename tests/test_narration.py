@@ -13,6 +13,7 @@ from fake_llm import FakeLLM
 
 from videojobs.contract import GenerationRequest, Phase, Quality, Stage, VoiceSpec
 from videojobs.settings import Settings
+from videojobs_runner.combine import MAX_CUE_CHARS, sentences
 from videojobs_runner.errors import BudgetExceededError, ConfigurationError
 from videojobs_runner.jobs import create_job, resolve, run_job
 from videojobs_runner.llm import LLMClient, UsageLedger, litellm
@@ -116,6 +117,16 @@ def test_speech_starts_with_its_block_and_overruns_are_drift() -> None:
     assert merged.blocks[0].drift_seconds == pytest.approx(0.8)  # voice runs 0.8 s past the picture
     fallback = lay_out(segments(1.0, 0.5), [], video_seconds=2.0)  # no measured blocks: the whole scene
     assert fallback.max_drift_seconds == 0.0 and len(fallback.blocks) == 1
+
+
+def test_a_long_sentence_is_spoken_whole_and_subtitled_in_chunks() -> None:
+    long = " ".join(["word"] * 40) + " end."
+    assert sentences(f"{long} Short one.") == [long, "Short one."]  # what is synthesised: whole sentences
+    narration = SceneNarration(backend="espeak", segments=[Segment(text=long, audio_key="k", seconds=6.0)])
+    parts = cues(narration, lay_out(narration, [7.0], video_seconds=7.0))
+    assert len(parts) == 3 and all(len(c.text) <= MAX_CUE_CHARS for c in parts)
+    assert " ".join(c.text for c in parts) == long
+    assert (parts[0].start_seconds, parts[-1].end_seconds) == (0.0, 6.0)
 
 
 @pytest.mark.render

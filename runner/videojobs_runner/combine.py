@@ -260,14 +260,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[.!?\u2026][\"'\u201d\u2019
 """Where a sentence ends: after . ! ? or … (and any closing quote or bracket), or at a blank line."""
 
 
+def sentences(text: str) -> list[str]:
+    """Narration split into whole sentences, whitespace normalised."""
+    return [sentence for raw in _SENTENCE_END.split(text.strip()) if (sentence := " ".join(raw.split()))]
+
+
 def split_sentences(text: str) -> list[str]:
-    """Narration split into sentences (and overlong sentences into word-bounded chunks)."""
-    pieces: list[str] = []
-    for raw in _SENTENCE_END.split(text.strip()):
-        sentence = " ".join(raw.split())
-        if sentence:
-            pieces.extend(_chunk(sentence))
-    return pieces
+    """Narration split into sentences, and overlong sentences into word-bounded chunks (for cues)."""
+    return [piece for sentence in sentences(text) for piece in _chunk(sentence)]
 
 
 def _chunk(sentence: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from videojobs.contract import VoiceSpec
-from videojobs_runner.combine import SAMPLE_RATE, Cue, _ffmpeg
+from videojobs_runner.combine import SAMPLE_RATE, Cue, _ffmpeg, build_cues
 from videojobs_runner.tts import SceneNarration, audio_seconds
 
 
@@ -73,12 +73,12 @@ def lay_out(narration: SceneNarration, blocks: Sequence[float], video_seconds: f
 
 
 def cues(narration: SceneNarration, timing: SceneTiming) -> tuple[Cue, ...]:
-    """Subtitle cues for the scene: one per segment, while it is spoken (seconds from the scene's start)."""
-    return tuple(
-        Cue(start, min(start + segment.seconds, timing.video_seconds), segment.text)
+    """Subtitle cues while each segment is spoken (seconds from the scene's start); long ones in chunks."""
+    spans = [
+        (start, min(start + segment.seconds, timing.video_seconds), segment.text)
         for segment, start in zip(narration.segments, timing.segment_starts, strict=True)
-        if start < timing.video_seconds
-    )
+    ]
+    return tuple(build_cues(spans))
 
 
 async def build_track(audio: Sequence[Path], timing: SceneTiming, out: Path) -> SceneTiming:

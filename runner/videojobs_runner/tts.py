@@ -12,7 +12,7 @@ import av
 from pydantic import BaseModel, Field
 
 from videojobs.contract import Stage, TTSBackend, Usage, VoiceSpec
-from videojobs_runner.combine import split_sentences
+from videojobs_runner.combine import sentences
 from videojobs_runner.errors import ConfigurationError, ScenarioError
 from videojobs_runner.llm import LLMClient
 from videojobs_runner.storage import Storage
@@ -75,8 +75,8 @@ class Narrator:
         return self.voice.backend != TTSBackend.NONE
 
     async def narrate(self, text: str, stage: Stage) -> SceneNarration:
-        """The narration split into sentences, each synthesised (or found in the cache) and measured."""
-        segments = [await self._segment(sentence, stage) for sentence in split_sentences(text)]
+        """The narration split into whole sentences, each synthesised (or found in the cache) and measured."""
+        segments = [await self._segment(sentence, stage) for sentence in sentences(text)]
         return SceneNarration(backend=str(self.voice.backend), voice=self.voice.voice, segments=segments)
 
     async def fetch(self, segment: Segment, dest: Path) -> Path:
