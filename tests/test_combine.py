@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import pytest
+from cli_runs import parse_srt
 
 from videojobs_runner import combine
 from videojobs_runner.combine import (
@@ -70,20 +71,6 @@ def mp4_boxes(path: Path) -> list[str]:
         assert size >= 8
         offset += size
     return boxes
-
-
-def parse_srt(text: str) -> list[tuple[float, float, str]]:
-    def seconds(stamp: str) -> float:
-        h, m, rest = stamp.split(":")
-        s, ms = rest.split(",")
-        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-    cues = []
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        start, end = lines[1].split(" --> ")
-        cues.append((seconds(start), seconds(end), " ".join(lines[2:])))
-    return cues
 
 
 @dataclass

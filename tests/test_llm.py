@@ -19,15 +19,25 @@ from videojobs_runner.errors import (
     PlanningError,
     VideoGenerationError,
 )
-from videojobs_runner.llm import LLMClient, UsageLedger, json_reply, require_credentials
+from videojobs_runner.llm import (
+    LLMClient,
+    UsageLedger,
+    estimate_cost,
+    json_reply,
+    litellm,
+    output_token_limit,
+    require_credentials,
+)
 from videojobs_runner.plans import ScenePlan
 
 MODEL = "openai/gpt-4o-mini"
 PLAN_REQUEST = [{"role": "user", "content": "Task: scene plan 1 of 3\nPlan it."}]
 
 
-def client(ledger: UsageLedger | None = None) -> LLMClient:
-    return LLMClient(ledger or UsageLedger(), timeout_seconds=30, retries=0)
+def client(ledger: UsageLedger | None = None, max_output_tokens: int = 1024) -> LLMClient:
+    return LLMClient(
+        ledger or UsageLedger(), timeout_seconds=30, retries=0, max_output_tokens=max_output_tokens
+    )
 
 
 def test_malformed_json_is_re_asked_with_the_validation_error(fake_llm: FakeLLM) -> None:
@@ -67,14 +77,28 @@ def test_attempts_are_bounded_then_a_typed_error(fake_llm: FakeLLM) -> None:
     assert caught.value.stage is Stage.PLANNING and len(fake_llm.requests) == 2
 
 
-def test_budget_stops_before_the_next_call(fake_llm: FakeLLM) -> None:
-    ledger = UsageLedger(max_cost_usd=1e-9)
+def test_budget_refuses_the_call_that_could_exceed_it(fake_llm: FakeLLM) -> None:
+    # The most the call can cost: its prompt tokens, counted by litellm, plus every allowed output token.
+    estimate, prompt_tokens = estimate_cost(MODEL, PLAN_REQUEST, 1024)
+    prompt_price, output_price = litellm.cost_per_token(model=MODEL, prompt_tokens=1, completion_tokens=1)
+    assert prompt_tokens > 0 and estimate == pytest.approx(prompt_tokens * prompt_price + 1024 * output_price)
+
+    ledger = UsageLedger(max_cost_usd=estimate)  # room for exactly one such call
     llm = client(ledger)
     asyncio.run(llm.complete(MODEL, PLAN_REQUEST, stage=Stage.PLANNING))
-    with pytest.raises(BudgetExceededError) as caught:
+    spent = ledger.total.cost_usd
+    assert 0 < spent <= estimate
+    with pytest.raises(BudgetExceededError, match="max_cost_usd") as caught:
         asyncio.run(llm.complete(MODEL, PLAN_REQUEST, stage=Stage.CODE_GENERATION))
     assert caught.value.recoverable and caught.value.stage is Stage.CODE_GENERATION
-    assert len(fake_llm.requests) == 1
+    assert f"{prompt_tokens} prompt tokens, up to 1024 output tokens" in caught.value.message
+    assert len(fake_llm.requests) == 1 and ledger.total.cost_usd == spent  # refused before sending
+
+
+def test_output_cap_is_the_configured_one_or_the_models_own() -> None:
+    assert output_token_limit(MODEL, 2048) == 2048
+    assert output_token_limit(MODEL, 10**6) == litellm.get_model_info(MODEL)["max_output_tokens"]
+    assert output_token_limit("openai/no-such-model", 4096) == 4096
 
 
 def test_wrong_api_key_is_a_clear_non_recoverable_error(

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cli_runs import VIDEOJOBS, cli_env, ffprobe, job_folders, read_json, run_cli
+from cli_runs import VIDEOJOBS, cli_env, ffprobe, job_folders, parse_srt, read_json, run_cli
 from fake_llm import FakeLLM
 
 pytestmark = pytest.mark.render
@@ -29,9 +29,43 @@ def test_generate_produces_a_probed_mp4_with_thumbnail_and_metadata(
     audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
     assert (video["codec_name"], video["width"], video["height"]) == ("h264", 854, 480)
     assert audio["codec_name"] == "aac"
-    assert 2.5 <= float(probe["format"]["duration"]) <= 6.0  # three scenes of 1.0 s each, plus fades
+    duration = float(video["duration"])
+    assert abs(float(audio["duration"]) - duration) <= 0.5  # the narration track spans the video
     assert (job / "thumbnail.jpg").read_bytes()[:2] == b"\xff\xd8"
     metadata = read_json(job / "metadata.json")
+
+    # Narration (espeak-ng, the default voice): each scene lasts as long as its speech, within a frame.
+    narration = metadata["narration"]
+    assert narration["backend"] == "espeak" and len(narration["scenes"]) == 3
+    for scene in narration["scenes"]:
+        assert scene["video_seconds"] >= scene["speech_seconds"] - 1 / 15
+    assert 0 <= narration["max_drift_seconds"] <= 1 / 15
+    timing = read_json(job / "scenes/01/timing.json")
+    assert timing["track_seconds"] >= timing["video_seconds"] - 1 / 15
+    # Scene 1's code starts its second sentence with self.next_section(), as its prompt asked.
+    code_prompt = next(r for r in fake_llm.requests if r["task"] == "scene-code-1")["messages"][-1]["content"]
+    first, _ = read_json(job / "scenes/01/narration.json")["segments"]
+    assert f'1. ({first["seconds"]:.1f} s) "A circle can become a square."' in code_prompt
+    assert "self.next_section()" in code_prompt
+    assert (
+        [b["block_start"] for b in timing["blocks"]]
+        == timing["segment_starts"]
+        == [0.0, timing["blocks"][1]["block_start"]]
+    )
+    assert first["seconds"] <= timing["blocks"][0]["block_end"] <= first["seconds"] + 1 / 15 + 0.001
+    # Subtitles: one cue per spoken sentence, each inside its scene, the last ending within the video.
+    cues = parse_srt((job / "subtitles.srt").read_text())
+    assert [text for *_, text in cues][:2] == ["A circle can become a square.", "Watch it change shape."]
+    assert cues[1][0] == pytest.approx(timing["blocks"][1]["block_start"], abs=0.002)  # with its block
+    assert cues[-1][1] <= duration
+    chapters = metadata["scenes"]
+    scene_of = [
+        next(c for c in chapters if c["start_seconds"] <= start < c["end_seconds"]) for start, *_ in cues
+    ]
+    assert [c["index"] for c in scene_of] == [1, 1, 2, 3, 3]
+    assert cues[2][0] == pytest.approx(chapters[1]["start_seconds"], abs=0.002)  # offsets follow the timeline
+    assert chapters[1]["start_seconds"] == pytest.approx(timing["video_seconds"], abs=0.002)
+    assert (job / "subtitles.vtt").read_text().count(" --> ") == len(cues)
     assert metadata["width"] == 854 and metadata["fps"] == 15
     assert [s["title"] for s in metadata["scenes"]] == ["Shapes", "Formula", "Summary"]
     assert metadata["usage"]["llm_calls"] == len(fake_llm.requests)
@@ -70,6 +104,8 @@ def test_resume_after_kill_repeats_no_stored_work(fake_llm: FakeLLM, tmp_path: P
     (job,) = job_folders(tmp_path)
     assert not (job / "video.mp4").exists()
     rendered_before = {p.parent.name: p.stat().st_mtime_ns for p in job.glob("scenes/*/scene.mp4")}
+    spoken_before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("_cache/tts/*.wav")}
+    assert spoken_before  # a rendered scene was narrated first
     stored = {p.relative_to(job).as_posix() for p in job.rglob("*") if p.is_file()}
     calls_before = len(fake_llm.requests)
 
@@ -88,9 +124,11 @@ def test_resume_after_kill_repeats_no_stored_work(fake_llm: FakeLLM, tmp_path: P
             assert f"scene-code-{n}" not in new_calls
         if f"scenes/{scene}/render.json" in stored:
             assert f"fix-scene-code-{n}" not in new_calls
-    # Scenes that had rendered were kept, not rendered again.
+    # Scenes that had rendered were kept, not rendered again; no sentence was spoken twice.
     for scene, mtime in rendered_before.items():
         assert (job / "scenes" / scene / "scene.mp4").stat().st_mtime_ns == mtime
+    spoken = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("_cache/tts/*.wav")}
+    assert len(spoken) == 5 and spoken.items() >= spoken_before.items()
 
 
 @pytest.mark.llm_fixture("scene-keeps-failing")

@@ -44,21 +44,39 @@ def test_progress_only_moves_forward_through_the_stages(fake_llm: FakeLLM, tmp_p
     assert all(s.heartbeat_time is not None for s in recorder.statuses)
 
 
-def test_budget_stops_the_job_and_resume_with_more_budget_finishes(fake_llm: FakeLLM, tmp_path: Path) -> None:
-    first = run_cli("generate", "Test topic", "--out", str(tmp_path), "--max-cost", "0.0001")
+def test_budget_stops_before_the_call_that_would_exceed_it_and_resume_finishes(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    # Each call is priced beforehand at its prompt tokens plus the full output cap (1000 tokens of
+    # gpt-4o-mini: $0.0006), so a $0.001 budget lets a few cheap calls through, then stops the job.
+    env = cli_env(LLM_MAX_OUTPUT_TOKENS="1000")
+    first = run_cli("generate", "Test topic", "--out", str(tmp_path), "--max-cost", "0.001", env=env)
     assert first.returncode == 1
-    assert "max_cost_usd" in first.stderr or "budget" in first.stderr
+    (error_line,) = [line for line in first.stderr.splitlines() if line.startswith("error:")]
+    assert "could cost up to $0.000" in error_line and "max_cost_usd" in error_line
+    assert "up to 1000 output tokens" in error_line
     (job,) = job_folders(tmp_path)
     status = read_json(job / "status.json")
     assert status["phase"] == "Failed" and status["error"]["recoverable"] is True
     spent = status["usage"]["costUsd"]
-    assert spent >= 0.0001
+    assert 0 < spent <= 0.001  # the budget was never exceeded
+    assert status["usage"]["llmCalls"] == len(fake_llm.requests) >= 1  # the refused call was never sent
+    assert (job / "outline.json").exists()  # work done so far is kept
+    assert "Usage" in first.stderr and "planning" in first.stderr  # the CLI's usage table, failure too
     calls_before = len(fake_llm.requests)
 
-    second = run_cli("resume", str(job), "--max-cost", "5", env=cli_env())
+    second = run_cli("resume", str(job), "--max-cost", "5", env=env)
     assert second.returncode == 0, second.stderr
     final = read_json(job / "status.json")
     assert final["phase"] == "Succeeded"
     assert final["usage"]["llmCalls"] == len(fake_llm.requests)  # usage adds up across the two runs
     assert final["usage"]["costUsd"] > spent
     assert len(fake_llm.requests) > calls_before
+    assert "outline" not in fake_llm.tasks()[calls_before:]
+    # Per-stage sums also add up across runs, in the metadata and in the CLI's table.
+    by_stage = read_json(job / "metadata.json")["usage_by_stage"]
+    assert sum(u["llm_calls"] for u in by_stage.values()) == len(fake_llm.requests)
+    assert sum(u["cost_usd"] for u in by_stage.values()) == pytest.approx(final["usage"]["costUsd"], abs=1e-5)
+    assert by_stage["scenario_creation"]["tts_calls"] == 5  # espeak-ng spoke the five sentences once
+    total_row = next(line for line in second.stderr.splitlines() if "total" in line)
+    assert f"{final['usage']['costUsd']:.4f}" in total_row

@@ -154,7 +154,7 @@ class SceneProgress(SceneCounts):
 
 
 class UsageReport(Usage):
-    """LLM calls, tokens and cost so far."""
+    """LLM and speech calls, tokens, characters and cost so far."""
 
     model_config = _SNAKE_CASE
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Coroutine
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click
 
-from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality
+from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage, VoiceSpec
 from videojobs.settings import Settings, StorageBackend
 
 if TYPE_CHECKING:
@@ -105,7 +106,35 @@ def _run_cancellable(job: Coroutine[Any, Any, JobStatus]) -> JobStatus:
         fail("interrupted; finished work is stored — continue with `videojobs resume`")
 
 
+def _print_usage(status: JobStatus, artifacts: JobArtifacts) -> None:
+    """The job's LLM and speech usage per stage and in total (over all its runs)."""
+    from videojobs_runner.checkpoint import USAGE_FILE
+
+    by_stage = json.loads(artifacts.load_text(USAGE_FILE) or "{}")
+    table = Table(title="Usage", title_justify="left")
+    table.add_column("stage", no_wrap=True)
+    for column in ("LLM calls", "tokens in", "tokens out", "TTS calls", "TTS chars", "USD"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for stage, usage in by_stage.items():
+        table.add_row(stage, *_usage_cells(Usage.model_validate(usage)))
+    table.add_section()
+    table.add_row("[bold]total[/]", *_usage_cells(status.usage))
+    console.print(table)
+
+
+def _usage_cells(usage: Usage) -> list[str]:
+    counts = (
+        usage.llm_calls,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.tts_calls,
+        usage.tts_characters,
+    )
+    return [*map(str, counts), f"{usage.cost_usd:.4f}"]
+
+
 def _print_outcome(status: JobStatus, artifacts: JobArtifacts) -> None:
+    _print_usage(status, artifacts)
     folder = artifacts.folder_location()
     if status.phase is not Phase.SUCCEEDED or status.result is None:
         error = status.error
@@ -122,15 +151,9 @@ def _print_outcome(status: JobStatus, artifacts: JobArtifacts) -> None:
         ("metadata", result.metadata),
         ("artifacts", folder),
         ("duration", f"{result.duration_seconds or 0:.1f} s"),
-        ("LLM usage", _usage_line(status)),
     ):
         table.add_row(f"[bold]{label}[/]", str(value))
     console.print(table)
-
-
-def _usage_line(status: JobStatus) -> str:
-    usage = status.usage
-    return f"{usage.llm_calls} calls, {usage.total_tokens} tokens, ${usage.cost_usd:.4f}"
 
 
 @app.command()
@@ -150,6 +173,11 @@ def generate(
     quality: Annotated[Quality | None, typer.Option(help="Render preset (default: DEFAULT_QUALITY).")] = None,
     max_scenes: Annotated[int, typer.Option(help="Upper bound on the number of scenes.")] = 7,
     max_cost: Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")] = None,
+    tts: Annotated[
+        str | None,
+        typer.Option(help="Narration: espeak, none or a litellm speech model (default: TTS_BACKEND)."),
+    ] = None,
+    voice: Annotated[str | None, typer.Option(help="Voice name for the TTS backend.")] = None,
     job_id: Annotated[str | None, typer.Option(help="Job id (default: from the topic).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
@@ -171,6 +199,7 @@ def generate(
             quality=quality,
             max_scenes=max_scenes,
             max_cost_usd=max_cost,
+            voice=VoiceSpec(backend=tts, voice=voice),
         )
     except ValidationError as error:
         fail(_validation_message(error))

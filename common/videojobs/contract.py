@@ -130,10 +130,10 @@ class ModelChoice(ContractModel):
 class VoiceSpec(ContractModel):
     """How narration is spoken."""
 
-    backend: str = Field(
-        default=TTSBackend.NONE.value,
+    backend: str | None = Field(
+        default=None,
         max_length=200,
-        description="'espeak', 'none', or a litellm speech model string.",
+        description="'espeak', 'none' or a litellm speech model; the deployment's TTS_BACKEND if unset.",
     )
     voice: str | None = Field(default=None, max_length=100, description="Voice name for the backend.")
 
@@ -235,17 +235,21 @@ class SceneCounts(ContractModel):
 
 
 class Usage(ContractModel):
-    """LLM usage summed over a job."""
+    """LLM and speech usage summed over a job (or a stage)."""
 
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    tts_calls: int = 0
+    tts_characters: int = 0
     cost_usd: float = 0.0
 
     def add(self, other: Usage) -> None:
         """Accumulate another usage record into this one."""
         self.llm_calls += other.llm_calls
+        self.tts_calls += other.tts_calls
+        self.tts_characters += other.tts_characters
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.total_tokens += other.total_tokens

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from videojobs.contract import Quality
+from videojobs.contract import Quality, TTSBackend
 
 DEFAULT_MODEL = "gemini/gemini-2.5-pro"
 
@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=180.0, gt=0)
     llm_retries: int = Field(default=2, ge=0, description="Transport-level retries per LLM call.")
     max_plan_attempts: int = Field(default=3, ge=1, description="Re-asks for malformed outline/plan JSON.")
+    llm_max_output_tokens: int = Field(
+        default=16384, ge=256, description="Output cap per chat call; the budget check assumes it is reached."
+    )
+
+    # Narration.
+    tts_backend: str = Field(
+        default=TTSBackend.ESPEAK.value,
+        min_length=1,
+        description="'espeak', 'none' or a litellm speech model.",
+    )
+    tts_voice: str | None = Field(default=None, description="Voice name for the TTS backend.")
 
     # Pipeline.
     default_quality: Quality = Quality.MEDIUM

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from videojobs.contract import GenerationRequest, JobStatus, Quality, utcnow
+from videojobs.contract import GenerationRequest, JobStatus, Quality, TTSBackend, VoiceSpec, utcnow
 from videojobs_runner.errors import StorageError
 from videojobs_runner.storage import Storage
 
@@ -24,6 +24,7 @@ THUMBNAIL_FILE = "thumbnail.jpg"
 METADATA_FILE = "metadata.json"
 SUBTITLES_SRT_FILE = "subtitles.srt"
 SUBTITLES_VTT_FILE = "subtitles.vtt"
+USAGE_FILE = "usage.json"
 
 _JOB_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CODE_VERSION = re.compile(r"/code_v(\d+)\.py$")
@@ -44,6 +45,8 @@ class JobRecord(BaseModel):
     request: GenerationRequest
     models: ResolvedModels
     quality: Quality
+    voice: VoiceSpec = Field(default_factory=lambda: VoiceSpec(backend=TTSBackend.NONE.value))
+    """The narration voice, backend resolved (jobs stored before narration existed speak none)."""
     created_at: datetime = Field(default_factory=utcnow)
 
 

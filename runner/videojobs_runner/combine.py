@@ -67,6 +67,8 @@ class SceneClip:
     narration: str = ""
     audio: Path | None = None
     """Narration audio laid under the scene (padded or cut to its length); None keeps the clip's own."""
+    cues: tuple[Cue, ...] = ()
+    """Timed subtitle cues (seconds from the scene's start); empty spreads `narration` over the scene."""
 
 
 @dataclass(frozen=True)
@@ -258,14 +260,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[.!?\u2026][\"'\u201d\u2019
 """Where a sentence ends: after . ! ? or … (and any closing quote or bracket), or at a blank line."""
 
 
+def sentences(text: str) -> list[str]:
+    """Narration split into whole sentences, whitespace normalised."""
+    return [sentence for raw in _SENTENCE_END.split(text.strip()) if (sentence := " ".join(raw.split()))]
+
+
 def split_sentences(text: str) -> list[str]:
-    """Narration split into sentences (and overlong sentences into word-bounded chunks)."""
-    pieces: list[str] = []
-    for raw in _SENTENCE_END.split(text.strip()):
-        sentence = " ".join(raw.split())
-        if sentence:
-            pieces.extend(_chunk(sentence))
-    return pieces
+    """Narration split into sentences, and overlong sentences into word-bounded chunks (for cues)."""
+    return [piece for sentence in sentences(text) for piece in _chunk(sentence)]
 
 
 def _chunk(sentence: str) -> list[str]:
@@ -496,9 +498,21 @@ async def combine_scenes(clips: list[SceneClip], out_dir: Path, *, use_gpu: bool
     if not await asyncio.to_thread(_nonempty_file, thumbnail):
         raise CombiningError(f"ffmpeg wrote no thumbnail frame for {video}.")
 
-    cues = build_cues(
-        [(c.start_seconds, c.end_seconds, clip.narration) for c, clip in zip(chapters, clips, strict=True)]
+    scenes = list(zip(chapters, clips, strict=True))
+    timed = [
+        Cue(
+            chapter.start_seconds + cue.start_seconds,
+            min(chapter.start_seconds + cue.end_seconds, chapter.end_seconds),
+            cue.text,
+        )
+        for chapter, clip in scenes
+        for cue in clip.cues
+        if chapter.start_seconds + cue.start_seconds < chapter.end_seconds
+    ]
+    spread = build_cues(
+        [(c.start_seconds, c.end_seconds, clip.narration) for c, clip in scenes if not clip.cues]
     )
+    cues = sorted([*timed, *spread], key=lambda cue: cue.start_seconds)
     srt = out_dir / "subtitles.srt"
     vtt = out_dir / "subtitles.vtt"
     await asyncio.to_thread(srt.write_text, to_srt(cues), encoding="utf-8")

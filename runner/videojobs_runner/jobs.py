@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from videojobs.contract import GenerationRequest, JobStatus
+from videojobs.contract import GenerationRequest, JobStatus, VoiceSpec
 from videojobs.settings import Settings, StorageBackend
 from videojobs_runner.checkpoint import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
 from videojobs_runner.errors import ConfigurationError, StorageError
@@ -26,6 +26,10 @@ def resolve(request: GenerationRequest, settings: Settings, job_id: str | None =
         request=request,
         models=models,
         quality=request.quality or settings.default_quality,
+        voice=VoiceSpec(
+            backend=request.voice.backend or settings.tts_backend,
+            voice=request.voice.voice or settings.tts_voice,
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,9 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 Message = dict[str, str]
+
+DEFAULT_SPEECH_VOICE = "alloy"
+"""The voice asked of a speech model when the job names none (OpenAI's default voice)."""
 
 _FENCE = re.compile(r"```(?:[a-zA-Z0-9_+-]*)\n(.*?)```", re.DOTALL)
 
@@ -63,20 +67,66 @@ class UsageLedger:
     total: Usage = field(default_factory=Usage)
     by_stage: dict[Stage, Usage] = field(default_factory=dict)
 
+    def dump(self) -> str:
+        """The usage per stage as JSON (stored so the per-stage sums survive a resume)."""
+        return json.dumps(
+            {stage.value: usage.model_dump() for stage, usage in self.by_stage.items()}, indent=2
+        )
+
+    def restore(self, stored: str | None) -> None:
+        """Take up the per-stage sums of an earlier run (from `dump`)."""
+        for stage, usage in json.loads(stored or "{}").items():
+            self.by_stage[Stage(stage)] = Usage.model_validate(usage)
+
     def record(self, stage: Stage, usage: Usage) -> None:
         """Add one call's usage."""
         self.total.add(usage)
         self.by_stage.setdefault(stage, Usage()).add(usage)
 
-    def check_budget(self, stage: Stage) -> None:
-        """Refuse the next call once the budget is spent."""
-        if self.max_cost_usd is not None and self.total.cost_usd >= self.max_cost_usd:
+    def check_budget(
+        self, stage: Stage, estimate_usd: float = 0.0, what: str = "the next model call"
+    ) -> None:
+        """Refuse a call that could take the spending past the budget (`estimate_usd`: its cost at most)."""
+        if self.max_cost_usd is None:
+            return
+        spent = self.total.cost_usd
+        if spent >= self.max_cost_usd or spent + estimate_usd > self.max_cost_usd:
             raise BudgetExceededError(
-                f"spent ${self.total.cost_usd:.4f} of the ${self.max_cost_usd:.4f} budget "
-                "before the next model call",
+                f"stopped before {what}: it could cost up to ${estimate_usd:.4f} and ${spent:.4f} of the "
+                f"${self.max_cost_usd:.4f} budget (max_cost_usd) is spent",
                 stage=stage,
                 recoverable=True,
+                suggestion="Resume with a higher budget (--max-cost); everything so far is kept.",
             )
+
+
+def estimate_cost(model: str, messages: list[Message], max_output_tokens: int) -> tuple[float, int]:
+    """The most a chat call can cost: its prompt tokens plus `max_output_tokens`; (cost, prompt tokens)."""
+    try:
+        prompt_tokens = int(litellm.token_counter(model=model, messages=messages))
+        prompt_cost, output_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=max_output_tokens
+        )
+    except Exception:  # models without a known price or tokenizer cost nothing we can count
+        return 0.0, 0
+    return float(prompt_cost) + float(output_cost), prompt_tokens
+
+
+def speech_cost(model: str, text: str) -> float:
+    """What a litellm speech model charges for `text` (0 for models without a known price)."""
+    try:
+        return float(litellm.completion_cost(model=model, prompt=text, call_type="speech") or 0.0)
+    except Exception:  # unpriced models cost nothing we can count
+        return 0.0
+
+
+def output_token_limit(model: str, configured: int) -> int:
+    """The output token cap for a call: the configured one, lowered to the model's own where known."""
+    try:
+        known = litellm.get_model_info(model).get("max_output_tokens")
+    except Exception:  # unknown models: the configured cap stands
+        known = None
+    return min(configured, int(known)) if known else configured
 
 
 def require_credentials(model: str) -> None:
@@ -96,18 +146,47 @@ def require_credentials(model: str) -> None:
 class LLMClient:
     """Calls chat models via litellm and keeps the books in a UsageLedger."""
 
-    def __init__(self, ledger: UsageLedger, *, timeout_seconds: float, retries: int) -> None:
+    def __init__(
+        self, ledger: UsageLedger, *, timeout_seconds: float, retries: int, max_output_tokens: int
+    ) -> None:
         self.ledger = ledger
         self.timeout_seconds = timeout_seconds
         self.retries = retries
+        self.max_output_tokens = max_output_tokens
 
     async def complete(self, model: str, messages: list[Message], *, stage: Stage) -> str:
-        """One chat completion; returns the reply text."""
-        self.ledger.check_budget(stage)
-        response = await self._call(model, messages, stage)
+        """One chat completion, refused beforehand if it could exceed the budget; returns the reply text."""
+        max_tokens = output_token_limit(model, self.max_output_tokens)
+        estimate, prompt_tokens = estimate_cost(model, messages, max_tokens)
+        what = (
+            f"the next {stage.value} call ({prompt_tokens} prompt tokens, up to {max_tokens} output tokens)"
+        )
+        self.ledger.check_budget(stage, estimate, what)
+        response = await self._call(model, messages, stage, max_tokens)
         self.ledger.record(stage, _usage_of(response))
         content = response.choices[0].message.content
         return content if isinstance(content, str) else ""
+
+    async def speak(
+        self, model: str, text: str, voice: str | None, audio_format: str, *, stage: Stage
+    ) -> tuple[bytes, Usage]:
+        """Speech audio for `text` from a litellm speech model, refused beforehand if over the budget.
+
+        Returns the audio and the call's usage; the caller records it once the audio is stored.
+        """
+        cost = speech_cost(model, text)
+        self.ledger.check_budget(stage, cost, f"speaking {len(text)} characters with {model}")
+        try:
+            response = await litellm.aspeech(
+                model=model,
+                input=text,
+                voice=voice or DEFAULT_SPEECH_VOICE,
+                response_format=audio_format,
+                timeout=self.timeout_seconds,
+            )
+        except openai.OpenAIError as error:
+            raise provider_error(error, model, stage) from error
+        return bytes(response.content), Usage(tts_calls=1, tts_characters=len(text), cost_usd=round(cost, 6))
 
     async def ask(
         self,
@@ -138,15 +217,25 @@ class LLMClient:
                 ]
         raise error_type(f"no valid reply from {model} after {attempts} attempts; last problem: {problem}")
 
-    async def _call(self, model: str, messages: list[Message], stage: Stage) -> Any:
+    async def _call(self, model: str, messages: list[Message], stage: Stage, max_tokens: int) -> Any:
         try:
             return await litellm.acompletion(
-                model=model, messages=messages, timeout=self.timeout_seconds, num_retries=self.retries
+                model=model,
+                messages=messages,
+                max_tokens=max_tokens,
+                timeout=self.timeout_seconds,
+                num_retries=self.retries,
             )
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
-            raise _stage_error(stage, f"{model}: {_first_line(error)}", recoverable=False) from error
-        except openai.OpenAIError as error:  # rate limits, timeouts, outages: a resume may succeed
-            raise _stage_error(stage, f"{model}: {_first_line(error)}", recoverable=True) from error
+        except openai.OpenAIError as error:
+            raise provider_error(error, model, stage) from error
+
+
+def provider_error(error: Exception, model: str, stage: Stage) -> VideoGenerationError:
+    """A failed model call as a stage error; a bad key or model is final, rate limits and outages are not."""
+    final = isinstance(
+        error, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError
+    )
+    return _stage_error(stage, f"{model}: {_first_line(error)}", recoverable=not final)
 
 
 def _first_line(error: Exception) -> str:

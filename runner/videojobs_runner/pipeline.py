@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.metadata import version
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -21,13 +22,14 @@ from videojobs_runner.checkpoint import (
     SUBTITLES_SRT_FILE,
     SUBTITLES_VTT_FILE,
     THUMBNAIL_FILE,
+    USAGE_FILE,
     VIDEO_FILE,
     JobArtifacts,
     JobRecord,
     scene_dir,
 )
 from videojobs_runner.codecheck import check_scene_code
-from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes
+from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe
 from videojobs_runner.errors import (
     CodeGenerationError,
     PlanningError,
@@ -37,9 +39,11 @@ from videojobs_runner.errors import (
     VideoGenerationError,
 )
 from videojobs_runner.llm import InvalidReply, LLMClient, UsageLedger, fenced_block, json_reply
+from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
 from videojobs_runner.sandbox import RenderLimits, render_scene
+from videojobs_runner.tts import Narrator, SceneNarration
 
 MIN_SCENES = 3
 
@@ -58,6 +62,8 @@ class SceneRender(BaseModel):
     version: int
     scene_class: str
     duration_seconds: float
+    blocks: list[float] = []
+    """Measured seconds of each narration block."""
 
 
 @dataclass
@@ -65,6 +71,7 @@ class _Scene:
     index: int
     outline: SceneOutline
     plan: ScenePlan | None = None
+    narration: SceneNarration | None = None
 
 
 class VideoPipeline:
@@ -86,12 +93,18 @@ class VideoPipeline:
             status.usage = previous.usage
         self.tracker = ProgressTracker(status, reporters)
         self.ledger = UsageLedger(max_cost_usd=job.request.max_cost_usd, total=status.usage)
+        self.ledger.restore(artifacts.load_text(USAGE_FILE))
         self.llm = LLMClient(
-            self.ledger, timeout_seconds=settings.llm_timeout_seconds, retries=settings.llm_retries
+            self.ledger,
+            timeout_seconds=settings.llm_timeout_seconds,
+            retries=settings.llm_retries,
+            max_output_tokens=settings.llm_max_output_tokens,
         )
         self.scratch = settings.scratch_dir / job.id
+        self.narrator = Narrator(job.voice, artifacts.storage, self.llm, self.scratch)
         self._scene_slots = asyncio.Semaphore(settings.max_scene_concurrency)
         self._render_slots = asyncio.Semaphore(settings.max_concurrent_renders)
+        self.timings: dict[int, SceneTiming] = {}
 
     @property
     def status(self) -> JobStatus:
@@ -187,13 +200,16 @@ class VideoPipeline:
         name = f"scene {scene.index}/{len(outline.scenes)}"
         done = self.artifacts.load_model(f"{scene_dir(scene.index)}/render.json", SceneRender)
         scene.plan = await self._scene_plan(outline, scene, name)
+        scene.narration = await self._narration(scene)
         await self.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
         if done is None and not self.artifacts.code_versions(scene.index):
             await self.tracker.scene_step(scene.index, Stage.CODE_GENERATION, f"Writing code for {name}")
             async with self._scene_slots:
                 reply = await self.llm.complete(
                     self.job.models.scene,
-                    prompts.code_messages(scene.outline, scene.plan, scene.index, self.job.quality),
+                    prompts.code_messages(
+                        scene.outline, scene.plan, scene.index, self.job.quality, scene.narration
+                    ),
                     stage=Stage.CODE_GENERATION,
                 )
             self.artifacts.save_text(_code_name(scene.index, 1), fenced_block(reply) + "\n")
@@ -221,6 +237,17 @@ class VideoPipeline:
         self.artifacts.save_model(plan_name, plan)
         return plan
 
+    async def _narration(self, scene: _Scene) -> SceneNarration | None:
+        """The scene's narration spoken and measured (stored; None when the voice is `none`)."""
+        assert scene.plan is not None
+        name = f"{scene_dir(scene.index)}/narration.json"
+        stored = self.artifacts.load_model(name, SceneNarration)
+        if stored is not None or not self.narrator.enabled:
+            return stored
+        narration = await self.narrator.narrate(scene.plan.narration, Stage.SCENARIO_CREATION)
+        self.artifacts.save_model(name, narration)
+        return narration
+
     async def _render_with_fixes(self, scene: _Scene, name: str) -> SceneOutcome:
         """Render the newest code version; on failure ask for a fix, at most MAX_FIX_ATTEMPTS times."""
         assert scene.plan is not None
@@ -232,7 +259,7 @@ class VideoPipeline:
             if error is None:
                 attempt = f" (fix {fixes})" if fixes else ""
                 await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Rendering {name}{attempt}")
-                outcome, error = await self._render_version(scene.index, version, code)
+                outcome, error = await self._render_version(scene, version, code)
                 if outcome is SceneOutcome.RENDERED:
                     await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name}")
                     return outcome
@@ -243,7 +270,7 @@ class VideoPipeline:
                 reply = await self.llm.complete(
                     self.job.models.helper,
                     prompts.fix_messages(
-                        scene.outline, scene.plan, scene.index, self.job.quality, code, error
+                        scene.outline, scene.plan, scene.index, self.job.quality, code, error, scene.narration
                     ),
                     stage=Stage.RENDERING,
                 )
@@ -252,8 +279,9 @@ class VideoPipeline:
         await self.tracker.scene_failed(scene.index, f"Gave up on {name}")
         return outcome
 
-    async def _render_version(self, index: int, version: int, code: str) -> tuple[SceneOutcome, str]:
+    async def _render_version(self, scene: _Scene, version: int, code: str) -> tuple[SceneOutcome, str]:
         """Check and render one code version; returns the outcome and the error to show the model."""
+        index = scene.index
         check = check_scene_code(code)
         if not check.ok or check.scene_class is None:
             error = "The code was rejected by the safety check before running:\n" + "\n".join(check.issues)
@@ -272,6 +300,7 @@ class VideoPipeline:
                 workdir,
                 RenderLimits.from_settings(self.settings),
                 enable_caching=self.settings.enable_caching,
+                narration=scene.narration.seconds if scene.narration else (),
             )
         self.artifacts.save_text(f"{scene_dir(index)}/code_v{version}.log", outcome.log)
         if not outcome.ok or outcome.video is None:
@@ -279,7 +308,10 @@ class VideoPipeline:
             return SceneOutcome.RENDER_FAILED, outcome.error
         await asyncio.to_thread(self.artifacts.save_file, f"{scene_dir(index)}/scene.mp4", outcome.video)
         record = SceneRender(
-            version=version, scene_class=check.scene_class, duration_seconds=outcome.duration_seconds or 0.0
+            version=version,
+            scene_class=check.scene_class,
+            duration_seconds=outcome.duration_seconds or 0.0,
+            blocks=list(outcome.blocks),
         )
         self.artifacts.save_model(f"{scene_dir(index)}/render.json", record)
         return SceneOutcome.RENDERED, ""
@@ -295,7 +327,7 @@ class VideoPipeline:
             if not await asyncio.to_thread(self.artifacts.fetch_file, f"{scene_dir(index)}/scene.mp4", local):
                 raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
             plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
-            clips.append(SceneClip(video=local, title=scene.title, narration=plan.narration if plan else ""))
+            clips.append(await self._voiced(index, local, scene.title, plan.narration if plan else ""))
         combined = await combine_scenes(
             clips, self.scratch / "final", use_gpu=self.settings.use_gpu_acceleration
         )
@@ -311,6 +343,25 @@ class VideoPipeline:
         self.artifacts.storage.put_bytes(
             self.artifacts.key(METADATA_FILE), json.dumps(metadata, indent=2).encode(), "application/json"
         )
+
+    async def _voiced(self, index: int, video: Path, title: str, text: str) -> SceneClip:
+        """A scene clip with its narration track laid under its blocks, and its timing stored."""
+        narration = self.artifacts.load_model(f"{scene_dir(index)}/narration.json", SceneNarration)
+        render = self.artifacts.load_model(f"{scene_dir(index)}/render.json", SceneRender)
+        if narration is None or not narration.segments or render is None:
+            return SceneClip(video=video, title=title, narration=text)
+        workdir = video.parent / f"narration_{index:02d}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        audio = [
+            await self.narrator.fetch(segment, workdir / f"segment_{n:02d}.wav")
+            for n, segment in enumerate(narration.segments, 1)
+        ]
+        video_seconds = (await probe(video)).scene_duration
+        track = workdir / "narration.wav"
+        timing = await build_track(audio, lay_out(narration, render.blocks, video_seconds), track)
+        self.artifacts.save_model(f"{scene_dir(index)}/timing.json", timing)
+        self.timings[index] = timing
+        return SceneClip(video=video, title=title, narration=text, audio=track, cues=cues(narration, timing))
 
     def _metadata(self, outline: VideoOutline, combined: CombinedVideo) -> dict[str, object]:
         info = combined.info
@@ -336,11 +387,13 @@ class VideoPipeline:
             "models": self.job.models.model_dump(),
             "usage": self.ledger.total.model_dump(),
             "usage_by_stage": {stage.value: u.model_dump() for stage, u in self.ledger.by_stage.items()},
+            "narration": narration_summary(self.job.voice, self.timings),
             "manim_version": version("manim"),
             "videojobs_version": version("videojobs"),
         }
 
     async def _finish(self) -> None:
+        self.artifacts.save_text(USAGE_FILE, self.ledger.dump())
         metadata = json.loads(self.artifacts.load_text(METADATA_FILE) or "{}")
         self.status.result = JobResult(
             video=self.artifacts.location(VIDEO_FILE),
@@ -358,6 +411,7 @@ class VideoPipeline:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     async def _fail(self, error: VideoGenerationError) -> None:
+        self.artifacts.save_text(USAGE_FILE, self.ledger.dump())
         self.status.phase = Phase.FAILED
         self.status.error = error.to_contract()
         self.status.message = error.message

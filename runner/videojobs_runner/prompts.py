@@ -7,6 +7,7 @@ import json
 from videojobs.contract import QUALITY_PRESETS, Quality
 from videojobs_runner.llm import Message
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
+from videojobs_runner.tts import SceneNarration
 
 SYSTEM = (
     "You are an expert educator and Manim Community Edition animator. You design short, clear, "
@@ -26,6 +27,13 @@ CODE_RULES = """Code rules:
 - Use only Manim Community v0.22 APIs; MathTex/Tex need valid LaTeX; prefer Text for plain words.
 - Keep the scene short: about {seconds} seconds of animation in total (run_time and wait included).
 - Reply with the complete file in one ```python fenced block and nothing else."""
+
+
+NARRATION_TIMING = """Narration timing: the voice-over is spoken in {count} segments (seconds in brackets):
+{segments}
+Write construct() as {count} blocks in this order, one per segment, showing what that segment says.
+Start each block after the first with `self.next_section()`. Give each block animations (run_time and
+wait together) of about its segment's duration; a shorter block is padded with a wait to fit the voice."""
 
 
 def _json_schema(model: type[VideoOutline] | type[ScenePlan]) -> str:
@@ -85,15 +93,29 @@ def _plan_text(scene: SceneOutline, plan: ScenePlan) -> str:
     )
 
 
-def _code_rules(index: int, plan: ScenePlan, quality: Quality) -> str:
+def _code_rules(index: int, plan: ScenePlan, quality: Quality, narration: SceneNarration | None) -> str:
     words = len(plan.narration.split())
-    seconds = max(4, min(40, round(words / 2.5)))
+    spoken = sum(narration.seconds) if narration and narration.segments else words / 2.5
+    seconds = max(4, min(40, round(spoken)))
     preset = QUALITY_PRESETS[quality]
     rules = CODE_RULES.format(class_name=scene_class_name(index), seconds=seconds)
-    return f"{rules}\nIt renders at {preset.width}x{preset.height}, {preset.fps} fps."
+    timing = f"\n{_timing_rules(narration)}" if narration and len(narration.segments) > 1 else ""
+    return f"{rules}\nIt renders at {preset.width}x{preset.height}, {preset.fps} fps.{timing}"
 
 
-def code_messages(scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality) -> list[Message]:
+def _timing_rules(narration: SceneNarration) -> str:
+    """How the code keeps in step with the voice-over: one block per spoken segment."""
+    lines = [f'{n}. ({s.seconds:.1f} s) "{s.text}"' for n, s in enumerate(narration.segments, 1)]
+    return NARRATION_TIMING.format(count=len(lines), segments="\n".join(lines))
+
+
+def code_messages(
+    scene: SceneOutline,
+    plan: ScenePlan,
+    index: int,
+    quality: Quality,
+    narration: SceneNarration | None = None,
+) -> list[Message]:
     """Ask for the Manim code of one scene."""
     return [
         {"role": "system", "content": SYSTEM},
@@ -105,13 +127,19 @@ Write the Manim code for this scene.
 {_plan_text(scene, plan)}
 
 {LAYOUT_RULES}
-{_code_rules(index, plan, quality)}""",
+{_code_rules(index, plan, quality, narration)}""",
         },
     ]
 
 
 def fix_messages(
-    scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality, code: str, error: str
+    scene: SceneOutline,
+    plan: ScenePlan,
+    index: int,
+    quality: Quality,
+    code: str,
+    error: str,
+    narration: SceneNarration | None = None,
 ) -> list[Message]:
     """Ask for a corrected version of code that failed the static check or the render."""
     return [
@@ -132,6 +160,6 @@ What went wrong:
 {error}
 
 {LAYOUT_RULES}
-{_code_rules(index, plan, quality)}""",
+{_code_rules(index, plan, quality, narration)}""",
         },
     ]

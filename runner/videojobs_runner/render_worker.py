@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs_runner.pacing import Pacer
 
 ALLOWED_EXECUTABLES = frozenset({"latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "typst"})
 """Programs the scene process may start (Manim needs LaTeX); everything else is refused."""
@@ -73,12 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sys.addaudithook(make_audit_hook(writable))
     try:
-        video, duration = render(code_path, args.scene_class, Quality(args.quality), media_dir, args.no_cache)
+        video, duration, blocks = render(
+            code_path, args.scene_class, Quality(args.quality), media_dir, args.no_cache, args.narration
+        )
     except BaseException as error:
         traceback.print_exc()
         _emit({"kind": error_kind(error), "error": describe_error(error, code_path)})
         return 1
-    _emit({"video": str(video), "duration": duration})
+    _emit({"video": str(video), "duration": duration, "blocks": blocks})
     return 0
 
 
@@ -90,7 +93,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("quality", choices=[quality.value for quality in Quality])
     parser.add_argument("media_dir")
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument(
+        "--narration",
+        type=_seconds_list,
+        default=[],
+        help="Spoken seconds of each narration segment, a,b,...",
+    )
     return parser.parse_args(argv)
+
+
+def _seconds_list(text: str) -> list[float]:
+    """Comma-separated seconds."""
+    return [float(part) for part in text.split(",") if part]
 
 
 def _emit(payload: dict[str, object]) -> None:
@@ -100,9 +114,14 @@ def _emit(payload: dict[str, object]) -> None:
 
 
 def render(
-    code_path: Path, scene_class: str, quality: Quality, media_dir: Path, no_cache: bool
-) -> tuple[Path, float]:
-    """Load the scene module and render its class in-process; the movie's path and duration."""
+    code_path: Path,
+    scene_class: str,
+    quality: Quality,
+    media_dir: Path,
+    no_cache: bool,
+    narration: Sequence[float] = (),
+) -> tuple[Path, float, list[float]]:
+    """Render the scene class in-process, paced to the narration; the movie, its duration, block lengths."""
     from manim import tempconfig
 
     resolution = QUALITY_PRESETS[quality]
@@ -120,10 +139,12 @@ def render(
     module = load_module(code_path)
     with tempconfig(options):
         scene = getattr(module, scene_class)()
+        pacer = Pacer(scene, narration) if narration else None
         scene.render()
         video = Path(scene.renderer.file_writer.movie_file_path)
         duration = float(getattr(scene.renderer, "time", 0.0)) or probe_duration(video)
-    return video, duration
+        blocks = pacer.block_seconds() if pacer else []
+    return video, duration, blocks
 
 
 def load_module(code_path: Path) -> ModuleType:

@@ -10,7 +10,7 @@ import resource
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -66,6 +66,8 @@ class RenderOutcome:
     ok: bool
     video: Path | None = None
     duration_seconds: float | None = None
+    blocks: tuple[float, ...] = ()
+    """Measured seconds of each narration block (empty when the scene had no narration)."""
     failure: FailureKind | None = None
     error: str = ""
     log: str = ""
@@ -99,9 +101,15 @@ async def render_scene(
     limits: RenderLimits,
     *,
     enable_caching: bool = True,
+    narration: Sequence[float] = (),
 ) -> RenderOutcome:
-    """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process."""
+    """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process.
+
+    `narration` holds the spoken seconds of each narration segment; the render is paced to them.
+    """
     command, workdir = worker_command(code_path, scene_class, quality, workdir, enable_caching=enable_caching)
+    if narration:
+        command += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
     finished = await _run(command, workdir, limits)
     return interpret(finished, workdir, limits)
 
@@ -258,7 +266,11 @@ def _video_outcome(report: dict[str, object], workdir: Path, log: str) -> Render
         return RenderOutcome.failed(FailureKind.NO_OUTPUT, message, log)
     duration = report.get("duration")
     seconds = float(duration) if isinstance(duration, int | float) else None
-    return RenderOutcome(ok=True, video=video, duration_seconds=seconds, log=log)
+    reported = report.get("blocks")
+    blocks = (
+        tuple(float(b) for b in reported if isinstance(b, int | float)) if isinstance(reported, list) else ()
+    )
+    return RenderOutcome(ok=True, video=video, duration_seconds=seconds, blocks=blocks, log=log)
 
 
 def _error_outcome(report: dict[str, object], limits: RenderLimits, log: str) -> RenderOutcome:

@@ -48,3 +48,19 @@ def ffprobe(path: Path) -> dict[str, Any]:
         check=True,
     ).stdout
     return dict(json.loads(out))
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    """SubRip cues as (start, end, text), parsed independently of the code under test."""
+
+    def seconds(stamp: str) -> float:
+        h, m, rest = stamp.split(":")
+        s, ms = rest.split(",")
+        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+    cues = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        start, end = lines[1].split(" --> ")
+        cues.append((seconds(start), seconds(end), " ".join(lines[2:])))
+    return cues

@@ -1,15 +1,19 @@
-"""A fake OpenAI-compatible chat server on 127.0.0.1 answering from fixture files, logging every request.
+"""A fake OpenAI-compatible chat and speech server on 127.0.0.1, answering from fixtures, logging requests.
 
 A fixture folder holds one text file per reply, named after the prompt's `Task:` line:
 `outline.1.txt`, `scene-plan-1-of-3.1.txt`, `scene-code-2.1.txt`, `fix-scene-code-2.1.txt`, ...
 Replies for a task are served in order of their number; the last one repeats once they run out.
 A folder with an `extends` file (holding another folder's name) answers other tasks like that folder.
+`/audio/speech` answers real speech, spoken by espeak-ng (WAV, or MP3 through ffmpeg); each request is
+logged with the task `speech`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -69,6 +73,26 @@ class FakeLLM:
             self.served[slug] += 1
             return options[index]
 
+    def speak(self, body: dict[str, Any]) -> tuple[bytes, str]:
+        """Log a speech request and answer it with espeak-ng's audio in the asked format; (audio, type)."""
+        text = str(body.get("input", ""))
+        with self.lock:
+            self.requests.append({"task": "speech", "model": body.get("model"), "input": text})
+        audio_format = str(body.get("response_format") or "mp3")
+        with tempfile.TemporaryDirectory() as folder:
+            wav = Path(folder) / "speech.wav"
+            subprocess.run(["espeak-ng", "-w", str(wav), "--stdin"], input=text.encode(), check=True)
+            if audio_format == "wav":
+                return wav.read_bytes(), "audio/wav"
+            mp3 = Path(folder) / "speech.mp3"
+            subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), str(mp3)], check=True)
+            return mp3.read_bytes(), "audio/mpeg"
+
+    def speech_inputs(self) -> list[str]:
+        """The text of every speech request so far, in order."""
+        with self.lock:
+            return [request["input"] for request in self.requests if request["task"] == "speech"]
+
     def tasks(self) -> list[str]:
         """The task slug of every request so far, in order."""
         with self.lock:
@@ -86,13 +110,17 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-            if not self.path.rstrip("/").endswith("chat/completions"):
+            route = self.path.rstrip("/")
+            if not route.endswith(("chat/completions", "audio/speech")):
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             if self.headers.get("Authorization") != "Bearer test-key":
                 self._send(
                     401, {"error": {"message": "Incorrect API key provided", "type": "invalid_api_key"}}
                 )
+                return
+            if route.endswith("audio/speech"):
+                self._send_bytes(*state.speak(body))
                 return
             content = state.reply_for(body)
             time.sleep(state.delay_seconds)
@@ -121,9 +149,11 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
             )
 
         def _send(self, code: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
+            self._send_bytes(json.dumps(payload).encode(), "application/json", code)
+
+        def _send_bytes(self, data: bytes, content_type: str, code: int = 200) -> None:
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

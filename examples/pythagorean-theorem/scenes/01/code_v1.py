@@ -12,6 +12,8 @@ class Scene1(Scene):
         hyp = MathTex("c", color=YELLOW).move_to([0.3, 0.3, 0])
         self.play(Write(title), run_time=1)
         self.play(Create(triangle), Create(angle), run_time=1.5)
+        self.next_section()
         self.play(FadeIn(leg_a), FadeIn(leg_b), run_time=1)
+        self.next_section()
         self.play(FadeIn(hyp, scale=1.5), run_time=1)
         self.wait(0.5)

@@ -19,5 +19,6 @@ class Scene2(Scene):
         self.play(Create(triangle), run_time=1)
         self.play(DrawBorderThenFill(square_a), DrawBorderThenFill(square_b), run_time=1.5)
         self.play(DrawBorderThenFill(square_c), run_time=1)
+        self.next_section()
         self.play(Write(equation), run_time=1.5)
         self.wait(0.5)

@@ -10,7 +10,10 @@ class Scene3(Scene):
             MathTex("c = 5", color=YELLOW),
         ).arrange(DOWN, buff=0.5)
         self.play(Write(title), run_time=1)
-        for line in lines:
-            self.play(FadeIn(line, shift=UP * 0.3), run_time=1)
+        self.play(FadeIn(lines[0], shift=UP * 0.3), run_time=1)
+        self.next_section()
+        self.play(FadeIn(lines[1], shift=UP * 0.3), run_time=1)
+        self.next_section()
+        self.play(FadeIn(lines[2], shift=UP * 0.3), run_time=1)
         self.play(Indicate(lines[-1]), run_time=1)
         self.wait(0.5)
