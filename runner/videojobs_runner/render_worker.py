@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs_runner.layout import LayoutProbe
 
 ALLOWED_EXECUTABLES = frozenset({"latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "typst"})
 """Programs the scene process may start (Manim needs LaTeX); everything else is refused."""
@@ -72,13 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import manim  # noqa: F401  # heavy imports happen before the hook, so they are never refused
 
     sys.addaudithook(make_audit_hook(writable))
+    probe = LayoutProbe(args.layout_margin)
     try:
-        video, duration = render(code_path, args.scene_class, Quality(args.quality), media_dir, args.no_cache)
+        video, duration = render(
+            code_path, args.scene_class, Quality(args.quality), media_dir, args.no_cache, probe.attach
+        )
     except BaseException as error:
         traceback.print_exc()
         _emit({"kind": error_kind(error), "error": describe_error(error, code_path)})
         return 1
-    _emit({"video": str(video), "duration": duration})
+    layout = [violation.model_dump(mode="json") for violation in probe.violations()]
+    _emit({"video": str(video), "duration": duration, "layout": layout})
     return 0
 
 
@@ -90,6 +95,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("quality", choices=[quality.value for quality in Quality])
     parser.add_argument("media_dir")
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--layout-margin", type=float, default=0.0)
     return parser.parse_args(argv)
 
 
@@ -100,9 +106,17 @@ def _emit(payload: dict[str, object]) -> None:
 
 
 def render(
-    code_path: Path, scene_class: str, quality: Quality, media_dir: Path, no_cache: bool
+    code_path: Path,
+    scene_class: str,
+    quality: Quality,
+    media_dir: Path,
+    no_cache: bool,
+    prepare: Callable[[Any], None] = lambda scene: None,
 ) -> tuple[Path, float]:
-    """Load the scene module and render its class in-process; the movie's path and duration."""
+    """Load the scene module and render its class in-process (`prepare` sees the scene first).
+
+    Returns the movie's path and duration.
+    """
     from manim import tempconfig
 
     resolution = QUALITY_PRESETS[quality]
@@ -120,6 +134,7 @@ def render(
     module = load_module(code_path)
     with tempconfig(options):
         scene = getattr(module, scene_class)()
+        prepare(scene)
         scene.render()
         video = Path(scene.renderer.file_writer.movie_file_path)
         duration = float(getattr(scene.renderer, "time", 0.0)) or probe_duration(video)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
+from videojobs_runner.layout import VIOLATIONS, LayoutViolation
 from videojobs_runner.render_worker import ALLOWED_EXECUTABLES
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -61,11 +62,12 @@ class RenderLimits:
 
 @dataclass(frozen=True)
 class RenderOutcome:
-    """What a render produced: a video, or a failure with a message meant for the model and the full log."""
+    """What a render produced: a video and its layout check, or a failure with a message and the log."""
 
     ok: bool
     video: Path | None = None
     duration_seconds: float | None = None
+    layout: tuple[LayoutViolation, ...] = ()
     failure: FailureKind | None = None
     error: str = ""
     log: str = ""
@@ -99,15 +101,27 @@ async def render_scene(
     limits: RenderLimits,
     *,
     enable_caching: bool = True,
+    layout_margin: float = 0.0,
 ) -> RenderOutcome:
-    """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process."""
-    command, workdir = worker_command(code_path, scene_class, quality, workdir, enable_caching=enable_caching)
+    """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process.
+
+    The layout check reports objects closer than `layout_margin` units to the frame's edges.
+    """
+    command, workdir = worker_command(
+        code_path, scene_class, quality, workdir, enable_caching=enable_caching, layout_margin=layout_margin
+    )
     finished = await _run(command, workdir, limits)
     return interpret(finished, workdir, limits)
 
 
 def worker_command(
-    code_path: Path, scene_class: str, quality: Quality, workdir: Path, *, enable_caching: bool
+    code_path: Path,
+    scene_class: str,
+    quality: Quality,
+    workdir: Path,
+    *,
+    enable_caching: bool,
+    layout_margin: float,
 ) -> tuple[list[str], Path]:
     """The worker's command line and the resolved workdir, created with its temp dir."""
     workdir = workdir.resolve()
@@ -122,6 +136,7 @@ def worker_command(
         quality.value,
         str(workdir / "media"),
         *([] if enable_caching else ["--no-cache"]),
+        f"--layout-margin={layout_margin}",
     ]
     return command, workdir
 
@@ -258,7 +273,8 @@ def _video_outcome(report: dict[str, object], workdir: Path, log: str) -> Render
         return RenderOutcome.failed(FailureKind.NO_OUTPUT, message, log)
     duration = report.get("duration")
     seconds = float(duration) if isinstance(duration, int | float) else None
-    return RenderOutcome(ok=True, video=video, duration_seconds=seconds, log=log)
+    layout = tuple(VIOLATIONS.validate_python(report.get("layout", [])))
+    return RenderOutcome(ok=True, video=video, duration_seconds=seconds, layout=layout, log=log)
 
 
 def _error_outcome(report: dict[str, object], limits: RenderLimits, log: str) -> RenderOutcome:
