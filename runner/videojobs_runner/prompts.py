@@ -93,8 +93,14 @@ def _code_rules(index: int, plan: ScenePlan, quality: Quality) -> str:
     return f"{rules}\nIt renders at {preset.width}x{preset.height}, {preset.fps} fps."
 
 
-def code_messages(scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality) -> list[Message]:
-    """Ask for the Manim code of one scene."""
+def _with_reference(reference: str) -> str:
+    return f"\n\n{reference}" if reference else ""
+
+
+def code_messages(
+    scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality, reference: str = ""
+) -> list[Message]:
+    """Ask for the Manim code of one scene; `reference` gives the signatures of the Manim names it uses."""
     return [
         {"role": "system", "content": SYSTEM},
         {
@@ -102,7 +108,7 @@ def code_messages(scene: SceneOutline, plan: ScenePlan, index: int, quality: Qua
             "content": f"""Task: scene code {index}
 Write the Manim code for this scene.
 
-{_plan_text(scene, plan)}
+{_plan_text(scene, plan)}{_with_reference(reference)}
 
 {LAYOUT_RULES}
 {_code_rules(index, plan, quality)}""",
@@ -111,9 +117,18 @@ Write the Manim code for this scene.
 
 
 def fix_messages(
-    scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality, code: str, error: str
+    scene: SceneOutline,
+    plan: ScenePlan,
+    index: int,
+    quality: Quality,
+    code: str,
+    error: str,
+    reference: str = "",
 ) -> list[Message]:
-    """Ask for a corrected version of code that failed the static check or the render."""
+    """Ask for a corrected version of code that failed the static check or the render.
+
+    `reference` holds the real signatures of the Manim names the error is about.
+    """
     return [
         {"role": "system", "content": SYSTEM},
         {
@@ -129,7 +144,37 @@ Code:
 ```
 
 What went wrong:
-{error}
+{error}{_with_reference(reference)}
+
+{LAYOUT_RULES}
+{_code_rules(index, plan, quality)}""",
+        },
+    ]
+
+
+def layout_fix_messages(
+    scene: SceneOutline, plan: ScenePlan, index: int, quality: Quality, code: str, violations: str
+) -> list[Message]:
+    """Ask for a version of code that rendered, with the layout problems the render's check found fixed."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: fix scene layout {index}
+This Manim code rendered, but the layout check found objects outside the frame's safe area or text
+and formulas overlapping. Move, scale, arrange or fade out objects so none of these problems is left,
+keep the animations and their timing, and return the whole corrected file.
+
+{_plan_text(scene, plan)}
+
+Code:
+```python
+{code}
+```
+
+Layout problems (x, y are scene coordinates of each object's centre; animations count self.play and
+self.wait calls from 1):
+{violations}
 
 {LAYOUT_RULES}
 {_code_rules(index, plan, quality)}""",
