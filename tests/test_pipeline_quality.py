@@ -98,9 +98,16 @@ def test_violations_left_are_reported_and_an_identical_job_comes_from_the_cache(
     assert again["scene_renders"][0]["layout_violations"] == scene["layout_violations"]
     for version in (1, 2):
         assert "shared render cache" in (tmp_path / f"second/scenes/01/code_v{version}.log").read_text()
-    for index in (1, 2, 3):
-        name = f"scenes/{index:02d}/scene.mp4"
-        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+    for name in (
+        "scenes/01/scene.mp4",
+        "scenes/02/scene.mp4",
+        "scenes/03/scene.mp4",
+        "video.mp4",
+        "subtitles.vtt",
+    ):
+        assert (tmp_path / "second" / name).read_bytes() == (tmp_path / "first" / name).read_bytes(), name
+    (combined,) = (tmp_path / "_cache/combined").iterdir()  # the second job combined nothing either
+    assert {p.name for p in combined.iterdir()} >= {"video.mp4", "thumbnail.jpg", "combined.json"}
 
 
 @pytest.mark.s3

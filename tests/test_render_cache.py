@@ -9,8 +9,16 @@ from s3_server import S3Server
 from test_storage import s3_storage
 
 from videojobs.contract import Quality
+from videojobs_runner.combine import Chapter, CombinedVideo, MediaInfo, SceneClip
 from videojobs_runner.layout import LayoutViolation, ViolationKind
-from videojobs_runner.render_cache import CACHE_PREFIX, CachedRender, RenderCache, render_key
+from videojobs_runner.render_cache import (
+    CACHE_PREFIX,
+    CachedRender,
+    CombinedCache,
+    RenderCache,
+    combine_key,
+    render_key,
+)
 from videojobs_runner.storage import LocalStorage, Storage
 
 CODE = "from manim import *\n\nclass Scene1(Scene):\n    def construct(self):\n        self.wait(0.1)\n"
@@ -72,3 +80,38 @@ def test_s3_round_trip(s3_server: S3Server, tmp_path: Path) -> None:
     check_round_trip(s3_storage(s3_server, bucket), tmp_path)
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert len(keys) == 3 and all(key.startswith("vj/_cache/renders/") for key in keys)
+
+
+def test_combined_videos_are_keyed_by_clip_content_and_round_trip(tmp_path: Path) -> None:
+    clip_file = tmp_path / "clip.mp4"
+    clip_file.write_bytes(b"one")
+    clips = [SceneClip(video=clip_file, title="Shapes", narration="A circle.")]
+    key = combine_key(clips, use_gpu=False)
+    assert key != combine_key([SceneClip(video=clip_file, title="Shapes", narration="")], use_gpu=False)
+    assert key != combine_key(clips, use_gpu=True)
+    clip_file.write_bytes(b"two")  # same path, other content
+    assert key != combine_key(clips, use_gpu=False)
+
+    made = tmp_path / "made"
+    made.mkdir()
+    files = {name: made / name for name in ("video.mp4", "thumbnail.jpg", "subtitles.srt", "subtitles.vtt")}
+    for name, path in files.items():
+        path.write_text(f"content of {name}")
+    info = MediaInfo(3.0, 854, 480, 15.0, "h264", "aac", 3.0, 1234)
+    combined = CombinedVideo(
+        files["video.mp4"],
+        files["thumbnail.jpg"],
+        files["subtitles.srt"],
+        files["subtitles.vtt"],
+        info,
+        "libx264",
+        [Chapter("Shapes", 0.0, 3.0)],
+    )
+    cache = CombinedCache(LocalStorage(tmp_path / "out"))
+    assert cache.fetch(key, tmp_path / "got") is None
+    cache.store(key, combined)
+    fetched = cache.fetch(key, tmp_path / "got")
+    assert fetched is not None
+    assert (fetched.info, fetched.encoder, fetched.chapters) == (info, "libx264", combined.chapters)
+    assert fetched.video == tmp_path / "got" / "video.mp4"
+    assert fetched.subtitles_vtt.read_text() == "content of subtitles.vtt"

@@ -41,7 +41,7 @@ from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violat
 from videojobs_runner.llm import InvalidReply, LLMClient, UsageLedger, fenced_block, json_reply
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
-from videojobs_runner.render_cache import CachedRender, RenderCache, render_key
+from videojobs_runner.render_cache import CachedRender, CombinedCache, RenderCache, combine_key, render_key
 from videojobs_runner.sandbox import RenderLimits, render_scene
 
 MIN_SCENES = 3
@@ -116,6 +116,7 @@ class VideoPipeline:
         self._scene_slots = asyncio.Semaphore(settings.max_scene_concurrency)
         self._render_slots = asyncio.Semaphore(settings.max_concurrent_renders)
         self.render_cache = RenderCache(artifacts.storage) if settings.shared_render_cache else None
+        self.combined_cache = CombinedCache(artifacts.storage) if settings.shared_render_cache else None
 
     @property
     def status(self) -> JobStatus:
@@ -399,9 +400,7 @@ class VideoPipeline:
                 raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
             plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
             clips.append(SceneClip(video=local, title=scene.title, narration=plan.narration if plan else ""))
-        combined = await combine_scenes(
-            clips, self.scratch / "final", use_gpu=self.settings.use_gpu_acceleration
-        )
+        combined = await self._combined(clips)
         await self.tracker.enter(Stage.STORAGE)
         for name, path in (
             (VIDEO_FILE, combined.video),
@@ -414,6 +413,23 @@ class VideoPipeline:
         self.artifacts.storage.put_bytes(
             self.artifacts.key(METADATA_FILE), json.dumps(metadata, indent=2).encode(), "application/json"
         )
+
+    async def _combined(self, clips: list[SceneClip]) -> CombinedVideo:
+        """Combine the clips, or take the result from the shared cache if these clips were combined before."""
+        final, use_gpu, cache = (
+            self.scratch / "final",
+            self.settings.use_gpu_acceleration,
+            self.combined_cache,
+        )
+        if cache is None:
+            return await combine_scenes(clips, final, use_gpu=use_gpu)
+        key = await asyncio.to_thread(combine_key, clips, use_gpu=use_gpu)
+        final.mkdir(parents=True, exist_ok=True)
+        combined = await asyncio.to_thread(cache.fetch, key, final)
+        if combined is None:
+            combined = await combine_scenes(clips, final, use_gpu=use_gpu)
+            await asyncio.to_thread(cache.store, key, combined)
+        return combined
 
     def _metadata(self, outline: VideoOutline, combined: CombinedVideo) -> dict[str, object]:
         info = combined.info

@@ -1,20 +1,27 @@
-"""Shared render cache: scene videos in the job storage under `_cache/renders/`, keyed by what made them."""
+"""Shared render cache in the job storage: scene renders and combined videos, keyed by what made them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs_runner.combine import CombinedVideo, SceneClip
 from videojobs_runner.layout import LayoutViolation
 from videojobs_runner.storage import Storage
 
 CACHE_PREFIX = "_cache/renders/"
 """Next to the job folders; '_' can never start a job id (DNS-1123), so no job can collide with it."""
+COMBINED_PREFIX = "_cache/combined/"
+COMBINED_RECORD = "combined.json"
+_COMBINED = TypeAdapter(CombinedVideo)
+HASH_CHUNK = 1024 * 1024
 KEY_VERSION = 1
 """Bumped when what a cached entry holds changes, so old entries are never misread."""
 
@@ -69,3 +76,67 @@ class RenderCache:
         self.storage.put_bytes(
             f"{CACHE_PREFIX}{key}.json", record.model_dump_json().encode(), "application/json"
         )
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def combine_key(clips: list[SceneClip], *, use_gpu: bool) -> str:
+    """The cache key of a combined video: every field of every clip (files by content) and the encoder."""
+
+    def material(value: Any) -> Any:
+        return file_digest(value) if isinstance(value, Path) else value
+
+    described = [
+        {f.name: material(getattr(clip, f.name)) for f in dataclasses.fields(clip)} for clip in clips
+    ]
+    payload = {
+        "key_version": KEY_VERSION,
+        "videojobs": version("videojobs"),
+        "gpu": use_gpu,
+        "clips": described,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _file_fields(combined: CombinedVideo) -> dict[str, Path]:
+    return {
+        f.name: value
+        for f in dataclasses.fields(combined)
+        if isinstance(value := getattr(combined, f.name), Path)
+    }
+
+
+class CombinedCache:
+    """Combined videos (video, thumbnail, subtitles and their description) shared by every job."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def fetch(self, key: str, out_dir: Path) -> CombinedVideo | None:
+        """Copy a cached combined video's files into `out_dir`; None on a miss."""
+        data = self.storage.get_bytes(f"{COMBINED_PREFIX}{key}/{COMBINED_RECORD}")
+        if data is None:
+            return None
+        try:
+            combined = _COMBINED.validate_json(data)
+        except ValidationError:
+            return None
+        local: dict[str, Any] = {name: out_dir / path.name for name, path in _file_fields(combined).items()}
+        for path in local.values():
+            if not self.storage.download(f"{COMBINED_PREFIX}{key}/{path.name}", path):
+                return None
+        return dataclasses.replace(combined, **local)
+
+    def store(self, key: str, combined: CombinedVideo) -> None:
+        """Add a combined video: its files first, then its description."""
+        for path in _file_fields(combined).values():
+            self.storage.put_file(f"{COMBINED_PREFIX}{key}/{path.name}", path)
+        record = _COMBINED.dump_json(combined)
+        self.storage.put_bytes(f"{COMBINED_PREFIX}{key}/{COMBINED_RECORD}", record, "application/json")
