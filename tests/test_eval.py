@@ -76,9 +76,9 @@ def test_eval_reports_each_topic_and_the_total(fake_llm: FakeLLM, tmp_path: Path
     assert (first["topic"], first["produced"], first["error"]) == ("Shapes and formulas", True, None)
     assert first["fix_attempts"] == 2  # scene 2's unsafe code and scene 3's crash, one fix each
     assert first["layout_violations_left"] == 0 and first["narration_drift_seconds"] is None
-    status = read_json(tmp_path / "jobs" / first["job_id"] / "status.json")
-    assert first["tokens"] == status["usage"]["total_tokens"] > 0
-    assert first["cost_usd"] == status["usage"]["cost_usd"]
+    usage = read_json(tmp_path / "jobs" / first["job_id"] / "metadata.json")["usage"]
+    assert first["tokens"] == usage["total_tokens"] > 0
+    assert first["cost_usd"] == usage["cost_usd"]
     assert first["wall_seconds"] > 0
     assert second["produced"] is False and second["error"].startswith("rendering: 1 of 3 scenes failed")
     assert second["fix_attempts"] == 2 and second["layout_violations_left"] is None
