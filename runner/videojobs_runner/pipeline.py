@@ -38,7 +38,7 @@ from videojobs_runner.errors import (
     VideoGenerationError,
 )
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
-from videojobs_runner.llm import InvalidReply, LLMClient, UsageLedger, fenced_block, json_reply
+from videojobs_runner.llm import InvalidReply, LLMClient, Message, UsageLedger, fenced_block, json_reply
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
 from videojobs_runner.render_cache import CachedRender, CombinedCache, RenderCache, combine_key, render_key
@@ -215,19 +215,14 @@ class VideoPipeline:
         await self.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
         if done is None and not self.artifacts.code_versions(scene.index):
             await self.tracker.scene_step(scene.index, Stage.CODE_GENERATION, f"Writing code for {name}")
-            async with self._scene_slots:
-                reply = await self.llm.complete(
-                    self.job.models.scene,
-                    prompts.code_messages(
-                        scene.outline,
-                        scene.plan,
-                        scene.index,
-                        self.job.quality,
-                        grounding.plan_reference(scene.plan),
-                    ),
-                    stage=Stage.CODE_GENERATION,
-                )
-            self.artifacts.save_text(_code_name(scene.index, 1), fenced_block(reply) + "\n")
+            reference = grounding.plan_reference(scene.plan)
+            await self._ask_code(
+                scene.index,
+                1,
+                self.job.models.scene,
+                prompts.code_messages(scene.outline, scene.plan, scene.index, self.job.quality, reference),
+                Stage.CODE_GENERATION,
+            )
         await self.tracker.scene_done_with(scene.index, Stage.CODE_GENERATION, f"Code ready for {name}")
         if done is not None:
             await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name} (stored)")
@@ -274,24 +269,34 @@ class VideoPipeline:
             if fixes == self.settings.max_fix_attempts:
                 break
             await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Fixing {name} (fix {fixes + 1})")
-            async with self._scene_slots:
-                reply = await self.llm.complete(
-                    self.job.models.helper,
-                    prompts.fix_messages(
-                        scene.outline,
-                        scene.plan,
-                        scene.index,
-                        self.job.quality,
-                        code,
-                        error,
-                        grounding.error_reference(error),
-                    ),
-                    stage=Stage.RENDERING,
-                )
             version += 1
-            self.artifacts.save_text(_code_name(scene.index, version), fenced_block(reply) + "\n")
+            await self._ask_code(
+                scene.index,
+                version,
+                self.job.models.helper,
+                prompts.fix_messages(
+                    scene.outline,
+                    scene.plan,
+                    scene.index,
+                    self.job.quality,
+                    code,
+                    error,
+                    grounding.error_reference(error),
+                ),
+                Stage.RENDERING,
+            )
         await self.tracker.scene_failed(scene.index, f"Gave up on {name}")
         return outcome
+
+    async def _ask_code(
+        self, index: int, version: int, model: str, messages: list[Message], stage: Stage
+    ) -> str:
+        """Ask a model for code version `version` of scene `index`; store it and return it."""
+        async with self._scene_slots:
+            reply = await self.llm.complete(model, messages, stage=stage)
+        code = fenced_block(reply) + "\n"
+        self.artifacts.save_text(_code_name(index, version), code)
+        return code
 
     async def _settle_layout(self, scene: _Scene, name: str, rendered: _Rendered) -> None:
         """Ask for layout fixes while the best render has violations, then store the best render.
@@ -305,22 +310,21 @@ class VideoPipeline:
             attempts += 1
             message = f"Fixing the layout of {name} (layout fix {attempts})"
             await self.tracker.scene_step(scene.index, Stage.RENDERING, message)
-            async with self._scene_slots:
-                reply = await self.llm.complete(
-                    self.job.models.helper,
-                    prompts.layout_fix_messages(
-                        scene.outline,
-                        scene.plan,
-                        scene.index,
-                        self.job.quality,
-                        best.code,
-                        describe_violations(best.record.layout_violations),
-                    ),
-                    stage=Stage.RENDERING,
-                )
             version += 1
-            code = fenced_block(reply) + "\n"
-            self.artifacts.save_text(_code_name(scene.index, version), code)
+            code = await self._ask_code(
+                scene.index,
+                version,
+                self.job.models.helper,
+                prompts.layout_fix_messages(
+                    scene.outline,
+                    scene.plan,
+                    scene.index,
+                    self.job.quality,
+                    best.code,
+                    describe_violations(best.record.layout_violations),
+                ),
+                Stage.RENDERING,
+            )
             _, _, candidate = await self._render_version(scene.index, version, code)
             if candidate is not None and candidate.layout_cost <= best.layout_cost:
                 best = candidate

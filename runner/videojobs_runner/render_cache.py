@@ -7,7 +7,7 @@ import hashlib
 import json
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -21,6 +21,7 @@ CACHE_PREFIX = "_cache/renders/"
 COMBINED_PREFIX = "_cache/combined/"
 COMBINED_RECORD = "combined.json"
 _COMBINED = TypeAdapter(CombinedVideo)
+T = TypeVar("T")
 HASH_CHUNK = 1024 * 1024
 KEY_VERSION = 1
 """Bumped when what a cached entry holds changes, so old entries are never misread."""
@@ -32,6 +33,17 @@ class CachedRender(BaseModel):
     scene_class: str
     duration_seconds: float
     layout_violations: list[LayoutViolation] = []
+
+
+def _read_record(storage: Storage, key: str, adapter: TypeAdapter[T]) -> T | None:
+    """A cache entry's record; None when absent or written by an incompatible version (then redone)."""
+    data = storage.get_bytes(key)
+    if data is None:
+        return None
+    try:
+        return adapter.validate_json(data)
+    except ValidationError:
+        return None
 
 
 def render_key(
@@ -53,6 +65,9 @@ def render_key(
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
+_RENDER = TypeAdapter(CachedRender)
+
+
 class RenderCache:
     """Scene renders shared by every job in one storage backend (a local folder or an S3 bucket)."""
 
@@ -61,14 +76,10 @@ class RenderCache:
 
     def fetch(self, key: str, dest: Path) -> CachedRender | None:
         """Copy a cached render's video to `dest` and return its record; None on a miss."""
-        data = self.storage.get_bytes(f"{CACHE_PREFIX}{key}.json")
-        if data is None:
-            return None
-        try:
-            record = CachedRender.model_validate_json(data)
-        except ValidationError:
-            return None  # an entry from an incompatible version: render again and overwrite it
-        return record if self.storage.download(f"{CACHE_PREFIX}{key}.mp4", dest) else None
+        record = _read_record(self.storage, f"{CACHE_PREFIX}{key}.json", _RENDER)
+        return (
+            record if record is not None and self.storage.download(f"{CACHE_PREFIX}{key}.mp4", dest) else None
+        )
 
     def store(self, key: str, video: Path, record: CachedRender) -> None:
         """Add a render to the cache: the video first, then its record."""
@@ -121,12 +132,8 @@ class CombinedCache:
 
     def fetch(self, key: str, out_dir: Path) -> CombinedVideo | None:
         """Copy a cached combined video's files into `out_dir`; None on a miss."""
-        data = self.storage.get_bytes(f"{COMBINED_PREFIX}{key}/{COMBINED_RECORD}")
-        if data is None:
-            return None
-        try:
-            combined = _COMBINED.validate_json(data)
-        except ValidationError:
+        combined = _read_record(self.storage, f"{COMBINED_PREFIX}{key}/{COMBINED_RECORD}", _COMBINED)
+        if combined is None:
             return None
         local: dict[str, Any] = {name: out_dir / path.name for name, path in _file_fields(combined).items()}
         for path in local.values():
