@@ -277,17 +277,20 @@ def eval_command(
             highlight=False,
         )
 
-    report = asyncio.run(
-        evaluate(
-            topics,
-            models,
-            quality,
-            settings,
-            topics_file=str(topics_file),
-            max_scenes=max_scenes,
-            on_result=progress,
+    try:
+        report = asyncio.run(
+            evaluate(
+                topics,
+                models,
+                quality,
+                settings,
+                topics_file=str(topics_file),
+                max_scenes=max_scenes,
+                on_result=progress,
+            )
         )
-    )
+    except VideoGenerationError as error:  # a job could not even be created (storage, settings)
+        fail(f"{error.message} — {error.suggestion}")
     Console(width=max(Console().width, 120)).print(report_table(report))
     if json_path is not None:
         json_path.write_text(report.model_dump_json(indent=2) + "\n")
