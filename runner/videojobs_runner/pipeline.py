@@ -420,11 +420,8 @@ class VideoPipeline:
 
     async def _combined(self, clips: list[SceneClip]) -> CombinedVideo:
         """Combine the clips, or take the result from the shared cache if these clips were combined before."""
-        final, use_gpu, cache = (
-            self.scratch / "final",
-            self.settings.use_gpu_acceleration,
-            self.combined_cache,
-        )
+        final, use_gpu = self.scratch / "final", self.settings.use_gpu_acceleration
+        cache = self.combined_cache
         if cache is None:
             return await combine_scenes(clips, final, use_gpu=use_gpu)
         key = await asyncio.to_thread(combine_key, clips, use_gpu=use_gpu)
