@@ -211,7 +211,7 @@ def test_voice_none_keeps_a_silent_track_and_spreads_the_subtitles(fake_llm: Fak
     assert result.returncode == 0, result.stderr
     (job,) = job_folders(tmp_path)
     assert read_json(job / "job.json")["voice"]["backend"] == "none"
-    assert not list(job.glob("scenes/*/narration.json")) and not (tmp_path / "_cache").exists()
+    assert not list(job.glob("scenes/*/narration.json")) and not (tmp_path / SPEECH_CACHE_PREFIX).exists()
     code_prompt = next(r for r in fake_llm.requests if r["task"] == "scene-code-1")["messages"][-1]["content"]
     assert "next_section" not in code_prompt
     metadata = read_json(job / "metadata.json")

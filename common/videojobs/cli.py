@@ -21,6 +21,7 @@ from videojobs.settings import Settings, StorageBackend
 
 if TYPE_CHECKING:
     from videojobs_runner.checkpoint import JobArtifacts, JobRecord
+    from videojobs_runner.evaluate import TopicResult
 
 app = typer.Typer(
     name="videojobs",
@@ -258,6 +259,71 @@ def demo(
     except VideoGenerationError as error:
         fail(f"{error.message} — {error.suggestion}")
     run_with_progress(record, artifacts, settings)
+
+
+@app.command("eval")
+def eval_command(
+    topics_file: Annotated[Path, typer.Argument(help="YAML topic set, e.g. examples/eval-topics.yaml.")],
+    model: Annotated[str | None, typer.Option(help="litellm model string for every role.")] = None,
+    planner_model: Annotated[str | None, typer.Option(help="Model for outlines (overrides --model).")] = None,
+    scene_model: Annotated[
+        str | None, typer.Option(help="Model for plans and code (overrides --model).")
+    ] = None,
+    helper_model: Annotated[str | None, typer.Option(help="Model for fixes (overrides --model).")] = None,
+    quality: Annotated[Quality, typer.Option(help="Render preset for every topic.")] = Quality.LOW,
+    max_scenes: Annotated[int, typer.Option(min=1, max=12, help="Upper bound on scenes per video.")] = 5,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Store the jobs in this folder (default: OUTPUT_DIR).")
+    ] = None,
+) -> None:
+    """Run each topic of TOPICS_FILE as a job; report produced, fixes, layout, drift, tokens, cost, time."""
+    from videojobs_runner.errors import VideoGenerationError
+    from videojobs_runner.evaluate import evaluate, load_topics, report_table
+    from videojobs_runner.llm import require_credentials
+
+    settings = load_settings(out)
+    models = ModelChoice(
+        planner=planner_model or model, scene=scene_model or model, helper=helper_model or model
+    )
+    try:
+        topics = load_topics(topics_file)
+        for name in {
+            models.planner or settings.planner_model,
+            models.scene or settings.scene_model,
+            models.helper or settings.helper_model,
+        }:
+            require_credentials(name)
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+
+    def progress(index: int, result: TopicResult) -> None:
+        outcome = "produced" if result.produced else f"not produced ({result.error})"
+        console.print(
+            f"[{index}/{len(topics)}] {result.topic}: {outcome} in {result.wall_seconds:.1f} s",
+            highlight=False,
+        )
+
+    try:
+        report = asyncio.run(
+            evaluate(
+                topics,
+                models,
+                quality,
+                settings,
+                topics_file=str(topics_file),
+                max_scenes=max_scenes,
+                on_result=progress,
+            )
+        )
+    except VideoGenerationError as error:  # a job could not even be created (storage, settings)
+        fail(f"{error.message} — {error.suggestion}")
+    Console(width=max(Console().width, 120)).print(report_table(report))
+    if json_path is not None:
+        json_path.write_text(report.model_dump_json(indent=2) + "\n")
+        console.print(f"report: {json_path}", highlight=False)
 
 
 @app.command()

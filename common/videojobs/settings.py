@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     max_fix_attempts: int = Field(default=3, ge=0, description="Corrected code versions after a failure.")
     enable_caching: bool = Field(default=True, description="Reuse Manim's per-animation partial movies.")
     use_gpu_acceleration: bool = Field(default=False, description="Encode with NVENC when available.")
+    shared_render_cache: bool = Field(
+        default=True, description="Reuse the stored render of an identical scene from any job (same storage)."
+    )
+
+    # Layout check (every render; objects must stay this many units inside the frame, text must not overlap).
+    layout_margin: float = Field(default=0.3, ge=0, le=2)
+    max_layout_fix_attempts: int = Field(
+        default=2, ge=0, description="Layout-fix requests per scene, besides the error fixes."
+    )
 
     # Render sandbox limits (per scene process).
     render_timeout_seconds: float = Field(default=300.0, gt=0)

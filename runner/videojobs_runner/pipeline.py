@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
 from videojobs.settings import Settings
-from videojobs_runner import prompts
+from videojobs_runner import grounding, prompts
 from videojobs_runner.checkpoint import (
     METADATA_FILE,
     OUTLINE_FILE,
@@ -38,10 +39,12 @@ from videojobs_runner.errors import (
     StorageError,
     VideoGenerationError,
 )
-from videojobs_runner.llm import InvalidReply, LLMClient, UsageLedger, fenced_block, json_reply
+from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
+from videojobs_runner.llm import InvalidReply, LLMClient, Message, UsageLedger, fenced_block, json_reply
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
+from videojobs_runner.render_cache import CachedRender, CombinedCache, RenderCache, combine_key, render_key
 from videojobs_runner.sandbox import RenderLimits, render_scene
 from videojobs_runner.tts import Narrator, SceneNarration
 
@@ -64,6 +67,26 @@ class SceneRender(BaseModel):
     duration_seconds: float
     blocks: list[float] = []
     """Measured seconds of each narration block."""
+    layout_violations: list[LayoutViolation] = []
+    layout_fix_attempts: int = 0
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A code version that rendered: its video on local disk and what the render found."""
+
+    version: int
+    code: str
+    video: Path
+    record: CachedRender
+    from_cache: bool
+
+    @property
+    def layout_cost(self) -> tuple[int, float]:
+        """Fewer violations first, then less distance in total."""
+        violations = self.record.layout_violations
+        return len(violations), sum(v.distance for v in violations)
 
 
 @dataclass
@@ -105,6 +128,8 @@ class VideoPipeline:
         self._scene_slots = asyncio.Semaphore(settings.max_scene_concurrency)
         self._render_slots = asyncio.Semaphore(settings.max_concurrent_renders)
         self.timings: dict[int, SceneTiming] = {}
+        self.render_cache = RenderCache(artifacts.storage) if settings.shared_render_cache else None
+        self.combined_cache = CombinedCache(artifacts.storage) if settings.shared_render_cache else None
 
     @property
     def status(self) -> JobStatus:
@@ -204,15 +229,16 @@ class VideoPipeline:
         await self.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
         if done is None and not self.artifacts.code_versions(scene.index):
             await self.tracker.scene_step(scene.index, Stage.CODE_GENERATION, f"Writing code for {name}")
-            async with self._scene_slots:
-                reply = await self.llm.complete(
-                    self.job.models.scene,
-                    prompts.code_messages(
-                        scene.outline, scene.plan, scene.index, self.job.quality, scene.narration
-                    ),
-                    stage=Stage.CODE_GENERATION,
-                )
-            self.artifacts.save_text(_code_name(scene.index, 1), fenced_block(reply) + "\n")
+            reference = grounding.plan_reference(scene.plan)
+            await self._ask_code(
+                scene.index,
+                1,
+                self.job.models.scene,
+                prompts.code_messages(
+                    scene.outline, scene.plan, scene.index, self.job.quality, scene.narration, reference
+                ),
+                Stage.CODE_GENERATION,
+            )
         await self.tracker.scene_done_with(scene.index, Stage.CODE_GENERATION, f"Code ready for {name}")
         if done is not None:
             await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name} (stored)")
@@ -249,7 +275,10 @@ class VideoPipeline:
         return narration
 
     async def _render_with_fixes(self, scene: _Scene, name: str) -> SceneOutcome:
-        """Render the newest code version; on failure ask for a fix, at most MAX_FIX_ATTEMPTS times."""
+        """Render the newest code version; on failure ask for a fix, at most MAX_FIX_ATTEMPTS times.
+
+        The first version that renders goes on to the layout fixes, which store the scene's render.
+        """
         assert scene.plan is not None
         version = self.artifacts.code_versions(scene.index)[-1]
         outcome = SceneOutcome.RENDER_FAILED
@@ -259,62 +288,146 @@ class VideoPipeline:
             if error is None:
                 attempt = f" (fix {fixes})" if fixes else ""
                 await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Rendering {name}{attempt}")
-                outcome, error = await self._render_version(scene, version, code)
-                if outcome is SceneOutcome.RENDERED:
+                outcome, error, rendered = await self._render_version(scene, version, code)
+                if rendered is not None:
+                    await self._settle_layout(scene, name, rendered)
                     await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name}")
                     return outcome
             if fixes == self.settings.max_fix_attempts:
                 break
             await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Fixing {name} (fix {fixes + 1})")
-            async with self._scene_slots:
-                reply = await self.llm.complete(
-                    self.job.models.helper,
-                    prompts.fix_messages(
-                        scene.outline, scene.plan, scene.index, self.job.quality, code, error, scene.narration
-                    ),
-                    stage=Stage.RENDERING,
-                )
             version += 1
-            self.artifacts.save_text(_code_name(scene.index, version), fenced_block(reply) + "\n")
+            await self._ask_code(
+                scene.index,
+                version,
+                self.job.models.helper,
+                prompts.fix_messages(
+                    scene.outline,
+                    scene.plan,
+                    scene.index,
+                    self.job.quality,
+                    code,
+                    error,
+                    scene.narration,
+                    grounding.error_reference(error),
+                ),
+                Stage.RENDERING,
+            )
         await self.tracker.scene_failed(scene.index, f"Gave up on {name}")
         return outcome
 
-    async def _render_version(self, scene: _Scene, version: int, code: str) -> tuple[SceneOutcome, str]:
-        """Check and render one code version; returns the outcome and the error to show the model."""
+    async def _ask_code(
+        self, index: int, version: int, model: str, messages: list[Message], stage: Stage
+    ) -> str:
+        """Ask a model for code version `version` of scene `index`; store it and return it."""
+        async with self._scene_slots:
+            reply = await self.llm.complete(model, messages, stage=stage)
+        code = fenced_block(reply) + "\n"
+        self.artifacts.save_text(_code_name(index, version), code)
+        return code
+
+    async def _settle_layout(self, scene: _Scene, name: str, rendered: _Rendered) -> None:
+        """Ask for layout fixes while the best render has violations, then store the best render.
+
+        At most MAX_LAYOUT_FIX_ATTEMPTS requests; the render with the fewest violations is kept
+        (the newer on a tie), so a fix that fails to render or makes things worse changes nothing.
+        """
+        assert scene.plan is not None
+        best, version, attempts = rendered, rendered.version, 0
+        while best.record.layout_violations and attempts < self.settings.max_layout_fix_attempts:
+            attempts += 1
+            message = f"Fixing the layout of {name} (layout fix {attempts})"
+            await self.tracker.scene_step(scene.index, Stage.RENDERING, message)
+            version += 1
+            code = await self._ask_code(
+                scene.index,
+                version,
+                self.job.models.helper,
+                prompts.layout_fix_messages(
+                    scene.outline,
+                    scene.plan,
+                    scene.index,
+                    self.job.quality,
+                    best.code,
+                    describe_violations(best.record.layout_violations),
+                    scene.narration,
+                ),
+                Stage.RENDERING,
+            )
+            _, _, candidate = await self._render_version(scene, version, code)
+            if candidate is not None and candidate.layout_cost <= best.layout_cost:
+                best = candidate
+        folder = scene_dir(scene.index)
+        await asyncio.to_thread(self.artifacts.save_file, f"{folder}/scene.mp4", best.video)
+        record = SceneRender(
+            version=best.version,
+            scene_class=best.record.scene_class,
+            duration_seconds=best.record.duration_seconds,
+            blocks=best.record.blocks,
+            layout_violations=best.record.layout_violations,
+            layout_fix_attempts=attempts,
+            from_cache=best.from_cache,
+        )
+        self.artifacts.save_model(f"{folder}/render.json", record)
+
+    async def _render_version(
+        self, scene: _Scene, version: int, code: str
+    ) -> tuple[SceneOutcome, str, _Rendered | None]:
+        """Check and render one code version (or take it from the shared render cache).
+
+        Returns the outcome, the error to show the model, and the render when there is one.
+        """
         index = scene.index
         check = check_scene_code(code)
         if not check.ok or check.scene_class is None:
             error = "The code was rejected by the safety check before running:\n" + "\n".join(check.issues)
             self.artifacts.save_text(_error_name(index, version), error)
-            return SceneOutcome.CHECK_FAILED, error
+            return SceneOutcome.CHECK_FAILED, error, None
         workdir = self.scratch / scene_dir(index) / f"v{version}"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-        code_path = workdir / f"scene_{index:02d}.py"
-        code_path.write_text(code)
-        async with self._render_slots:
-            outcome = await render_scene(
-                code_path,
-                check.scene_class,
-                self.job.quality,
-                workdir,
-                RenderLimits.from_settings(self.settings),
-                enable_caching=self.settings.enable_caching,
-                narration=scene.narration.seconds if scene.narration else (),
-            )
-        self.artifacts.save_text(f"{scene_dir(index)}/code_v{version}.log", outcome.log)
-        if not outcome.ok or outcome.video is None:
-            self.artifacts.save_text(_error_name(index, version), outcome.error)
-            return SceneOutcome.RENDER_FAILED, outcome.error
-        await asyncio.to_thread(self.artifacts.save_file, f"{scene_dir(index)}/scene.mp4", outcome.video)
-        record = SceneRender(
-            version=version,
-            scene_class=check.scene_class,
-            duration_seconds=outcome.duration_seconds or 0.0,
-            blocks=list(outcome.blocks),
+        log_name = f"{scene_dir(index)}/code_v{version}.log"
+        narration = scene.narration
+        audio_digest = hashlib.sha256(narration.model_dump_json().encode()).hexdigest() if narration else None
+        key = render_key(
+            code, self.job.quality, audio_digest=audio_digest, layout_margin=self.settings.layout_margin
         )
-        self.artifacts.save_model(f"{scene_dir(index)}/render.json", record)
-        return SceneOutcome.RENDERED, ""
+        video = workdir / "cached.mp4"
+        cache = self.render_cache
+        record = await asyncio.to_thread(cache.fetch, key, video) if cache is not None else None
+        from_cache = record is not None
+        if record is not None:
+            self.artifacts.save_text(log_name, f"Taken from the shared render cache (key {key}).\n")
+        else:
+            code_path = workdir / f"scene_{index:02d}.py"
+            code_path.write_text(code)
+            async with self._render_slots:
+                outcome = await render_scene(
+                    code_path,
+                    check.scene_class,
+                    self.job.quality,
+                    workdir,
+                    RenderLimits.from_settings(self.settings),
+                    enable_caching=self.settings.enable_caching,
+                    narration=narration.seconds if narration else (),
+                    layout_margin=self.settings.layout_margin,
+                )
+            self.artifacts.save_text(log_name, outcome.log)
+            if not outcome.ok or outcome.video is None:
+                self.artifacts.save_text(_error_name(index, version), outcome.error)
+                return SceneOutcome.RENDER_FAILED, outcome.error, None
+            video = outcome.video
+            record = CachedRender(
+                scene_class=check.scene_class,
+                duration_seconds=outcome.duration_seconds or 0.0,
+                blocks=list(outcome.blocks),
+                layout_violations=list(outcome.layout),
+            )
+            if cache is not None:
+                await asyncio.to_thread(cache.store, key, video, record)
+        layout = VIOLATIONS.dump_json(record.layout_violations, indent=2).decode()
+        self.artifacts.save_text(f"{scene_dir(index)}/code_v{version}.layout.json", layout)
+        return SceneOutcome.RENDERED, "", _Rendered(version, code, video, record, from_cache)
 
     # --- combining and storage -------------------------------------------------------------
 
@@ -328,9 +441,7 @@ class VideoPipeline:
                 raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
             plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
             clips.append(await self._voiced(index, local, scene.title, plan.narration if plan else ""))
-        combined = await combine_scenes(
-            clips, self.scratch / "final", use_gpu=self.settings.use_gpu_acceleration
-        )
+        combined = await self._combined(clips)
         await self.tracker.enter(Stage.STORAGE)
         for name, path in (
             (VIDEO_FILE, combined.video),
@@ -339,7 +450,7 @@ class VideoPipeline:
             (SUBTITLES_VTT_FILE, combined.subtitles_vtt),
         ):
             await asyncio.to_thread(self.artifacts.save_file, name, path)
-        metadata = self._metadata(outline, combined)
+        metadata = self._metadata(outline, combined) | self._quality_report(len(outline.scenes))
         self.artifacts.storage.put_bytes(
             self.artifacts.key(METADATA_FILE), json.dumps(metadata, indent=2).encode(), "application/json"
         )
@@ -362,6 +473,20 @@ class VideoPipeline:
         self.artifacts.save_model(f"{scene_dir(index)}/timing.json", timing)
         self.timings[index] = timing
         return SceneClip(video=video, title=title, narration=text, audio=track, cues=cues(narration, timing))
+
+    async def _combined(self, clips: list[SceneClip]) -> CombinedVideo:
+        """Combine the clips, or take the result from the shared cache if these clips were combined before."""
+        final, use_gpu = self.scratch / "final", self.settings.use_gpu_acceleration
+        cache = self.combined_cache
+        if cache is None:
+            return await combine_scenes(clips, final, use_gpu=use_gpu)
+        key = await asyncio.to_thread(combine_key, clips, use_gpu=use_gpu)
+        final.mkdir(parents=True, exist_ok=True)
+        combined = await asyncio.to_thread(cache.fetch, key, final)
+        if combined is None:
+            combined = await combine_scenes(clips, final, use_gpu=use_gpu)
+            await asyncio.to_thread(cache.store, key, combined)
+        return combined
 
     def _metadata(self, outline: VideoOutline, combined: CombinedVideo) -> dict[str, object]:
         info = combined.info
@@ -392,6 +517,36 @@ class VideoPipeline:
             "videojobs_version": version("videojobs"),
         }
 
+    def _quality_report(self, scenes: int) -> dict[str, object]:
+        """The metadata on fixes, layout and the render cache, per scene and for the job."""
+        per_scene: list[dict[str, object]] = []
+        fixes = violations = cache_hits = 0
+        for index in range(1, scenes + 1):
+            render = self.artifacts.load_model(f"{scene_dir(index)}/render.json", SceneRender)
+            if render is None:
+                raise StorageError(
+                    f"the render record of scene {index} is missing from storage", recoverable=True
+                )
+            scene_fixes = len(self.artifacts.code_versions(index)) - 1
+            fixes, violations = fixes + scene_fixes, violations + len(render.layout_violations)
+            cache_hits += render.from_cache
+            per_scene.append(
+                {
+                    "index": index,
+                    "code_version": render.version,
+                    "fix_attempts": scene_fixes,
+                    "layout_fix_attempts": render.layout_fix_attempts,
+                    "render_cache_hit": render.from_cache,
+                    "layout_violations": [v.model_dump(mode="json") for v in render.layout_violations],
+                }
+            )
+        return {
+            "fix_attempts": fixes,
+            "layout_violations_left": violations,
+            "render_cache_hits": cache_hits,
+            "scene_renders": per_scene,
+        }
+
     async def _finish(self) -> None:
         self.artifacts.save_text(USAGE_FILE, self.ledger.dump())
         metadata = json.loads(self.artifacts.load_text(METADATA_FILE) or "{}")
@@ -407,7 +562,9 @@ class VideoPipeline:
         self.status.scenes.rendered = self.status.scenes.total
         self.status.phase = Phase.SUCCEEDED
         self.status.completion_time = utcnow()
-        await self.tracker.enter(Stage.COMPLETED, 1.0)
+        left = metadata.get("layout_violations_left") or 0
+        note = f"Completed with {left} layout violation(s) left; see {METADATA_FILE}" if left else None
+        await self.tracker.enter(Stage.COMPLETED, 1.0, note)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     async def _fail(self, error: VideoGenerationError) -> None:

@@ -109,14 +109,19 @@ def _timing_rules(narration: SceneNarration) -> str:
     return NARRATION_TIMING.format(count=len(lines), segments="\n".join(lines))
 
 
+def _with_reference(reference: str) -> str:
+    return f"\n\n{reference}" if reference else ""
+
+
 def code_messages(
     scene: SceneOutline,
     plan: ScenePlan,
     index: int,
     quality: Quality,
     narration: SceneNarration | None = None,
+    reference: str = "",
 ) -> list[Message]:
-    """Ask for the Manim code of one scene."""
+    """Ask for the Manim code of one scene; `reference` gives the signatures of the Manim names it uses."""
     return [
         {"role": "system", "content": SYSTEM},
         {
@@ -124,7 +129,7 @@ def code_messages(
             "content": f"""Task: scene code {index}
 Write the Manim code for this scene.
 
-{_plan_text(scene, plan)}
+{_plan_text(scene, plan)}{_with_reference(reference)}
 
 {LAYOUT_RULES}
 {_code_rules(index, plan, quality, narration)}""",
@@ -140,8 +145,12 @@ def fix_messages(
     code: str,
     error: str,
     narration: SceneNarration | None = None,
+    reference: str = "",
 ) -> list[Message]:
-    """Ask for a corrected version of code that failed the static check or the render."""
+    """Ask for a corrected version of code that failed the static check or the render.
+
+    `reference` holds the real signatures of the Manim names the error is about.
+    """
     return [
         {"role": "system", "content": SYSTEM},
         {
@@ -157,7 +166,43 @@ Code:
 ```
 
 What went wrong:
-{error}
+{error}{_with_reference(reference)}
+
+{LAYOUT_RULES}
+{_code_rules(index, plan, quality, narration)}""",
+        },
+    ]
+
+
+def layout_fix_messages(
+    scene: SceneOutline,
+    plan: ScenePlan,
+    index: int,
+    quality: Quality,
+    code: str,
+    violations: str,
+    narration: SceneNarration | None = None,
+) -> list[Message]:
+    """Ask for a version of code that rendered, with the layout problems the render's check found fixed."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""Task: fix scene layout {index}
+This Manim code rendered, but the layout check found objects outside the frame's safe area or text
+and formulas overlapping. Move, scale, arrange or fade out objects so none of these problems is left,
+keep the animations and their timing, and return the whole corrected file.
+
+{_plan_text(scene, plan)}
+
+Code:
+```python
+{code}
+```
+
+Layout problems (x, y are scene coordinates of each object's centre; animations count self.play and
+self.wait calls from 1):
+{violations}
 
 {LAYOUT_RULES}
 {_code_rules(index, plan, quality, narration)}""",

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs_runner.layout import LayoutProbe
 from videojobs_runner.pacing import Pacer
 
 ALLOWED_EXECUTABLES = frozenset({"latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "typst"})
@@ -73,15 +74,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     import manim  # noqa: F401  # heavy imports happen before the hook, so they are never refused
 
     sys.addaudithook(make_audit_hook(writable))
+    probe = LayoutProbe(args.layout_margin)
     try:
         video, duration, blocks = render(
-            code_path, args.scene_class, Quality(args.quality), media_dir, args.no_cache, args.narration
+            code_path,
+            args.scene_class,
+            Quality(args.quality),
+            media_dir,
+            args.no_cache,
+            args.narration,
+            probe.attach,
         )
     except BaseException as error:
         traceback.print_exc()
         _emit({"kind": error_kind(error), "error": describe_error(error, code_path)})
         return 1
-    _emit({"video": str(video), "duration": duration, "blocks": blocks})
+    layout = [violation.model_dump(mode="json") for violation in probe.violations()]
+    _emit({"video": str(video), "duration": duration, "blocks": blocks, "layout": layout})
     return 0
 
 
@@ -99,6 +108,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         help="Spoken seconds of each narration segment, a,b,...",
     )
+    parser.add_argument("--layout-margin", type=float, default=0.0)
     return parser.parse_args(argv)
 
 
@@ -120,8 +130,12 @@ def render(
     media_dir: Path,
     no_cache: bool,
     narration: Sequence[float] = (),
+    prepare: Callable[[Any], None] = lambda scene: None,
 ) -> tuple[Path, float, list[float]]:
-    """Render the scene class in-process, paced to the narration; the movie, its duration, block lengths."""
+    """Render the scene class in-process, paced to the narration (`prepare` sees the scene first).
+
+    Returns the movie's path, its duration and the lengths of its narration blocks.
+    """
     from manim import tempconfig
 
     resolution = QUALITY_PRESETS[quality]
@@ -139,6 +153,7 @@ def render(
     module = load_module(code_path)
     with tempconfig(options):
         scene = getattr(module, scene_class)()
+        prepare(scene)
         pacer = Pacer(scene, narration) if narration else None
         scene.render()
         video = Path(scene.renderer.file_writer.movie_file_path)

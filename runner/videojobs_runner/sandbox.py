@@ -17,6 +17,7 @@ from pathlib import Path
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
+from videojobs_runner.layout import VIOLATIONS, LayoutViolation
 from videojobs_runner.render_worker import ALLOWED_EXECUTABLES
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -61,13 +62,14 @@ class RenderLimits:
 
 @dataclass(frozen=True)
 class RenderOutcome:
-    """What a render produced: a video, or a failure with a message meant for the model and the full log."""
+    """What a render produced: a video and its layout check, or a failure with a message and the log."""
 
     ok: bool
     video: Path | None = None
     duration_seconds: float | None = None
     blocks: tuple[float, ...] = ()
     """Measured seconds of each narration block (empty when the scene had no narration)."""
+    layout: tuple[LayoutViolation, ...] = ()
     failure: FailureKind | None = None
     error: str = ""
     log: str = ""
@@ -102,12 +104,16 @@ async def render_scene(
     *,
     enable_caching: bool = True,
     narration: Sequence[float] = (),
+    layout_margin: float = 0.0,
 ) -> RenderOutcome:
     """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process.
 
     `narration` holds the spoken seconds of each narration segment; the render is paced to them.
+    The layout check reports objects closer than `layout_margin` units to the frame's edges.
     """
-    command, workdir = worker_command(code_path, scene_class, quality, workdir, enable_caching=enable_caching)
+    command, workdir = worker_command(
+        code_path, scene_class, quality, workdir, enable_caching=enable_caching, layout_margin=layout_margin
+    )
     if narration:
         command += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
     finished = await _run(command, workdir, limits)
@@ -115,7 +121,13 @@ async def render_scene(
 
 
 def worker_command(
-    code_path: Path, scene_class: str, quality: Quality, workdir: Path, *, enable_caching: bool
+    code_path: Path,
+    scene_class: str,
+    quality: Quality,
+    workdir: Path,
+    *,
+    enable_caching: bool,
+    layout_margin: float,
 ) -> tuple[list[str], Path]:
     """The worker's command line and the resolved workdir, created with its temp dir."""
     workdir = workdir.resolve()
@@ -130,6 +142,7 @@ def worker_command(
         quality.value,
         str(workdir / "media"),
         *([] if enable_caching else ["--no-cache"]),
+        f"--layout-margin={layout_margin}",
     ]
     return command, workdir
 
@@ -270,7 +283,10 @@ def _video_outcome(report: dict[str, object], workdir: Path, log: str) -> Render
     blocks = (
         tuple(float(b) for b in reported if isinstance(b, int | float)) if isinstance(reported, list) else ()
     )
-    return RenderOutcome(ok=True, video=video, duration_seconds=seconds, blocks=blocks, log=log)
+    layout = tuple(VIOLATIONS.validate_python(report.get("layout", [])))
+    return RenderOutcome(
+        ok=True, video=video, duration_seconds=seconds, blocks=blocks, layout=layout, log=log
+    )
 
 
 def _error_outcome(report: dict[str, object], limits: RenderLimits, log: str) -> RenderOutcome:
