@@ -293,7 +293,7 @@ def _videojob(name: str, version: int, owner: str = "alice", **status: Any) -> d
     return {
         "metadata": {
             "name": name,
-            "uid": "0f0e0d0c-0000-0000-0000-000000000000",
+            "uid": f"uid-of-{name}",
             "resourceVersion": str(version),
             "creationTimestamp": "2026-11-25T12:00:00Z",
             "annotations": {"videojobs.io/owner": owner},
