@@ -42,6 +42,8 @@ from videojobs_api.auth import Principal, Role
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
 
+URGENT = "videojobs-api-test-urgent"
+
 
 @pytest.fixture
 def k8s_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
@@ -64,13 +66,20 @@ def kubectl_json(cluster: K8sCluster, api: ApiServer, *what: str) -> Any:
 
 @pytest.mark.k8s
 def test_a_job_is_a_videojob_labelled_with_its_owner(
-    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+    request: pytest.FixtureRequest, k8s_cluster: K8sCluster, tmp_path: Path
 ) -> None:
+    urgent = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": URGENT}}
+    k8s_cluster.kubectl("apply", "-f", "-", input=json.dumps(urgent | {"value": 1000}))
     body = {"topic": "Fourier series", "model": "openai/gpt-4o-mini", "quality": "low", "max_cost_usd": 2.5}
-    with k8s_idle_api.client() as alice, k8s_idle_api.client("root") as root:
-        job = alice.post("/v1/videos/generate", json=body, headers={"Idempotency-Key": "k1"}).json()
-        namespace = k8s_idle_api.settings.namespace
-        obj = kubectl_json(k8s_cluster, k8s_idle_api, "videojob", job["id"])
+    with (
+        kubernetes_api(request, tmp_path, run_jobs=False, priority_classes={"urgent": URGENT}) as api,
+        api.client() as alice,
+        api.client("root") as root,
+    ):
+        headers = {"Idempotency-Key": "k1"}
+        job = alice.post("/v1/videos/generate", json=body | {"priority": "urgent"}, headers=headers).json()
+        namespace = api.settings.namespace
+        obj = kubectl_json(k8s_cluster, api, "videojob", job["id"])
         meta, spec = obj["metadata"], obj["spec"]
         assert meta["labels"]["videojobs.io/owner"] == "alice"
         assert "videojobs.io/idempotency-key" in meta["labels"]
@@ -79,6 +88,7 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
         assert spec["topic"] == "Fourier series" and spec["quality"] == "low" and spec["maxCostUsd"] == 2.5
         assert spec["models"] == dict.fromkeys(("planner", "scene", "helper"), "openai/gpt-4o-mini")
         assert spec["queueName"] == "kueue" and spec["suspend"] is False
+        assert spec["priorityClassName"] == URGENT
         listed = k8s_cluster.kubectl(
             "-n", namespace, "get", "vj", "-l", "videojobs.io/owner=alice", "-o", "name"
         )
@@ -185,9 +195,8 @@ def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
     k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
 ) -> None:
     namespace = k8s_idle_api.settings.namespace
-    token = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())["users"][0]["user"][
-        "token"
-    ]
+    kubeconfig = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
 
     def can_i(*args: str) -> str:
         return k8s_cluster.kubectl(

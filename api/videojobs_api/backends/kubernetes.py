@@ -471,9 +471,11 @@ class KubernetesBackend:
     def _manifest(
         self, name: str, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
     ) -> dict[str, Any]:
-        spec = VideoJobSpec.model_validate(
-            request.generation_request().model_dump() | {"queue_name": self.settings.queue_name}
-        )
+        execution = {
+            "queue_name": self.settings.queue_name,
+            "priority_class_name": self.settings.priority_classes.get(request.priority),
+        }
+        spec = VideoJobSpec.model_validate(request.generation_request().model_dump() | execution)
         labels = {OWNER_LABEL: owner_label(principal.name), "app.kubernetes.io/created-by": "videojobs-api"}
         annotations = {
             OWNER_ANNOTATION: principal.name,
