@@ -8,6 +8,7 @@ stand-in runner are in tests/support/k8s_api.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -41,6 +42,7 @@ from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
+from videojobs_api.problems import BackendUnavailable
 
 URGENT = "videojobs-api-test-urgent"
 
@@ -353,21 +355,27 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
 class ScriptedObjects:
     """Stands in for CustomObjectsApi in the watch thread: lists and watches answered from a script."""
 
-    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]]]) -> None:
+    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]] | Exception]) -> None:
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
-        self.relist = threading.Event()
-        """Set by the test to let the second list (the relist) answer."""
+        self._gates: dict[int, threading.Event] = {}
+
+    def gate(self, call: int) -> threading.Event:
+        """An event the `call`-th list or watch (counting from 1) waits for before it answers."""
+        return self._gates.setdefault(call, threading.Event())
 
     def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
+        self.calls.append(("watch", kwargs["resource_version"]) if watch else ("list", None))
+        gate = self._gates.get(len(self.calls))
+        if gate is not None:
+            gate.wait(10)
         if not watch:
-            self.calls.append(("list", None))
-            if len(self.calls) > 1:
-                self.relist.wait(10)
             return self.lists.pop(0)
-        self.calls.append(("watch", kwargs["resource_version"]))
-        return ScriptedStream(self.watches.pop(0) if self.watches else None)
+        script = self.watches.pop(0) if self.watches else None
+        if isinstance(script, Exception):
+            raise script
+        return ScriptedStream(script)
 
 
 class ScriptedStream:
@@ -405,6 +413,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}],
     ]
     objects = ScriptedObjects(lists, watches)
+    relist = objects.gate(4)
     root = Principal("root", Role.ADMIN)
 
     async def scenario() -> list[int]:
@@ -418,7 +427,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         await backend.ready()
         events = await backend.events(root, "a", after=0)
         seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
-        objects.relist.set()
+        relist.set()
         seen += [job.event_id async for job in events]
         await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
         await backend.ready()
@@ -435,3 +444,31 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         ("list", None),
         ("watch", "30"),
     ]
+
+
+def test_readiness_follows_the_watch(tmp_path: Path) -> None:
+    reset = urllib3.exceptions.ProtocolError("connection reset")
+    objects = ScriptedObjects([{"items": [], "metadata": {"resourceVersion": "5"}}], [reset, reset])
+    reconnect = objects.gate(4)  # list, two failed watches, then this one
+
+    async def scenario() -> None:
+        backend = KubernetesBackend(
+            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
+            EventBus(),
+            client.ApiClient(client.Configuration()),
+        )
+        backend._objects = objects
+        await backend.start()
+        await asyncio.to_thread(poll, "the third watch", lambda: len(objects.calls) == 4, 10)
+        with pytest.raises(BackendUnavailable, match="not reachable: connection reset"):
+            await backend.ready()
+        reconnect.set()
+        for _ in range(100):
+            with contextlib.suppress(BackendUnavailable):
+                await backend.ready()
+                break
+            await asyncio.sleep(0.05)
+        await backend.ready()
+        await backend.stop()
+
+    asyncio.run(scenario())
