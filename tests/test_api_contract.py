@@ -294,6 +294,11 @@ def test_idempotency_key_replays_the_job_and_refuses_another_body(idle_api: ApiS
         )
         assert len(alice.get("/v1/videos/jobs").json()["data"]) == 1
 
+        assert alice.delete(f"/v1/videos/jobs/{first.json()['id']}").status_code == 204
+        fresh = alice.post("/v1/videos/generate", json={"topic": "another"}, headers=key)  # the key is free
+        assert fresh.status_code == 202 and "idempotent-replayed" not in fresh.headers
+        assert [job["request"]["topic"] for job in alice.get("/v1/videos/jobs").json()["data"]] == ["another"]
+
 
 def test_concurrent_retries_make_one_job(idle_api: ApiServer) -> None:
     def post(_: int) -> httpx.Response:

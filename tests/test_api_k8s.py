@@ -8,6 +8,7 @@ stand-in runner are in tests/support/k8s_api.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -41,6 +42,9 @@ from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
+from videojobs_api.problems import BackendUnavailable
+
+URGENT = "videojobs-api-test-urgent"
 
 
 @pytest.fixture
@@ -64,13 +68,20 @@ def kubectl_json(cluster: K8sCluster, api: ApiServer, *what: str) -> Any:
 
 @pytest.mark.k8s
 def test_a_job_is_a_videojob_labelled_with_its_owner(
-    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+    request: pytest.FixtureRequest, k8s_cluster: K8sCluster, tmp_path: Path
 ) -> None:
+    urgent = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": URGENT}}
+    k8s_cluster.kubectl("apply", "-f", "-", input=json.dumps(urgent | {"value": 1000}))
     body = {"topic": "Fourier series", "model": "openai/gpt-4o-mini", "quality": "low", "max_cost_usd": 2.5}
-    with k8s_idle_api.client() as alice, k8s_idle_api.client("root") as root:
-        job = alice.post("/v1/videos/generate", json=body, headers={"Idempotency-Key": "k1"}).json()
-        namespace = k8s_idle_api.settings.namespace
-        obj = kubectl_json(k8s_cluster, k8s_idle_api, "videojob", job["id"])
+    with (
+        kubernetes_api(request, tmp_path, run_jobs=False, priority_classes={"urgent": URGENT}) as api,
+        api.client() as alice,
+        api.client("root") as root,
+    ):
+        headers = {"Idempotency-Key": "k1"}
+        job = alice.post("/v1/videos/generate", json=body | {"priority": "urgent"}, headers=headers).json()
+        namespace = api.settings.namespace
+        obj = kubectl_json(k8s_cluster, api, "videojob", job["id"])
         meta, spec = obj["metadata"], obj["spec"]
         assert meta["labels"]["videojobs.io/owner"] == "alice"
         assert "videojobs.io/idempotency-key" in meta["labels"]
@@ -79,6 +90,7 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
         assert spec["topic"] == "Fourier series" and spec["quality"] == "low" and spec["maxCostUsd"] == 2.5
         assert spec["models"] == dict.fromkeys(("planner", "scene", "helper"), "openai/gpt-4o-mini")
         assert spec["queueName"] == "kueue" and spec["suspend"] is False
+        assert spec["priorityClassName"] == URGENT
         listed = k8s_cluster.kubectl(
             "-n", namespace, "get", "vj", "-l", "videojobs.io/owner=alice", "-o", "name"
         )
@@ -185,9 +197,8 @@ def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
     k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
 ) -> None:
     namespace = k8s_idle_api.settings.namespace
-    token = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())["users"][0]["user"][
-        "token"
-    ]
+    kubeconfig = yaml.safe_load(Path(k8s_idle_api.settings.kubeconfig or "").read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
 
     def can_i(*args: str) -> str:
         return k8s_cluster.kubectl(
@@ -293,7 +304,7 @@ def _videojob(name: str, version: int, owner: str = "alice", **status: Any) -> d
     return {
         "metadata": {
             "name": name,
-            "uid": "0f0e0d0c-0000-0000-0000-000000000000",
+            "uid": f"uid-of-{name}",
             "resourceVersion": str(version),
             "creationTimestamp": "2026-11-25T12:00:00Z",
             "annotations": {"videojobs.io/owner": owner},
@@ -344,21 +355,27 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
 class ScriptedObjects:
     """Stands in for CustomObjectsApi in the watch thread: lists and watches answered from a script."""
 
-    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]]]) -> None:
+    def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]] | Exception]) -> None:
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
-        self.relist = threading.Event()
-        """Set by the test to let the second list (the relist) answer."""
+        self._gates: dict[int, threading.Event] = {}
+
+    def gate(self, call: int) -> threading.Event:
+        """An event the `call`-th list or watch (counting from 1) waits for before it answers."""
+        return self._gates.setdefault(call, threading.Event())
 
     def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
+        self.calls.append(("watch", kwargs["resource_version"]) if watch else ("list", None))
+        gate = self._gates.get(len(self.calls))
+        if gate is not None:
+            gate.wait(10)
         if not watch:
-            self.calls.append(("list", None))
-            if len(self.calls) > 1:
-                self.relist.wait(10)
             return self.lists.pop(0)
-        self.calls.append(("watch", kwargs["resource_version"]))
-        return ScriptedStream(self.watches.pop(0) if self.watches else None)
+        script = self.watches.pop(0) if self.watches else None
+        if isinstance(script, Exception):
+            raise script
+        return ScriptedStream(script)
 
 
 class ScriptedStream:
@@ -396,6 +413,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}],
     ]
     objects = ScriptedObjects(lists, watches)
+    relist = objects.gate(4)
     root = Principal("root", Role.ADMIN)
 
     async def scenario() -> list[int]:
@@ -409,7 +427,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         await backend.ready()
         events = await backend.events(root, "a", after=0)
         seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
-        objects.relist.set()
+        relist.set()
         seen += [job.event_id async for job in events]
         await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
         await backend.ready()
@@ -426,3 +444,31 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         ("list", None),
         ("watch", "30"),
     ]
+
+
+def test_readiness_follows_the_watch(tmp_path: Path) -> None:
+    reset = urllib3.exceptions.ProtocolError("connection reset")
+    objects = ScriptedObjects([{"items": [], "metadata": {"resourceVersion": "5"}}], [reset, reset])
+    reconnect = objects.gate(4)  # list, two failed watches, then this one
+
+    async def scenario() -> None:
+        backend = KubernetesBackend(
+            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
+            EventBus(),
+            client.ApiClient(client.Configuration()),
+        )
+        backend._objects = objects
+        await backend.start()
+        await asyncio.to_thread(poll, "the third watch", lambda: len(objects.calls) == 4, 10)
+        with pytest.raises(BackendUnavailable, match="not reachable: connection reset"):
+            await backend.ready()
+        reconnect.set()
+        for _ in range(100):
+            with contextlib.suppress(BackendUnavailable):
+                await backend.ready()
+                break
+            await asyncio.sleep(0.05)
+        await backend.ready()
+        await backend.stop()
+
+    asyncio.run(scenario())

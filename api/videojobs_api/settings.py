@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from videojobs.settings import Settings
 from videojobs_api.auth import ApiKey, parse_api_keys
+from videojobs_api.models import Priority
 
 API_ENV_PREFIX = "VIDEOJOBS_API_"
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -96,6 +97,11 @@ class ApiSettings(BaseSettings):
         default=None,
         max_length=63,
         description="Kubernetes backend: the Kueue LocalQueue new VideoJobs go to (spec.queueName).",
+    )
+    priority_classes: dict[Priority, str] = Field(
+        default_factory=dict,
+        description="Kubernetes backend: the PriorityClass (spec.priorityClassName) of each request "
+        'priority, as JSON, e.g. {"urgent": "videojobs-urgent"}; the operator queues by its value.',
     )
     cancel_wait_seconds: float = Field(
         default=5.0,

@@ -52,6 +52,7 @@ from videojobs_api.events import EventBus
 from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
 from videojobs_api.problems import (
     BackendUnavailable,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidField,
     JobAlreadyFinished,
@@ -217,6 +218,7 @@ class _Entry:
     """A cached job: its latest snapshot, recent distinct snapshots, and what an idempotent create finds."""
 
     job: StoredJob
+    uid: str
     version: int
     """The latest resourceVersion seen (job.event_id is that of the latest status change)."""
     status: dict[str, Any]
@@ -261,7 +263,7 @@ class KubernetesBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._entries: dict[str, _Entry] = {}
         self._deleted: set[str] = set()
-        """Names deleted by this process whose watch DELETED has not come yet (never brought back)."""
+        """Uids deleted by this process whose watch DELETED has not come yet (never brought back)."""
         self._reserved: defaultdict[str, int] = defaultdict(int)
         """Creations in flight per owner: counted against the cap before their VideoJob is cached."""
         self._synced = asyncio.Event()
@@ -377,7 +379,7 @@ class KubernetesBackend:
                     raise ApiException(status=obj.get("code", 500), reason=obj.get("message", ""))
                 version = obj["metadata"]["resourceVersion"]
                 if kind == "DELETED":
-                    self._post(self._removed, obj["metadata"]["name"])
+                    self._post(self._removed, obj["metadata"]["name"], obj["metadata"]["uid"])
                 elif kind in ("ADDED", "MODIFIED"):
                     self._post(self._changed, obj)
                 if self._stop.is_set():
@@ -398,23 +400,26 @@ class KubernetesBackend:
             self._removed(name)
         for obj in items:
             self._changed(obj)
-        self._deleted &= names
+        self._deleted &= {obj["metadata"]["uid"] for obj in items}
         self._synced.set()
         self._problem = None
 
     def _changed(self, obj: dict[str, Any]) -> None:
         """A VideoJob as the API server has it now: cache it; publish it when its status view changed."""
         meta = obj["metadata"]
-        name = meta["name"]
-        if name in self._deleted or meta.get("deletionTimestamp"):
+        name, uid = meta["name"], meta["uid"]
+        if uid in self._deleted or meta.get("deletionTimestamp"):
             return
         version = int(meta["resourceVersion"])
         status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
         entry = self._entries.get(name)
+        if entry is not None and entry.uid != uid:  # a new VideoJob of the same name
+            self._removed(name)
+            entry = None
         if entry is None:
             job = stored_job(obj, self.namespace)
             fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
-            entry = _Entry(job, version, status, deque([job], maxlen=HISTORY), fingerprint)
+            entry = _Entry(job, uid, version, status, deque([job], maxlen=HISTORY), fingerprint)
             self._entries[name] = entry
             self.bus.publish(job)
         elif version > entry.version:
@@ -430,9 +435,13 @@ class KubernetesBackend:
                     self.bus.publish(job)
         entry.suspended = bool((obj.get("spec") or {}).get("suspend"))
 
-    def _removed(self, name: str) -> None:
-        self._deleted.discard(name)
-        if self._entries.pop(name, None) is not None:
+    def _removed(self, name: str, uid: str | None = None) -> None:
+        """The VideoJob is gone (only that incarnation of it, given its uid)."""
+        if uid is not None:
+            self._deleted.discard(uid)
+        entry = self._entries.get(name)
+        if entry is not None and uid in (None, entry.uid):
+            del self._entries[name]
             self.bus.close(name)
 
     # --- jobs ---------------------------------------------------------------------------------
@@ -462,9 +471,11 @@ class KubernetesBackend:
     def _manifest(
         self, name: str, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
     ) -> dict[str, Any]:
-        spec = VideoJobSpec.model_validate(
-            request.generation_request().model_dump() | {"queue_name": self.settings.queue_name}
-        )
+        execution = {
+            "queue_name": self.settings.queue_name,
+            "priority_class_name": self.settings.priority_classes.get(request.priority),
+        }
+        spec = VideoJobSpec.model_validate(request.generation_request().model_dump() | execution)
         labels = {OWNER_LABEL: owner_label(principal.name), "app.kubernetes.io/created-by": "videojobs-api"}
         annotations = {
             OWNER_ANNOTATION: principal.name,
@@ -529,19 +540,32 @@ class KubernetesBackend:
                 del self._reserved[owner]
 
     async def _existing(self, name: str) -> _Entry:
-        """A VideoJob another request (or replica) just created: from the cache once the watch has it."""
+        """The VideoJob an Idempotency-Key named, which another request (or replica) created.
+
+        IdempotencyKeyInUse (409, retry) while it is still being deleted.
+        """
         if name not in self._entries:
-            obj = await self._call(
-                self._objects.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+            try:
+                obj = await self._call(
+                    self._objects.get_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    name,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            except ApiException as error:
+                if error.status == 404:
+                    raise IdempotencyKeyInUse() from error
+                raise self._unavailable(error) from error
+            except urllib3.exceptions.HTTPError as error:
+                raise self._unavailable(error) from error
             self._changed(obj)
-        return self._entries[name]
+        entry = self._entries.get(name)
+        if entry is None:  # being deleted
+            raise IdempotencyKeyInUse()
+        return entry
 
     def _unavailable(self, error: Exception) -> BackendUnavailable:
         log.warning("Kubernetes API call failed: %s", error)
@@ -615,8 +639,8 @@ class KubernetesBackend:
         self._changed(obj)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
-        """Delete the VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
-        job = self._visible(principal, job_id).job
+        """Delete that VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
+        entry = self._visible(principal, job_id)
         try:
             await self._call(
                 self._objects.delete_namespaced_custom_object,
@@ -626,16 +650,17 @@ class KubernetesBackend:
                 PLURAL,
                 job_id,
                 propagation_policy="Background",
+                body={"preconditions": {"uid": entry.uid}},
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as error:
-            if error.status != 404:
+            if error.status not in (404, 409):  # gone already, or replaced by a new one (uid precondition)
                 raise self._unavailable(error) from error
         except urllib3.exceptions.HTTPError as error:
             raise self._unavailable(error) from error
-        self._removed(job_id)
-        self._deleted.add(job_id)  # until the watch reports the deletion
-        await self.artifacts.delete_job(job.storage_key)
+        self._removed(job_id, entry.uid)
+        self._deleted.add(entry.uid)  # until the watch reports the deletion
+        await self.artifacts.delete_job(entry.job.storage_key)
 
     async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
         """Snapshots seen after `after` (the latest without it), then live ones."""
