@@ -35,10 +35,11 @@ $(STAMPS)/venv: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and hadolint (the images are linted here, not built: no Docker engine)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint images/*.Dockerfile
 
 test-binaries: ## Build the Go test binaries once (S3 server, Kubernetes control plane), cached in ~/.cache/videojobs
 	hack/build-s3-server >/dev/null
@@ -52,8 +53,9 @@ test: lint unit ## The whole suite: lint, type checks, unit and integration test
 demo: install ## Render the bundled example job (no LLM key needed) into ./output
 	$(BIN)/videojobs demo
 
-crds: install ## Regenerate crds/videojob.yaml from the contract models
+crds: install ## Regenerate crds/videojob.yaml (and the Helm chart's copy) from the contract models
 	$(BIN)/videojobs crd > crds/videojob.yaml
+	cp crds/videojob.yaml charts/videojobs/crds/videojob.yaml
 
 clean: ## Remove generated output (keeps .venv)
 	rm -rf output media .pytest_cache .mypy_cache .ruff_cache

@@ -205,3 +205,10 @@ def test_operator_command_names_a_bad_setting_in_one_line() -> None:
     done = run_cli("operator", env=cli_env(DEFAULT_NODE_SELECTOR="not json"))
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: DEFAULT_NODE_SELECTOR") and done.stderr.count("\n") == 1
+
+
+def test_runner_pods_get_the_registry_pull_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "imagePullSecrets" not in _pod(_job())
+    monkeypatch.setenv("RUNNER_IMAGE_PULL_SECRETS", '["registry-a", "registry-b"]')
+    pod = _pod(_job(settings=OperatorSettings()))
+    assert pod["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]

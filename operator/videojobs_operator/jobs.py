@@ -125,6 +125,8 @@ def _pod_spec(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dict
     }
     if spec.priority_class_name:
         pod["priorityClassName"] = spec.priority_class_name
+    if settings.runner_image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": secret} for secret in settings.runner_image_pull_secrets]
     return pod
 
 

@@ -23,6 +23,7 @@ class OperatorSettings(BaseSettings):
 
     RUNNER_IMAGE                 image of the runner container (entrypoint `videojobs`)
     RUNNER_IMAGE_PULL_POLICY     its imagePullPolicy
+    RUNNER_IMAGE_PULL_SECRETS    JSON list of Secret names with registry credentials for the runner pods
     RUNNER_SERVICE_ACCOUNT       unset (default): each VideoJob's runner gets a ServiceAccount of its own
                                  that may get that VideoJob and patch its status, nothing else (identity.py);
                                  set: all runner pods use this existing one (operator/rbac/runner.yaml)
@@ -45,6 +46,7 @@ class OperatorSettings(BaseSettings):
 
     runner_image: str = "ghcr.io/videojobs/runner:latest"
     runner_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    runner_image_pull_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     runner_service_account: str | None = None
     runner_service_account_annotations: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     llm_secret_name: str | None = None
@@ -64,7 +66,11 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=8080, ge=0, le=65535)
 
     @field_validator(
-        "default_node_selector", "default_tolerations", "runner_service_account_annotations", mode="before"
+        "default_node_selector",
+        "default_tolerations",
+        "runner_service_account_annotations",
+        "runner_image_pull_secrets",
+        mode="before",
     )
     @classmethod
     def _json(cls, value: Any) -> Any:
