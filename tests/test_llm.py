@@ -95,6 +95,22 @@ def test_budget_refuses_the_call_that_could_exceed_it(fake_llm: FakeLLM) -> None
     assert len(fake_llm.requests) == 1 and ledger.total.cost_usd == spent  # refused before sending
 
 
+def test_calls_in_flight_hold_their_share_of_the_budget(fake_llm: FakeLLM) -> None:
+    fake_llm.delay_seconds = 0.5  # the first call is still in flight when the second asks
+    estimate, _ = estimate_cost(MODEL, PLAN_REQUEST, 1024)
+    ledger = UsageLedger(max_cost_usd=estimate * 1.5)  # room for one call at its most, not two
+
+    async def both() -> list[str | BaseException]:
+        calls = [llm.complete(MODEL, PLAN_REQUEST, stage=Stage.SCENARIO_CREATION) for _ in range(2)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    llm = client(ledger)
+    first, second = asyncio.run(both())
+    assert isinstance(first, str)
+    assert isinstance(second, BudgetExceededError) and "held by calls in flight" in second.message
+    assert len(fake_llm.requests) == 1 and ledger.reserved_usd == 0.0
+
+
 def test_output_cap_is_the_configured_one_or_the_models_own() -> None:
     assert output_token_limit(MODEL, 2048) == 2048
     assert output_token_limit(MODEL, 10**6) == litellm.get_model_info(MODEL)["max_output_tokens"]

@@ -112,9 +112,9 @@ def _print_usage(status: JobStatus, artifacts: JobArtifacts) -> None:
     from videojobs_runner.checkpoint import USAGE_FILE
 
     by_stage = json.loads(artifacts.load_text(USAGE_FILE) or "{}")
-    table = Table(title="Usage", title_justify="left")
+    table = Table(title="Usage (LLM and TTS calls, tokens, characters spoken, cost)", title_justify="left")
     table.add_column("stage", no_wrap=True)
-    for column in ("LLM calls", "tokens in", "tokens out", "TTS calls", "TTS chars", "USD"):
+    for column in ("LLM", "tok in", "tok out", "TTS", "chars", "USD"):
         table.add_column(column, justify="right", no_wrap=True)
     for stage, usage in by_stage.items():
         table.add_row(stage, *_usage_cells(Usage.model_validate(usage)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -66,6 +67,8 @@ class UsageLedger:
     max_cost_usd: float | None = None
     total: Usage = field(default_factory=Usage)
     by_stage: dict[Stage, Usage] = field(default_factory=dict)
+    reserved_usd: float = 0.0
+    """The most the calls in flight can still cost (concurrent scenes call at once)."""
 
     def dump(self) -> str:
         """The usage per stage as JSON (stored so the per-stage sums survive a resume)."""
@@ -83,21 +86,25 @@ class UsageLedger:
         self.total.add(usage)
         self.by_stage.setdefault(stage, Usage()).add(usage)
 
-    def check_budget(
-        self, stage: Stage, estimate_usd: float = 0.0, what: str = "the next model call"
-    ) -> None:
-        """Refuse a call that could take the spending past the budget (`estimate_usd`: its cost at most)."""
-        if self.max_cost_usd is None:
-            return
-        spent = self.total.cost_usd
-        if spent >= self.max_cost_usd or spent + estimate_usd > self.max_cost_usd:
-            raise BudgetExceededError(
-                f"stopped before {what}: it could cost up to ${estimate_usd:.4f} and ${spent:.4f} of the "
-                f"${self.max_cost_usd:.4f} budget (max_cost_usd) is spent",
-                stage=stage,
-                recoverable=True,
-                suggestion="Resume with a higher budget (--max-cost); everything so far is kept.",
-            )
+    @contextmanager
+    def reserve(self, stage: Stage, estimate_usd: float, what: str) -> Iterator[None]:
+        """Hold a call's most possible cost while it runs; refuse it if that could exceed the budget."""
+        if self.max_cost_usd is not None:
+            spent, held = self.total.cost_usd, self.reserved_usd
+            if spent >= self.max_cost_usd or spent + held + estimate_usd > self.max_cost_usd:
+                in_flight = f" (+${held:.4f} held by calls in flight)" if held else ""
+                raise BudgetExceededError(
+                    f"stopped before {what}: it could cost up to ${estimate_usd:.4f} and ${spent:.4f}"
+                    f"{in_flight} of the ${self.max_cost_usd:.4f} budget (max_cost_usd) is spent",
+                    stage=stage,
+                    recoverable=True,
+                    suggestion="Resume with a higher budget (--max-cost); everything so far is kept.",
+                )
+        self.reserved_usd += estimate_usd
+        try:
+            yield
+        finally:
+            self.reserved_usd -= estimate_usd
 
 
 def estimate_cost(model: str, messages: list[Message], max_output_tokens: int) -> tuple[float, int]:
@@ -161,32 +168,30 @@ class LLMClient:
         what = (
             f"the next {stage.value} call ({prompt_tokens} prompt tokens, up to {max_tokens} output tokens)"
         )
-        self.ledger.check_budget(stage, estimate, what)
-        response = await self._call(model, messages, stage, max_tokens)
-        self.ledger.record(stage, _usage_of(response))
+        with self.ledger.reserve(stage, estimate, what):
+            response = await self._call(model, messages, stage, max_tokens)
+            self.ledger.record(stage, _usage_of(response))
         content = response.choices[0].message.content
         return content if isinstance(content, str) else ""
 
     async def speak(
         self, model: str, text: str, voice: str | None, audio_format: str, *, stage: Stage
-    ) -> tuple[bytes, Usage]:
-        """Speech audio for `text` from a litellm speech model, refused beforehand if over the budget.
-
-        Returns the audio and the call's usage; the caller records it once the audio is stored.
-        """
+    ) -> bytes:
+        """Speech audio for `text` from a litellm speech model, refused beforehand if over the budget."""
         cost = speech_cost(model, text)
-        self.ledger.check_budget(stage, cost, f"speaking {len(text)} characters with {model}")
-        try:
-            response = await litellm.aspeech(
-                model=model,
-                input=text,
-                voice=voice or DEFAULT_SPEECH_VOICE,
-                response_format=audio_format,
-                timeout=self.timeout_seconds,
-            )
-        except openai.OpenAIError as error:
-            raise provider_error(error, model, stage) from error
-        return bytes(response.content), Usage(tts_calls=1, tts_characters=len(text), cost_usd=round(cost, 6))
+        with self.ledger.reserve(stage, cost, f"speaking {len(text)} characters with {model}"):
+            try:
+                response = await litellm.aspeech(
+                    model=model,
+                    input=text,
+                    voice=voice or DEFAULT_SPEECH_VOICE,
+                    response_format=audio_format,
+                    timeout=self.timeout_seconds,
+                )
+            except openai.OpenAIError as error:
+                raise provider_error(error, model, stage) from error
+            self.ledger.record(stage, Usage(tts_calls=1, tts_characters=len(text), cost_usd=round(cost, 6)))
+        return bytes(response.content)
 
     async def ask(
         self,

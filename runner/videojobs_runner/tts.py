@@ -90,20 +90,20 @@ class Narrator:
         local = self.scratch / "speech" / Path(key).name
         local.parent.mkdir(parents=True, exist_ok=True)
         if not await asyncio.to_thread(self.storage.download, key, local):
-            usage = await self._synthesise(text, local, stage)
+            await self._synthesise(text, local, stage)
             await asyncio.to_thread(self.storage.put_file, key, local, f"audio/{SPEECH_FORMAT}")
-            self.llm.ledger.record(stage, usage)
         seconds = await asyncio.to_thread(audio_seconds, local)
         return Segment(text=text, audio_key=key, seconds=round(seconds, 3))
 
-    async def _synthesise(self, text: str, dest: Path, stage: Stage) -> Usage:
+    async def _synthesise(self, text: str, dest: Path, stage: Stage) -> None:
+        """Speak `text` into `dest`, counting the call in the job's usage."""
         if self.voice.backend == TTSBackend.ESPEAK:
             await _espeak(text, self.voice.voice, dest, stage)
-            return Usage(tts_calls=1, tts_characters=len(text))
+            self.llm.ledger.record(stage, Usage(tts_calls=1, tts_characters=len(text)))
+            return
         model = str(self.voice.backend)
-        audio, usage = await self.llm.speak(model, text, self.voice.voice, SPEECH_FORMAT, stage=stage)
+        audio = await self.llm.speak(model, text, self.voice.voice, SPEECH_FORMAT, stage=stage)
         await asyncio.to_thread(dest.write_bytes, audio)
-        return usage
 
 
 async def _espeak(text: str, voice: str | None, dest: Path, stage: Stage) -> None:
