@@ -19,8 +19,6 @@ from videojobs_runner.checkpoint import METADATA_FILE, JobArtifacts
 from videojobs_runner.errors import ConfigurationError
 from videojobs_runner.jobs import create_job, resolve, run_job
 
-DRIFT_FIELD = "narration_drift_seconds"
-"""The metadata field with a job's largest drift between a narration segment and its animation."""
 _CODE_FILE = re.compile(r"/scenes/(\d+)/code_v\d+\.py$")
 
 
@@ -126,7 +124,8 @@ def topic_result(topic: EvalTopic, artifacts: JobArtifacts, status: JobStatus, w
     """The report line of a finished job, read from its status and stored metadata."""
     produced = status.phase is Phase.SUCCEEDED
     metadata = json.loads(artifacts.load_text(METADATA_FILE) or "{}") if produced else {}
-    drift = metadata.get(DRIFT_FIELD)
+    narration = metadata.get("narration") or {}
+    drift = narration.get("max_drift_seconds") if narration.get("scenes") else None  # None: no voice
     left = metadata.get("layout_violations_left")
     return TopicResult(
         topic=topic.topic,
