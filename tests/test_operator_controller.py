@@ -26,6 +26,8 @@ class FakeApi:
         self.calls: list[tuple[Any, ...]] = []
         self.create_error: ApiException | None = None
         self.existing: dict[str, Any] = {}
+        self.identity_error: ApiException | None = None
+        self.existing_identity: dict[str, Any] = {}
         self.priorities = {"high": 1000}
 
     async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
@@ -35,6 +37,14 @@ class FakeApi:
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any]:
         return self.existing
+
+    async def create_object(self, manifest: dict[str, Any]) -> None:
+        self.calls.append(("identity", manifest["kind"], manifest["metadata"]["name"], manifest))
+        if self.identity_error is not None:
+            raise self.identity_error
+
+    async def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return {"kind": kind, **self.existing_identity}
 
     async def release_job(self, namespace: str, name: str, uid: str) -> None:
         self.calls.append(("release", name))
@@ -137,6 +147,7 @@ def test_new_videojob_gets_one_owned_job_and_its_status_follows() -> None:
     async def scenario() -> None:
         world = World()
         await world.ensure(body("a"))
+        assert len(world.api.take("identity")) == 3
         ((_, name, manifest),) = world.api.take("create")
         assert name == "a" and manifest["spec"]["suspend"] is False
         (owner,) = manifest["metadata"]["ownerReferences"]
@@ -189,6 +200,57 @@ def test_job_name_conflicts_and_leftovers() -> None:
         assert fields["phase"] == "Failed"
         assert fields["conditions"][0]["reason"] == "JobNameConflict"
         assert world.api.take("event") == [("event", "a", "Failed", True)]
+
+    asyncio.run(scenario())
+
+
+def test_each_runner_gets_its_own_identity_before_its_job() -> None:
+    async def scenario() -> None:
+        world = World()
+        await world.ensure(body("a"))
+        kinds = [(call[0], call[1]) for call in world.api.calls if call[0] in ("identity", "create")]
+        assert kinds == [  # the RoleBinding after its Role; all before the Job
+            ("identity", "ServiceAccount"),
+            ("identity", "Role"),
+            ("identity", "RoleBinding"),
+            ("create", "a"),
+        ]
+        for call in world.api.take("identity"):
+            (owner,) = call[3]["metadata"]["ownerReferences"]
+            assert (owner["kind"], owner["uid"]) == ("VideoJob", "uid-a")
+
+        shared = World(runner_service_account="videojobs-runner")
+        await shared.ensure(body("b"))
+        assert shared.api.take("identity") == [] and len(shared.api.take("create")) == 1
+
+    asyncio.run(scenario())
+
+
+def test_identity_conflicts_wait_for_leftovers_and_fail_on_foreign_objects() -> None:
+    async def scenario() -> None:
+        world = World()
+        world.api.identity_error = ApiException(status=409, reason="Conflict")
+        world.api.existing_identity = {
+            "metadata": {"name": "a", "ownerReferences": [{"kind": "VideoJob", "uid": "uid-a"}]}
+        }
+        await world.ensure(body("a"))  # made by an earlier try: fine, the Job follows
+        assert len(world.api.take("create")) == 1
+
+        world.api.existing_identity = {
+            "metadata": {"name": "b", "ownerReferences": [{"kind": "VideoJob", "uid": "old"}]}
+        }
+        with pytest.raises(Exception, match="ServiceAccount of an earlier VideoJob"):
+            await world.ensure(body("b"))
+        assert world.api.take("create") == []
+
+        world.api.existing_identity = {"metadata": {"name": "c"}}
+        await world.ensure(body("c"))
+        assert world.api.take("create") == []
+        await world.sync("c")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Failed"
+        assert fields["conditions"][0]["reason"] == "JobNameConflict"
+        assert "ServiceAccount c exists" in fields["conditions"][0]["message"]
 
     asyncio.run(scenario())
 
