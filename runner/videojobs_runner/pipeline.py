@@ -433,15 +433,10 @@ class VideoPipeline:
 
     async def _combine_and_store(self, outline: VideoOutline) -> None:
         await self.tracker.enter(Stage.COMBINING)
-        clips = []
-        for index, scene in enumerate(outline.scenes, 1):
-            local = self.scratch / "combine" / f"scene_{index:02d}.mp4"
-            local.parent.mkdir(parents=True, exist_ok=True)
-            if not await asyncio.to_thread(self.artifacts.fetch_file, f"{scene_dir(index)}/scene.mp4", local):
-                raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
-            plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
-            clips.append(await self._voiced(index, local, scene.title, plan.narration if plan else ""))
-        combined = await self._combined(clips)
+        clips = await asyncio.gather(  # each scene's own ffprobe/ffmpeg runs, side by side
+            *(self._clip(index, scene) for index, scene in enumerate(outline.scenes, 1))
+        )
+        combined = await self._combined(list(clips))
         await self.tracker.enter(Stage.STORAGE)
         for name, path in (
             (VIDEO_FILE, combined.video),
@@ -454,6 +449,15 @@ class VideoPipeline:
         self.artifacts.storage.put_bytes(
             self.artifacts.key(METADATA_FILE), json.dumps(metadata, indent=2).encode(), "application/json"
         )
+
+    async def _clip(self, index: int, scene: SceneOutline) -> SceneClip:
+        """Scene `index`'s render fetched from storage, with its narration track."""
+        local = self.scratch / "combine" / f"scene_{index:02d}.mp4"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if not await asyncio.to_thread(self.artifacts.fetch_file, f"{scene_dir(index)}/scene.mp4", local):
+            raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
+        plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
+        return await self._voiced(index, local, scene.title, plan.narration if plan else "")
 
     async def _voiced(self, index: int, video: Path, title: str, text: str) -> SceneClip:
         """A scene clip with its narration track laid under its blocks, and its timing stored."""
