@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -169,7 +171,13 @@ class LLMClient:
             f"the next {stage.value} call ({prompt_tokens} prompt tokens, up to {max_tokens} output tokens)"
         )
         with self.ledger.reserve(stage, estimate, what):
-            response = await self._call(model, messages, stage, max_tokens)
+            call = asyncio.ensure_future(self._call(model, messages, stage, max_tokens))
+            try:
+                response = await asyncio.shield(call)
+            except asyncio.CancelledError:  # the job is stopping: a call already out is still paid for
+                with contextlib.suppress(Exception):
+                    self.ledger.record(stage, _usage_of(await call))
+                raise
             self.ledger.record(stage, _usage_of(response))
         content = response.choices[0].message.content
         return content if isinstance(content, str) else ""
