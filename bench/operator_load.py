@@ -206,31 +206,6 @@ def client_requests(port: int) -> dict[str, int]:
     return counts
 
 
-def operator_kubeconfig(cluster: K8sCluster, folder: Path) -> Path:
-    token = cluster.kubectl(
-        "-n", OPERATOR_NS, "create", "token", "videojobs-operator", "--duration=2h"
-    ).stdout.strip()
-    path = folder / "operator.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)},
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "operator"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    return path
-
-
 def proc_figures(pid: int) -> tuple[float, float]:
     """Peak RSS (MiB) and CPU seconds of a process."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -288,7 +263,9 @@ def run(cluster: K8sCluster, count: int, timeout: float, env: dict[str, str]) ->
     operator_env = {
         **os.environ,
         **env,
-        "KUBECONFIG": str(operator_kubeconfig(cluster, work)),
+        "KUBECONFIG": str(
+            cluster.token_kubeconfig(OPERATOR_NS, "videojobs-operator", work / "operator.kubeconfig")
+        ),
         "METRICS_PORT": str(port),
     }
     with log.open("wb") as out:

@@ -399,6 +399,18 @@ class ScriptedStream:
         """Nothing to release."""
 
 
+async def scripted_backend(tmp_path: Path, objects: ScriptedObjects) -> KubernetesBackend:
+    """A started kubernetes backend whose list and watch calls `objects` answers."""
+    backend = KubernetesBackend(
+        api_settings(tmp_path, backend="kubernetes", namespace="ns"),
+        EventBus(),
+        client.ApiClient(client.Configuration()),
+    )
+    backend._objects = objects
+    await backend.start()
+    return backend
+
+
 def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: Path) -> None:
     a = _videojob("a", 10, phase="Queued")
     lists = [
@@ -417,13 +429,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
     root = Principal("root", Role.ADMIN)
 
     async def scenario() -> list[int]:
-        backend = KubernetesBackend(
-            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
-            EventBus(),
-            client.ApiClient(client.Configuration()),
-        )
-        backend._objects = objects
-        await backend.start()
+        backend = await scripted_backend(tmp_path, objects)
         await backend.ready()
         events = await backend.events(root, "a", after=0)
         seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
@@ -452,13 +458,7 @@ def test_readiness_follows_the_watch(tmp_path: Path) -> None:
     reconnect = objects.gate(4)  # list, two failed watches, then this one
 
     async def scenario() -> None:
-        backend = KubernetesBackend(
-            api_settings(tmp_path, backend="kubernetes", namespace="ns"),
-            EventBus(),
-            client.ApiClient(client.Configuration()),
-        )
-        backend._objects = objects
-        await backend.start()
+        backend = await scripted_backend(tmp_path, objects)
         await asyncio.to_thread(poll, "the third watch", lambda: len(objects.calls) == 4, 10)
         with pytest.raises(BackendUnavailable, match="not reachable: connection reset"):
             await backend.ready()

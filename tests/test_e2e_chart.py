@@ -65,28 +65,9 @@ class Installed:
     bucket: str
     helm_output: str
 
-    def token(self, account: str) -> str:
-        """A TokenRequest token of ServiceAccount `account` in the release namespace."""
-        return self.cluster.kubectl(
-            "-n", self.namespace, "create", "token", account, "--duration=1h"
-        ).stdout.strip()
-
     def kubeconfig(self, account: str, path: Path) -> Path:
         """A kubeconfig whose only credential is `account`'s token."""
-        cluster = {"server": self.cluster.server, "certificate-authority": str(self.cluster.ca_cert)}
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "test", "cluster": cluster}],
-                    "users": [{"name": account, "user": {"token": self.token(account)}}],
-                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": account}}],
-                    "current-context": "test",
-                }
-            )
-        )
-        return path
+        return self.cluster.token_kubeconfig(self.namespace, account, path)
 
     def get(self, *what: str) -> Any:
         return get(self.cluster, self.namespace, *what)
@@ -224,7 +205,7 @@ def pod_environment(
 def assert_can(installed: Installed, account: str, allowed: list[tuple[str, ...]]) -> None:
     """`account` may do what `allowed` lists and none of a few things no identity of the chart needs."""
     denied = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
-    token = installed.token(account)
+    token = installed.cluster.token(installed.namespace, account, "1h")
     for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
         answer = installed.cluster.kubectl(
             "-n", installed.namespace, "auth", "can-i", *check, token=token, check=False
@@ -278,7 +259,7 @@ def run_like_the_job(installed: Installed, operator: Operator, name: str, root: 
         "can-i",
         "get",
         "videojobs/other",
-        token=installed.token(account),
+        token=installed.cluster.token(installed.namespace, account, "1h"),
         check=False,
     )
     assert other.stdout.strip() == "no"

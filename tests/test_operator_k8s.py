@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from k8s_cluster import K8sCluster
 from k8s_cluster import wait_for as poll
 from kubernetes import client, config
@@ -185,28 +184,9 @@ def operator_kubeconfig(cluster: K8sCluster, tmp_path_factory: pytest.TempPathFa
     if cluster.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0:
         cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
     cluster.kubectl("apply", "-f", str(REPO / "operator" / "rbac" / "operator.yaml"))
-    token = cluster.kubectl(
-        "-n", OPERATOR_NAMESPACE, "create", "token", "videojobs-operator", "--duration=2h"
-    ).stdout.strip()
-    kubeconfig = tmp_path_factory.mktemp("operator") / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "test",
-                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)},
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "operator"}}],
-                "current-context": "test",
-            }
-        )
+    return cluster.token_kubeconfig(
+        OPERATOR_NAMESPACE, "videojobs-operator", tmp_path_factory.mktemp("operator") / "kubeconfig"
     )
-    return kubeconfig
 
 
 @pytest.fixture
@@ -480,7 +460,7 @@ def test_runner_service_account_moves_the_status_and_can_do_nothing_else(
     operator = start_operator()
     apply(cluster, namespace, videojob("mine", queueName="kueue"), videojob("theirs", queueName="kueue"))
     wait_phase(cluster, namespace, "mine", "Queued", operator)
-    token = cluster.kubectl("-n", namespace, "create", "token", "mine", "--duration=10m").stdout.strip()
+    token = cluster.token(namespace, "mine", "10m")
 
     async def run_stages() -> int:
         api = _runner_api(cluster, token)

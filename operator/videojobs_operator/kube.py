@@ -101,10 +101,16 @@ class KubeApi:
     async def _call(
         self, verb: str, resource: str, method: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
+        """Call a method of the generated client; the decoded JSON answer."""
+        return await self._request(
+            verb, resource, functools.partial(method, *args, _preload_content=False, **kwargs)
+        )
+
+    async def _request(self, verb: str, resource: str, call: Callable[[], Any]) -> Any:
+        """Run `call` (it returns the raw urllib3 response) rate limited and counted; the decoded JSON."""
         waited = await self._bucket.acquire()
         if waited:
             API_THROTTLED_SECONDS.inc(waited)
-        call = functools.partial(method, *args, _preload_content=False, **kwargs)
         try:
             response = await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except ApiException as error:
@@ -124,18 +130,16 @@ class KubeApi:
         """Create a namespaced object of a kind in BUILTIN_PLURALS (ApiException 409 when it exists)."""
         plural = BUILTIN_PLURALS[manifest["kind"]]
         path = f"{_collection(manifest['apiVersion'], manifest['metadata']['namespace'])}/{plural}"
-        await self._call("create", plural, self._send, "POST", path, manifest)
+        await self._request("create", plural, functools.partial(self._send, "POST", path, manifest))
 
     async def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """An object of a kind in BUILTIN_PLURALS as the API server has it."""
         plural = BUILTIN_PLURALS[kind]
         path = f"{_collection(api_version, namespace)}/{plural}/{name}"
-        found: dict[str, Any] = await self._call("get", plural, self._send, "GET", path)
+        found: dict[str, Any] = await self._request("get", plural, functools.partial(self._send, "GET", path))
         return found
 
-    def _send(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, _preload_content: bool = False
-    ) -> Any:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """A request to any API path; the generic custom-objects client only knows paths under /apis."""
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         request = self._api.param_serialize(

@@ -113,6 +113,22 @@ def _with_reference(reference: str) -> str:
     return f"\n\n{reference}" if reference else ""
 
 
+def _scene_code_task(
+    request: str, index: int, plan: ScenePlan, quality: Quality, narration: SceneNarration | None
+) -> list[Message]:
+    """A scene-code request (`request` names the task, gives the scene), then the layout and code rules."""
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"""{request}
+
+{LAYOUT_RULES}
+{_code_rules(index, plan, quality, narration)}""",
+        },
+    ]
+
+
 def code_messages(
     scene: SceneOutline,
     plan: ScenePlan,
@@ -122,19 +138,11 @@ def code_messages(
     reference: str = "",
 ) -> list[Message]:
     """Ask for the Manim code of one scene; `reference` gives the signatures of the Manim names it uses."""
-    return [
-        {"role": "system", "content": SYSTEM},
-        {
-            "role": "user",
-            "content": f"""Task: scene code {index}
+    request = f"""Task: scene code {index}
 Write the Manim code for this scene.
 
-{_plan_text(scene, plan)}{_with_reference(reference)}
-
-{LAYOUT_RULES}
-{_code_rules(index, plan, quality, narration)}""",
-        },
-    ]
+{_plan_text(scene, plan)}{_with_reference(reference)}"""
+    return _scene_code_task(request, index, plan, quality, narration)
 
 
 def fix_messages(
@@ -151,11 +159,7 @@ def fix_messages(
 
     `reference` holds the real signatures of the Manim names the error is about.
     """
-    return [
-        {"role": "system", "content": SYSTEM},
-        {
-            "role": "user",
-            "content": f"""Task: fix scene code {index}
+    request = f"""Task: fix scene code {index}
 This Manim code for the scene below failed. Fix the cause and return the whole corrected file.
 
 {_plan_text(scene, plan)}
@@ -166,12 +170,8 @@ Code:
 ```
 
 What went wrong:
-{error}{_with_reference(reference)}
-
-{LAYOUT_RULES}
-{_code_rules(index, plan, quality, narration)}""",
-        },
-    ]
+{error}{_with_reference(reference)}"""
+    return _scene_code_task(request, index, plan, quality, narration)
 
 
 def layout_fix_messages(
@@ -184,11 +184,7 @@ def layout_fix_messages(
     narration: SceneNarration | None = None,
 ) -> list[Message]:
     """Ask for a version of code that rendered, with the layout problems the render's check found fixed."""
-    return [
-        {"role": "system", "content": SYSTEM},
-        {
-            "role": "user",
-            "content": f"""Task: fix scene layout {index}
+    request = f"""Task: fix scene layout {index}
 This Manim code rendered, but the layout check found objects outside the frame's safe area or text
 and formulas overlapping. Move, scale, arrange or fade out objects so none of these problems is left,
 keep the animations and their timing, and return the whole corrected file.
@@ -202,9 +198,5 @@ Code:
 
 Layout problems (x, y are scene coordinates of each object's centre; animations count self.play and
 self.wait calls from 1):
-{violations}
-
-{LAYOUT_RULES}
-{_code_rules(index, plan, quality, narration)}""",
-        },
-    ]
+{violations}"""
+    return _scene_code_task(request, index, plan, quality, narration)

@@ -60,25 +60,6 @@ def install(cluster: K8sCluster, manifest: Path, namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(items))
 
 
-def token_kubeconfig(cluster: K8sCluster, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig holding only a TokenRequest token of ServiceAccount `account`."""
-    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=2h").stdout.strip()
-    entry = {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "test", "cluster": entry}],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": account}}],
-                "current-context": "test",
-            }
-        )
-    )
-    return path
-
-
 def prepare_cluster(cluster: K8sCluster, folder: Path) -> Path:
     """The CRD and the operator's ServiceAccount; a kubeconfig for the operator."""
     cluster.kubectl("apply", "-f", str(REPO / "crds" / "videojob.yaml"))
@@ -86,7 +67,7 @@ def prepare_cluster(cluster: K8sCluster, folder: Path) -> Path:
     if cluster.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0:
         cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
     install(cluster, REPO / "operator" / "rbac" / "operator.yaml", OPERATOR_NAMESPACE)
-    return token_kubeconfig(cluster, OPERATOR_NAMESPACE, "videojobs-operator", folder / "operator.kubeconfig")
+    return cluster.token_kubeconfig(OPERATOR_NAMESPACE, "videojobs-operator", folder / "operator.kubeconfig")
 
 
 @contextlib.contextmanager
@@ -96,7 +77,7 @@ def deployment(cluster: K8sCluster, operator_kubeconfig: Path, folder: Path) -> 
     cluster.kubectl("create", "namespace", namespace)
     install(cluster, REPO / "operator" / "rbac" / "runner.yaml", namespace)
     install(cluster, REPO / "api" / "rbac.yaml", namespace)
-    api_kubeconfig = token_kubeconfig(cluster, namespace, "videojobs-api", folder / "api.kubeconfig")
+    api_kubeconfig = cluster.token_kubeconfig(namespace, "videojobs-api", folder / "api.kubeconfig")
     env = {**os.environ, "KUBECONFIG": str(operator_kubeconfig), "METRICS_PORT": "0", "API_QPS": "200"}
     with (folder / "operator.log").open("ab") as log:
         operator = subprocess.Popen(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "hack" / "test-cluster"
@@ -59,6 +60,29 @@ class K8sCluster:
     def env(self) -> dict[str, str]:
         """os.environ plus KUBECONFIG and PATH (bin dir first): for subprocesses that talk to the cluster."""
         return dict(self._env)
+
+    def token(self, namespace: str, account: str, duration: str = "2h") -> str:
+        """A TokenRequest token of ServiceAccount `account` in `namespace`."""
+        return self.kubectl(
+            "-n", namespace, "create", "token", account, f"--duration={duration}"
+        ).stdout.strip()
+
+    def token_kubeconfig(self, namespace: str, account: str, path: Path) -> Path:
+        """Write a kubeconfig to `path` whose only credential is a TokenRequest token of `account`."""
+        entry = {"server": self.server, "certificate-authority": str(self.ca_cert)}
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "test", "cluster": entry}],
+                    "users": [{"name": account, "user": {"token": self.token(namespace, account)}}],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": account}}],
+                    "current-context": "test",
+                }
+            )
+        )
+        return path
 
     def kubectl(
         self,
