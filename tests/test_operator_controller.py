@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from videojobs.contract import Phase
-from videojobs_operator.controller import Controller, WorkQueue
+from videojobs_operator.controller import Controller, RetryLater, WorkQueue
 from videojobs_operator.kube import TokenBucket
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import JobView, PodView, VideoJobView
@@ -136,8 +136,8 @@ class World:
         return view
 
     async def ensure(self, raw: dict[str, Any]) -> None:
-        self.add_videojob(raw)
-        await self.controller.ensure_job(raw)  # type: ignore[arg-type]
+        """The VideoJob as Kopf's index has it now, reconciled (as an event for it would have it)."""
+        await self.sync(self.add_videojob(raw).name)
 
     async def sync(self, name: str) -> None:
         await self.controller._sync((NS, name))
@@ -170,8 +170,16 @@ def test_new_videojob_gets_one_owned_job_and_its_status_follows() -> None:
         await world.sync("a")
         assert world.api.calls == []
 
-        await world.controller.ensure_job(body("a", status=fields))  # type: ignore[arg-type]
-        assert world.api.take("create") == []  # restart/resume: the Job exists, no duplicate
+        restarted = World()  # a new operator process: the Job is in the index, none is made again
+        restarted.add_job(job_body("a"))
+        await restarted.ensure(body("a", status=fields))
+        assert restarted.api.take("create") == [] and restarted.api.take("identity") == []
+
+        lost = World()  # it had a Job (its status says so) that someone else deleted: none is made again
+        await lost.ensure(body("a", status=fields))
+        assert lost.api.take("create") == []
+        ((_, _, fields),) = lost.api.take("status")
+        assert fields["phase"] == "Failed" and fields["conditions"][0]["reason"] == "JobDeleted"
 
     asyncio.run(scenario())
 
@@ -186,20 +194,22 @@ def test_job_name_conflicts_and_leftovers() -> None:
         await world.ensure(body("a"))  # ours already: fine
         await world.sync("a")
         assert world.api.take("status") == []
+        await world.sync("a")  # the index has not seen it yet, but it is ours: not made again
+        assert [call[1] for call in world.api.take("create")] == ["a"]
 
         world.api.existing = {
-            "metadata": {"name": "a", "ownerReferences": [{"kind": "VideoJob", "uid": "old"}]}
+            "metadata": {"name": "b", "ownerReferences": [{"kind": "VideoJob", "uid": "old"}]}
         }
-        with pytest.raises(Exception, match="earlier VideoJob"):  # kopf.TemporaryError: retried later
-            await world.ensure(body("a"))
+        with pytest.raises(RetryLater, match="earlier VideoJob"):  # reconciled again after a back-off
+            await world.ensure(body("b"))
 
-        world.api.existing = {"metadata": {"name": "a"}}
-        await world.ensure(body("a"))
-        await world.sync("a")
+        world.api.existing = {"metadata": {"name": "c"}}
+        await world.ensure(body("c"))
+        await world.sync("c")
         ((_, _, fields),) = world.api.take("status")
         assert fields["phase"] == "Failed"
         assert fields["conditions"][0]["reason"] == "JobNameConflict"
-        assert world.api.take("event") == [("event", "a", "Failed", True)]
+        assert world.api.take("event") == [("event", "c", "Failed", True)]
 
     asyncio.run(scenario())
 
@@ -209,7 +219,7 @@ def test_each_runner_gets_its_own_identity_before_its_job() -> None:
         world = World()
         await world.ensure(body("a"))
         kinds = [(call[0], call[1]) for call in world.api.calls if call[0] in ("identity", "create")]
-        assert kinds == [  # the RoleBinding after its Role; all before the Job
+        assert kinds == [  # all three before the Job
             ("identity", "ServiceAccount"),
             ("identity", "Role"),
             ("identity", "RoleBinding"),
@@ -239,7 +249,7 @@ def test_identity_conflicts_wait_for_leftovers_and_fail_on_foreign_objects() -> 
         world.api.existing_identity = {
             "metadata": {"name": "b", "ownerReferences": [{"kind": "VideoJob", "uid": "old"}]}
         }
-        with pytest.raises(Exception, match="ServiceAccount of an earlier VideoJob"):
+        with pytest.raises(RetryLater, match="ServiceAccount of an earlier VideoJob"):
             await world.ensure(body("b"))
         assert world.api.take("create") == []
 
@@ -393,6 +403,13 @@ def test_work_queue_dedupes_and_never_hands_out_a_busy_key() -> None:
         assert second != first and len(queue) == 1
         queue.done(first)
         assert await queue.get() == first
+
+        later = WorkQueue()
+        for name in "abc":
+            later.add(("n", name))
+        later.add(("n", "new"), first=True)  # waiting for its Job: ahead of the status updates
+        later.add(("n", "a"), first=True)  # queued already: keeps its place
+        assert [(await later.get())[1] for _ in range(4)] == ["new", "a", "b", "c"]
 
     asyncio.run(scenario())
 

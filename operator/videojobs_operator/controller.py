@@ -1,8 +1,9 @@
 """One cluster-wide reconciler: Jobs for VideoJobs, their status, the MAX_RUNNING queue and TTL deletion.
 
 Kopf keeps three in-memory indexes (VideoJobs, the operator's Jobs, their pods; see handlers.py). Its
-handlers only call `ensure_job` and `kick`; everything else happens here, on a few worker tasks that
-read the indexes: no per-VideoJob timers or daemons.
+handlers only call `kick`; everything else happens here, on a few worker tasks that read the indexes
+and reconcile one VideoJob at a time (its Job, then its status): no per-VideoJob timers or daemons, and
+no Kopf change handlers, whose bookkeeping patched every VideoJob once more.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -23,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from videojobs.contract import Phase, VideoJobSpec
+from videojobs.crd import API_VERSION, KIND
 from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
 from videojobs_operator.kube import GONE, KubeApi
@@ -43,7 +46,7 @@ Key = tuple[str, str]
 RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
 RESERVATION_SECONDS = 30.0
-"""How long a slot handed to a Job counts as taken before the Job's watch event confirms it."""
+"""How long a slot handed to a Job (or a Job just created) counts before the Job's watch event confirms it."""
 HOUSEKEEPING_MIN_INTERVAL = 0.1
 GAUGE_SECONDS = 2.0
 
@@ -51,25 +54,31 @@ logger = logging.getLogger(__name__)
 
 
 class WorkQueue:
-    """Keys to reconcile: each queued at most once, never handled by two workers at the same time."""
+    """Keys to reconcile: each queued at most once, never handled by two workers at the same time.
+
+    Keys added with `first` go before the others (VideoJobs still waiting for their Job, so that a
+    burst of new ones is not held up behind status updates of running ones); otherwise first in,
+    first out.
+    """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
         self._queued: set[Key] = set()
         self._busy: set[Key] = set()
-        self._again: set[Key] = set()
+        self._again: dict[Key, bool] = {}
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, first: bool = False) -> None:
         """Queue `key`, or mark it to be handled again once its current handling is done."""
         if key in self._busy:
-            self._again.add(key)
+            self._again[key] = self._again.get(key, False) or first
         elif key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._queue.put_nowait((0 if first else 1, next(self._order), key))
 
     async def get(self) -> Key:
         """The next key; the caller must call `done(key)` afterwards."""
-        key = await self._queue.get()
+        _, _, key = await self._queue.get()
         self._queued.discard(key)
         self._busy.add(key)
         return key
@@ -78,11 +87,14 @@ class WorkQueue:
         """Finish handling `key`."""
         self._busy.discard(key)
         if key in self._again:
-            self._again.discard(key)
-            self.add(key)
+            self.add(key, first=self._again.pop(key))
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._again)
+
+
+class RetryLater(Exception):
+    """A step that cannot be done yet (an earlier VideoJob's leftovers, say): retried after a back-off."""
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -94,6 +106,22 @@ def _api_message(error: ApiException) -> str:
         return str(json.loads(error.body or "")["message"])
     except (ValueError, KeyError, TypeError):
         return f"{error.status} {error.reason}"
+
+
+def _owner(videojob: VideoJobView) -> kopf.Body:
+    """The VideoJob as the owner `kopf.adopt` makes of it (owner reference, namespace, its labels)."""
+    return kopf.Body(
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {
+                "name": videojob.name,
+                "namespace": videojob.namespace,
+                "uid": videojob.uid,
+                "labels": dict(videojob.labels),
+            },
+        }
+    )
 
 
 class Controller:
@@ -122,6 +150,8 @@ class Controller:
         self._attempts: dict[Key, int] = {}
         self._deleting: set[str] = set()
         self._stages: dict[str, tuple[str, float]] = {}
+        self._new_jobs: dict[Key, tuple[str, float]] = {}  # made, not yet in the index: (VideoJob uid, when)
+        self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.suspend
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -147,9 +177,18 @@ class Controller:
         also tells the housekeeper it may count running Jobs.
         """
         self._indexed.set()
-        self._work.add(key)
+        self._work.add(key, first=self._awaits_job(key))
         if queue:
             self._housekeeping.set()
+
+    def _awaits_job(self, key: Key) -> bool:
+        """Whether the VideoJob has no Job yet and should get one (as far as the indexes tell)."""
+        videojob = self.videojob(key)
+        if videojob is None or videojob.deleting or videojob.suspend or key in self._new_jobs:
+            return False
+        status = self._current(videojob)
+        finished = status.phase is not None and status.phase.is_terminal
+        return not finished and status.job_name is None and self.job(key, videojob.uid) is None
 
     def forget(self, key: Key, uid: str) -> None:
         """Drop what is remembered about a deleted VideoJob."""
@@ -161,32 +200,36 @@ class Controller:
         self._stages.pop(uid, None)
         self._reserved.pop(key, None)
         self._attempts.pop(key, None)
+        self._new_jobs.pop(key, None)
+        self._cancelled.pop(key, None)
         self._housekeeping.set()
 
-    async def ensure_job(self, body: kopf.Body) -> None:
-        """Make the VideoJob's Job exist (or, with spec.suspend, not exist). Idempotent."""
-        videojob = VideoJobView.from_body(body)
-        key = (videojob.namespace, videojob.name)
-        try:
-            await self._ensure_job(videojob, body)
-        finally:
-            self.kick(key)
+    # --- the Job ---------------------------------------------------------------------------------
 
-    async def _ensure_job(self, videojob: VideoJobView, body: kopf.Body) -> None:
-        key = (videojob.namespace, videojob.name)
-        phase = self._current(videojob).phase
-        if videojob.deleting or (phase is not None and phase.is_terminal):
+    async def _ensure_job(self, key: Key, videojob: VideoJobView, job: JobView | None) -> None:
+        """Make the VideoJob's Job exist (or, with spec.suspend, not exist). Idempotent."""
+        current = self._current(videojob)
+        if current.phase is not None and current.phase.is_terminal:
             return
-        job = self.job(key, videojob.uid)
         if videojob.suspend:
-            if job is not None and not job.deleting:
+            if job is not None and not job.deleting and self._cancelled.get(key) != job.uid:
                 await self.api.delete_job(videojob.namespace, job.name)
+                self._cancelled[key] = job.uid
                 logger.info("cancelled %s/%s: deleted Job %s", *key, job.name)
             return
         if job is not None:
+            self._new_jobs.pop(key, None)
             return
+        made = self._new_jobs.get(key)
+        if made is not None and made[0] == videojob.uid and time.monotonic() - made[1] < RESERVATION_SECONDS:
+            return  # made a moment ago; the index has not seen it yet
+        if current.job_name is not None:
+            return  # it had one, deleted by someone else: the status says so (JobDeleted)
+        await self._create_job(key, videojob)
+
+    async def _create_job(self, key: Key, videojob: VideoJobView) -> None:
         try:
-            spec = VideoJobSpec.model_validate(body.get("spec") or {})
+            spec = VideoJobSpec.model_validate(videojob.spec)
         except ValidationError as error:
             self._fail(videojob, "InvalidSpec", str(error.errors()[0]["msg"]))
             return
@@ -201,30 +244,32 @@ class Controller:
                 )
                 return
             priority = value
-        if self.settings.runner_service_account is None and not await self._ensure_identity(videojob, body):
+        owner = _owner(videojob)
+        if self.settings.runner_service_account is None and not await self._ensure_identity(videojob, owner):
             return
         suspend = spec.queue_name is None and not self.admit(key)
         manifest = build_job(
             videojob.name, spec, self.settings, created=videojob.created, priority=priority, suspend=suspend
         )
-        kopf.adopt(manifest, owner=body)
+        kopf.adopt(manifest, owner=owner)
         try:
             await self.api.create_job(videojob.namespace, manifest)
         except ApiException as error:
             self._reserved.pop(key, None)
             if error.status == 409:
-                await self._check_existing(videojob)
+                if await self._check_existing(videojob):
+                    self._new_jobs[key] = (videojob.uid, time.monotonic())
             elif error.status in (400, 422):
                 self._fail(videojob, "InvalidJob", _api_message(error))
             else:
-                message = f"creating its Job failed: {_api_message(error)}"
-                raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from error
+                raise RetryLater(f"creating its Job failed: {_api_message(error)}") from error
         else:
+            self._new_jobs[key] = (videojob.uid, time.monotonic())
             logger.info(
                 "created Job %s for %s/%s%s", manifest["metadata"]["name"], *key, " (queued)" * suspend
             )
 
-    async def _ensure_identity(self, videojob: VideoJobView, body: kopf.Body) -> bool:
+    async def _ensure_identity(self, videojob: VideoJobView, owner: kopf.Body) -> bool:
         """Create the runner's own ServiceAccount, Role and RoleBinding (before its Job: its pod needs them).
 
         False when the VideoJob failed instead (an object of that name belongs to something else).
@@ -233,15 +278,13 @@ class Controller:
         manifests = runner_identity(
             videojob.namespace, videojob.name, name, self.settings.runner_service_account_annotations
         )
-        kopf.adopt(manifests, owner=body)
-        account, role, binding = manifests
-        # The RoleBinding last: the API server resolves its Role to check the operator holds what it grants.
-        for step in ([account, role], [binding]):
-            creating = (self.api.create_object(manifest) for manifest in step)
-            results = await asyncio.gather(*creating, return_exceptions=True)
-            for manifest, result in zip(step, results, strict=True):
-                if not await self._created(videojob, manifest, result):
-                    return False
+        kopf.adopt(manifests, owner=owner)
+        # All three at once: with `bind` on Roles (operator/rbac/operator.yaml) the API server does not
+        # need the Role to exist to admit its RoleBinding.
+        results = await asyncio.gather(*map(self.api.create_object, manifests), return_exceptions=True)
+        for manifest, result in zip(manifests, results, strict=True):
+            if not await self._created(videojob, manifest, result):
+                return False
         return True
 
     async def _created(self, videojob: VideoJobView, manifest: dict[str, Any], result: object) -> bool:
@@ -257,13 +300,12 @@ class Controller:
         if isinstance(result, ApiException) and result.status in (400, 422):
             self._fail(videojob, "InvalidRunnerIdentity", _api_message(result))
             return False
-        message = f"creating the runner's {manifest['kind']} failed: {result}"
-        raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from result
+        raise RetryLater(f"creating the runner's {manifest['kind']} failed: {result}") from result
 
-    async def _check_existing(self, videojob: VideoJobView) -> None:
+    async def _check_existing(self, videojob: VideoJobView) -> bool:
         """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's."""
         existing = await self.api.read_job(videojob.namespace, job_name(videojob.name))
-        self._owned(videojob, existing)
+        return self._owned(videojob, existing)
 
     def _owned(self, videojob: VideoJobView, existing: dict[str, Any]) -> bool:
         """Whether this VideoJob owns `existing`; waits (retry) if an older one of its name does.
@@ -277,9 +319,7 @@ class Controller:
             return True
         kind, name = existing.get("kind", "Job"), existing["metadata"]["name"]
         if owners:  # left by an earlier VideoJob of the same name; the garbage collector removes it
-            raise kopf.TemporaryError(
-                f"the {kind} of an earlier VideoJob of this name still exists", delay=RETRY_SECONDS
-            )
+            raise RetryLater(f"the {kind} of an earlier VideoJob of this name still exists")
         self._fail(videojob, "JobNameConflict", f"{kind} {name} exists and does not belong to this VideoJob")
         return False
 
@@ -396,6 +436,8 @@ class Controller:
                     self._written.pop(key, None)
                 else:
                     self._retry(key, "status", _api_message(error))
+            except RetryLater as error:
+                self._retry(key, "job", str(error))
             except Exception as error:  # a bug must not stop the worker; retried with backoff
                 logger.exception("reconciling %s/%s failed", *key)
                 self._retry(key, "status", str(error))
@@ -418,6 +460,7 @@ class Controller:
         written = self._written.get(key)
         if written is not None and (written[0] != videojob.uid or written[1] == videojob.status):
             del self._written[key]  # the index has caught up (or the VideoJob was replaced)
+        await self._ensure_job(key, videojob, self.job(key, videojob.uid))
         current = self._current(videojob)
         job = self.job(key, videojob.uid)
         pods = [pod for pod in self._pods.get(key, ()) if job is not None and pod.job_uid == job.uid]

@@ -1,8 +1,12 @@
-"""Kopf handlers: index VideoJobs, their Jobs and pods; ensure each VideoJob's Job; wake the reconciler."""
+"""Kopf handlers: index VideoJobs, their Jobs and pods, and wake the reconciler when any of them changes.
+
+Only indexes and event handlers: Kopf's change handlers (on.create/update/resume) would keep their
+state in annotations, one more patch of every VideoJob and a diff of every watch event. The reconciler
+is level-triggered instead: each event queues its VideoJob, whose Job and status it then brings in line.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -16,38 +20,15 @@ from videojobs_operator.status import JobView, PodView, VideoJobView
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
-RETRY_SECONDS = 5.0
-STORAGE_PREFIX = "videojobs.io"
 
 
 def _child_key(namespace: str | None, annotations: kopf.Annotations, name: str) -> Key:
     return (namespace or "", annotations.get(NAME_ANNOTATION, name))
 
 
-class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's diff-base (the "essence" it compares to find changes) from spec, labels and annotations.
-
-    Kopf's own build deep-copies the whole object first, status and managedFields included, on every
-    watch event: with status patched several times per VideoJob that was most of the operator's CPU.
-    """
-
-    def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
-    ) -> kopf.BodyEssence:
-        """The essence of a slimmed copy of `body` (the whole body if extra fields are asked for)."""
-        if extra_fields:
-            return super().build(body=body, extra_fields=extra_fields)
-        meta = body.get("metadata", {})
-        slim: kopf.RawBody = {
-            "metadata": {"labels": meta.get("labels", {}), "annotations": meta.get("annotations", {})},
-            "spec": body.get("spec", {}),
-        }
-        return super().build(body=kopf.Body(slim))
-
-
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
-    """Configure Kopf (standalone, server-side label selectors, own annotations) and start the reconciler."""
+    """Configure Kopf (standalone, server-side label selectors) and start the reconciler."""
     videojobs: kopf.Index[Key, VideoJobView] = indexes["videojob_index"]
     jobs: kopf.Index[Key, JobView] = indexes["job_index"]
     pods: kopf.Index[Key, PodView] = indexes["pod_index"]
@@ -56,10 +37,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.scanning.disabled = True  # the CRD is installed first; no need to watch CRDs or namespaces
     settings.watching.label_selectors["batch", "v1", "jobs"] = SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
-    settings.persistence.diffbase_storage = SpecDiffBaseStorage(
-        prefix=STORAGE_PREFIX, key="last-handled-configuration"
-    )
     settings.posting.enabled = False  # the controller posts its own Events (kube.KubeApi.post_event)
     controller = Controller(config, KubeApi(config), videojobs, jobs, pods)
     controller.start()
@@ -97,18 +74,9 @@ async def pod_index(
     return {_child_key(namespace, annotations, name): PodView.from_body(body)}
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
-@kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.suspend", backoff=RETRY_SECONDS)
-async def ensure_job(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Create the VideoJob's Job if it has none (or delete it when spec.suspend cancels the VideoJob)."""
-    controller: Controller = memo.controller
-    await controller.ensure_job(body)
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile the VideoJob's status; time its stages; forget it once deleted."""
+    """Reconcile the VideoJob (its Job and status); time its stages; forget it once deleted."""
     controller: Controller = memo.controller
     videojob = VideoJobView.from_body(body)
     key = (videojob.namespace, videojob.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,6 +153,10 @@ class VideoJobView:
     stage: str | None = None
     has_status: bool = False
     status: OperatorStatus = OperatorStatus()
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    """The spec as the API server has it, for its Job (validated when the Job is made)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Its labels: `kopf.adopt` copies them onto the Job."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> VideoJobView:
@@ -170,6 +174,8 @@ class VideoJobView:
             stage=status.get("stage"),
             has_status=bool(status),
             status=OperatorStatus.from_wire(status),
+            spec=dict(spec),  # plain copies: a Kopf view would keep the whole object alive
+            labels=dict(meta.get("labels") or {}),
         )
 
 
