@@ -38,7 +38,7 @@ class OperatorSettings(BaseSettings):
     DEFAULT_TOLERATIONS          JSON list of tolerations; spec.tolerations replaces it
     MAX_RUNNING                  jobs running at once; the rest wait suspended (Queued); 0 = no limit
     API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
-    API_CONCURRENCY              API calls in flight at once (threads of the Kubernetes client)
+    API_CONCURRENCY              API calls in flight at once (client threads); VideoJobs reconciled at once
     METRICS_PORT                 Prometheus /metrics port; 0 turns the endpoint off
     """
 
@@ -62,7 +62,7 @@ class OperatorSettings(BaseSettings):
     max_running: int = Field(default=0, ge=0)
     api_qps: float = Field(default=200.0, gt=0)  # ~8 calls per VideoJob: 1,000 of them in under a minute
     api_burst: int = Field(default=400, ge=1)
-    api_concurrency: int = Field(default=16, ge=1, le=64)
+    api_concurrency: int = Field(default=48, ge=1, le=64)  # each worker waits on its calls: keep many
     metrics_port: int = Field(default=8080, ge=0, le=65535)
 
     @field_validator(

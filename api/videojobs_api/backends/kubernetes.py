@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import threading
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -266,6 +266,8 @@ class KubernetesBackend:
         """Uids deleted by this process whose watch DELETED has not come yet (never brought back)."""
         self._reserved: defaultdict[str, int] = defaultdict(int)
         """Creations in flight per owner: counted against the cap before their VideoJob is cached."""
+        self._active: Counter[str] = Counter()
+        """Cached jobs per owner in an active phase, kept up to date by `_changed` and `_removed`."""
         self._synced = asyncio.Event()
         self._problem: str | None = "the VideoJob cache has not synced yet"
         self._stop = threading.Event()
@@ -411,15 +413,23 @@ class KubernetesBackend:
         if uid in self._deleted or meta.get("deletionTimestamp"):
             return
         version = int(meta["resourceVersion"])
-        status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
         entry = self._entries.get(name)
         if entry is not None and entry.uid != uid:  # a new VideoJob of the same name
             self._removed(name)
             entry = None
+        before = entry.job if entry is not None else None
+        self._update(name, entry, obj, version)
+        self._tally(before, -1)
+        self._tally(self._entries[name].job, +1)
+
+    def _update(self, name: str, entry: _Entry | None, obj: dict[str, Any], version: int) -> None:
+        """Cache a new VideoJob or a newer version of a cached one; publish a changed status view."""
+        meta = obj["metadata"]
+        status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
         if entry is None:
             job = stored_job(obj, self.namespace)
             fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
-            entry = _Entry(job, uid, version, status, deque([job], maxlen=HISTORY), fingerprint)
+            entry = _Entry(job, meta["uid"], version, status, deque([job], maxlen=HISTORY), fingerprint)
             self._entries[name] = entry
             self.bus.publish(job)
         elif version > entry.version:
@@ -442,7 +452,15 @@ class KubernetesBackend:
         entry = self._entries.get(name)
         if entry is not None and uid in (None, entry.uid):
             del self._entries[name]
+            self._tally(entry.job, -1)
             self.bus.close(name)
+
+    def _tally(self, job: StoredJob | None, change: int) -> None:
+        """Count `job` in (+1) or out (-1) of its owner's active jobs, if it is active."""
+        if job is not None and job.status.phase in ACTIVE_PHASES:
+            self._active[job.owner] += change
+            if not self._active[job.owner]:
+                del self._active[job.owner]
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -462,11 +480,6 @@ class KubernetesBackend:
         if entry.fingerprint != idempotency.fingerprint:
             raise IdempotencyKeyReused()
         return Created(entry.job, replayed=True)
-
-    def _active(self, owner: str) -> int:
-        return sum(
-            1 for e in self._entries.values() if e.job.owner == owner and e.job.status.phase in ACTIVE_PHASES
-        )
 
     def _manifest(
         self, name: str, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
@@ -504,7 +517,7 @@ class KubernetesBackend:
             if found is not None:
                 return self._replay(found, idempotency)
         owner = principal.name
-        if self._active(owner) + self._reserved[owner] >= self.settings.max_active_jobs:
+        if self._active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
         self._reserved[owner] += 1
         try:
