@@ -38,10 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import yaml
 from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+
+from k8s_cluster import K8sCluster, start_cluster  # noqa: E402
 
 KEY = "bench-key-0123456789"
 TICK_SECONDS = 0.1
@@ -202,41 +204,15 @@ async def sse_delay(port: int, ticks: int, reporter: Callable[[str], Awaitable[N
     print(summary("status report → SSE event", delays, ticks * TICK_SECONDS))
 
 
-def test_cluster() -> Path:
-    """`hack/test-cluster up` (reused when up); the admin kubeconfig."""
-    done = subprocess.run(
-        [str(REPO / "hack" / "test-cluster"), "up"], capture_output=True, text=True, check=False
-    )
-    exports = dict(
-        line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line
-    )
-    if done.returncode != 0 or "KUBECONFIG" not in exports:
-        raise SystemExit(f"hack/test-cluster up failed:\n{done.stderr[-2000:]}")
-    os.environ["PATH"] = exports["PATH"].replace("$PATH", os.environ["PATH"])
-    return Path(exports["KUBECONFIG"])
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    command = ["kubectl", "--kubeconfig", str(kubeconfig), *args]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, check=True).stdout
-
-
-def api_namespace(kubeconfig: Path, folder: Path) -> tuple[str, Path]:
+def api_namespace(cluster: K8sCluster, folder: Path) -> tuple[str, Path]:
     """A fresh namespace with the CRD and api/rbac.yaml; (namespace, the API ServiceAccount's kubeconfig)."""
     namespace = f"bench-api-{os.getpid()}"
-    kubectl(kubeconfig, "apply", "-f", str(REPO / "crds" / "videojob.yaml"))
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/videojobs.videojobs.io")
-    kubectl(kubeconfig, "create", "namespace", namespace)
+    cluster.kubectl("apply", "-f", str(REPO / "crds" / "videojob.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/videojobs.videojobs.io")
+    cluster.kubectl("create", "namespace", namespace)
     rbac = (REPO / "api" / "rbac.yaml").read_text().replace("namespace: videojobs", f"namespace: {namespace}")
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=rbac)
-    token = kubectl(kubeconfig, "-n", namespace, "create", "token", "videojobs-api").strip()
-    admin = yaml.safe_load(kubeconfig.read_text())
-    admin["users"] = [{"name": "api", "user": {"token": token}}]
-    admin["contexts"] = [{"name": "api", "context": {"cluster": admin["clusters"][0]["name"], "user": "api"}}]
-    admin["current-context"] = "api"
-    path = folder / "api.kubeconfig"
-    path.write_text(yaml.safe_dump(admin))
-    return namespace, path
+    cluster.kubectl("apply", "-f", "-", input=rbac)
+    return namespace, cluster.token_kubeconfig(namespace, "videojobs-api", folder / "api.kubeconfig")
 
 
 def status_patcher(kubeconfig: Path, namespace: str, ticks: int) -> Callable[[str], Awaitable[None]]:
@@ -284,8 +260,10 @@ def apiserver_creates(kubeconfig: Path, namespace: str, count: int, threads: int
 
 
 def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
-    kubeconfig = test_cluster()
-    namespace, api_kubeconfig = api_namespace(kubeconfig, folder)
+    state = os.environ.get("TEST_CLUSTER_DIR")
+    cluster, _ = start_cluster(Path(state) if state else None)  # reused when up; left up afterwards
+    kubeconfig = cluster.kubeconfig
+    namespace, api_kubeconfig = api_namespace(cluster, folder)
     environment = {
         "VIDEOJOBS_API_BACKEND": "kubernetes",
         "VIDEOJOBS_API_NAMESPACE": namespace,
@@ -297,7 +275,7 @@ def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
             asyncio.run(sse_delay(port, args.ticks, status_patcher(kubeconfig, namespace, args.ticks)))
         apiserver_creates(kubeconfig, namespace, args.clients * args.creates)
     finally:
-        kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false")
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def run_local(args: argparse.Namespace, folder: Path) -> None:
