@@ -202,9 +202,14 @@ def pod_environment(
     return env, folders.get(container.get("workingDir", ""), root)
 
 
-def assert_can(installed: Installed, account: str, allowed: list[tuple[str, ...]]) -> None:
-    """`account` may do what `allowed` lists and none of a few things no identity of the chart needs."""
-    denied = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
+def assert_can(
+    installed: Installed,
+    account: str,
+    allowed: list[tuple[str, ...]],
+    denied: tuple[tuple[str, ...], ...] = (),
+) -> None:
+    """`account` may do what `allowed` lists; neither what `denied` lists nor what no chart identity needs."""
+    denied = [*denied, ("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
     token = installed.cluster.token(installed.namespace, account, "1h")
     for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
         answer = installed.cluster.kubectl(
@@ -386,11 +391,23 @@ def test_chart_installs_and_jobs_run_end_to_end(
     assert f"kubectl -n {namespace} get videojobs -w" in installed.helm_output  # NOTES.txt
     assert cluster.kubectl("get", "crd", "videojobs.videojobs.io").returncode == 0
     allowed = {  # a sample of the chart's RBAC, as the API server decides it
-        f"{FULLNAME}-operator": [("create", "jobs.batch"), ("patch", "videojobs/x", "--subresource=status")],
+        f"{FULLNAME}-operator": [
+            ("create", "jobs.batch"),
+            ("patch", "videojobs/x", "--subresource=status"),
+            ("bind", "roles.rbac.authorization.k8s.io"),  # the runners' Roles, without the escalation check
+            ("escalate", "roles.rbac.authorization.k8s.io"),
+        ],
         f"{FULLNAME}-api": [("create", "videojobs"), ("watch", "videojobs")],
     }
+    denied = {  # the operator never writes a spec, and never binds or widens ClusterRoles
+        f"{FULLNAME}-operator": (
+            ("patch", "videojobs/x"),
+            ("bind", "clusterroles.rbac.authorization.k8s.io"),
+            ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+        ),
+    }
     for account, checks in allowed.items():
-        assert_can(installed, account, checks)
+        assert_can(installed, account, checks, denied.get(account, ()))
 
     # 2. The operator: a local process with the chart's operator identity, args and env.
     pod_spec, container = container_of_deployment(installed, f"{FULLNAME}-operator")
