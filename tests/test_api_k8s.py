@@ -35,6 +35,7 @@ from cli_runs import VIDEOJOBS, cli_env
 from k8s_cluster import K8sCluster
 from k8s_cluster import wait_for as poll
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from s3_server import S3Server
 
 from videojobs.contract import storage_job_id
@@ -42,7 +43,7 @@ from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
-from videojobs_api.problems import BackendUnavailable
+from videojobs_api.problems import BackendUnavailable, JobNotFound
 
 URGENT = "videojobs-api-test-urgent"
 
@@ -359,11 +360,20 @@ class ScriptedObjects:
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
+        self.elsewhere: dict[str, dict[str, Any]] = {}
         self._gates: dict[int, threading.Event] = {}
 
     def gate(self, call: int) -> threading.Event:
         """An event the `call`-th list or watch (counting from 1) waits for before it answers."""
         return self._gates.setdefault(call, threading.Event())
+
+    def get_namespaced_custom_object(self, *path: str, **_: Any) -> dict[str, Any]:
+        """A GET: the object made elsewhere (`self.elsewhere`), else the API server's 404."""
+        name = path[-1]  # group, version, namespace, plural, name
+        self.calls.append(("get", name))
+        if name not in self.elsewhere:
+            raise ApiException(status=404, reason="Not Found")
+        return self.elsewhere[name]
 
     def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
         self.calls.append(("watch", kwargs["resource_version"]) if watch else ("list", None))
@@ -449,6 +459,31 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         ("watch", "20"),
         ("list", None),
         ("watch", "30"),
+    ]
+
+
+def test_a_job_made_by_another_replica_is_found_before_this_replicas_watch_tells_of_it(
+    tmp_path: Path,
+) -> None:
+    objects = ScriptedObjects([{"items": [], "metadata": {"resourceVersion": "5"}}], [])  # a silent watch
+    objects.elsewhere["fresh"] = _videojob("fresh", 7, phase="Queued")
+    alice, bob = Principal("alice", Role.USER), Principal("bob", Role.USER)
+
+    async def scenario() -> None:
+        backend = await scripted_backend(tmp_path, objects)
+        job = await backend.get(alice, "fresh")  # its creator follows Location to this replica
+        assert (job.id, job.owner, job.status.phase.value) == ("fresh", "alice", "Queued")
+        assert (await backend.get(alice, "fresh")).event_id == 7  # cached now: no second GET
+        with pytest.raises(JobNotFound):
+            await backend.get(bob, "fresh")  # someone else's: still a 404
+        with pytest.raises(JobNotFound):
+            await backend.get(alice, "never-made")
+        await backend.stop()
+
+    asyncio.run(scenario())
+    assert [call for call in objects.calls if call[0] == "get"] == [
+        ("get", "fresh"),
+        ("get", "never-made"),
     ]
 
 

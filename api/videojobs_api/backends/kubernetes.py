@@ -2,8 +2,9 @@
 
 One list+watch of the namespace's VideoJobs (resourceVersion resume, bookmarks, a relist after 410
 Gone) keeps a snapshot of every VideoJob in memory and feeds the event bus; reads and SSE streams are
-served from it and never reach the API server. Writes (create, cancel = spec.suspend, delete) go to the
-API server and are put into the cache at once, so a client reads its own writes. The operator turns
+served from it (a name it lacks is asked of the API server once: another replica may have just made
+it). Writes (create, cancel = spec.suspend, delete) go to the API server and are put into the cache at
+once, so a client reads its own writes, on any replica. The operator turns
 VideoJobs into Jobs and owns the phase; the runner reports progress into the status subresource.
 
 Event ids are resourceVersions: the same on every replica and across restarts, and increasing
@@ -464,13 +465,39 @@ class KubernetesBackend:
 
     # --- jobs ---------------------------------------------------------------------------------
 
-    def _visible(self, principal: Principal, job_id: str) -> _Entry:
+    async def _visible(self, principal: Principal, job_id: str) -> _Entry:
+        """The cached job if `principal` may see it (JobNotFound otherwise).
+
+        A name the cache lacks is asked of the API server once: another replica may have created it a
+        moment ago, and a client that follows its `Location` must not get a 404 for its own job.
+        """
         if not self._synced.is_set():
             raise BackendUnavailable(f"Kubernetes: {self._problem}.")
-        entry = self._entries.get(job_id)
+        entry = self._entries.get(job_id) or await self._fetch(job_id)
         if entry is None or not (principal.is_admin or entry.job.owner == principal.name):
             raise JobNotFound(job_id)
         return entry
+
+    async def _fetch(self, name: str) -> _Entry | None:
+        """That VideoJob from the API server, now cached; None when it does not exist or is being deleted."""
+        try:
+            obj = await self._call(
+                self._objects.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise self._unavailable(error) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from error
+        self._changed(obj)
+        return self._entries.get(name)
 
     def _find_idempotent(self, owner: str, key_hash: str) -> _Entry | None:
         entry = self._entries.get(_idempotent_name(key_hash))
@@ -557,25 +584,7 @@ class KubernetesBackend:
 
         IdempotencyKeyInUse (409, retry) while it is still being deleted.
         """
-        if name not in self._entries:
-            try:
-                obj = await self._call(
-                    self._objects.get_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    name,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-            except ApiException as error:
-                if error.status == 404:
-                    raise IdempotencyKeyInUse() from error
-                raise self._unavailable(error) from error
-            except urllib3.exceptions.HTTPError as error:
-                raise self._unavailable(error) from error
-            self._changed(obj)
-        entry = self._entries.get(name)
+        entry = self._entries.get(name) or await self._fetch(name)
         if entry is None:  # being deleted
             raise IdempotencyKeyInUse()
         return entry
@@ -585,8 +594,8 @@ class KubernetesBackend:
         return BackendUnavailable(f"Kubernetes: {_explain(error, self.namespace)}.")
 
     async def get(self, principal: Principal, job_id: str) -> StoredJob:
-        """One job, from the cache."""
-        return self._visible(principal, job_id).job
+        """One job, from the cache (or, for a name it lacks yet, the API server)."""
+        return (await self._visible(principal, job_id)).job
 
     async def list_jobs(
         self, principal: Principal, *, cursor: str | None, limit: int, phases: Collection[Phase]
@@ -612,7 +621,7 @@ class KubernetesBackend:
 
     async def cancel(self, principal: Principal, job_id: str) -> StoredJob:
         """Set spec.suspend; the operator deletes the Job and marks it Cancelled (awaited briefly)."""
-        entry = self._visible(principal, job_id)
+        entry = await self._visible(principal, job_id)
         if entry.job.status.phase.is_terminal:
             raise JobAlreadyFinished(entry.job)
         with self.bus.subscribe(job_id) as changes:
@@ -622,7 +631,7 @@ class KubernetesBackend:
                 async with asyncio.timeout(self.settings.cancel_wait_seconds):
                     while not self._settled(job_id):
                         await changes.get()
-        return self._visible(principal, job_id).job
+        return (await self._visible(principal, job_id)).job
 
     def _settled(self, job_id: str) -> bool:
         """Whether the job has ended or is gone."""
@@ -653,7 +662,7 @@ class KubernetesBackend:
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete that VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
-        entry = self._visible(principal, job_id)
+        entry = await self._visible(principal, job_id)
         try:
             await self._call(
                 self._objects.delete_namespaced_custom_object,
@@ -677,7 +686,7 @@ class KubernetesBackend:
 
     async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
         """Snapshots seen after `after` (the latest without it), then live ones."""
-        self._visible(principal, job_id)
+        await self._visible(principal, job_id)
         return self._event_stream(job_id, after)
 
     async def _event_stream(self, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
