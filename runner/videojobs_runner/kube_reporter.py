@@ -16,8 +16,10 @@ from videojobs.crd import GROUP, PLURAL, VERSION
 class KubernetesStatusReporter:
     """Merge-patches only the runner-owned status fields; at most one patch per `min_interval` seconds.
 
-    Use as an async context manager: it sends a heartbeat every `heartbeat_seconds` while open and
-    flushes the last status on exit.
+    Statuses of one stage coalesce (the latest wins), but every stage is sent, in order: a stage that
+    lasts less than `min_interval` still reaches the VideoJob, and so every client watching it. When the
+    job ends, whatever is pending goes out at once. Use as an async context manager: it sends a
+    heartbeat every `heartbeat_seconds` while open and flushes what is pending on exit.
     """
 
     def __init__(
@@ -35,9 +37,10 @@ class KubernetesStatusReporter:
         self.min_interval = min_interval
         self.heartbeat_seconds = heartbeat_seconds
         self.patches = 0
-        self._latest: JobStatus | None = None
+        self._pending: list[JobStatus] = []
+        """Statuses not sent yet: the latest of each stage, in stage order."""
         self._last_sent = 0.0
-        self._flush_task: asyncio.Task[None] | None = None
+        self._drain_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -46,7 +49,7 @@ class KubernetesStatusReporter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in (self._heartbeat_task, self._flush_task):
+        for task in (self._heartbeat_task, self._drain_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -54,32 +57,47 @@ class KubernetesStatusReporter:
         await self.flush()
 
     async def publish(self, status: JobStatus) -> None:
-        """Send now if the last patch is old enough or the job has ended; otherwise coalesce."""
-        self._latest = status
-        finished = status.stage is Stage.COMPLETED or status.error is not None
-        wait = self._last_sent + self.min_interval - time.monotonic()
-        if finished or wait <= 0:
+        """Send now if the last patch is old enough or the job has ended; otherwise send it later."""
+        if self._pending and self._pending[-1].stage is status.stage:
+            self._pending[-1] = status
+        else:
+            self._pending.append(status)
+        if status.stage is Stage.COMPLETED or status.error is not None:
             await self.flush()
-        elif self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.create_task(self._flush_after(wait))
+        elif self._draining:
+            return  # the drain sends it when its turn comes
+        elif time.monotonic() >= self._last_sent + self.min_interval:
+            await self._send(1)
+        if self._pending and not self._draining:
+            self._drain_task = asyncio.create_task(self._drain())
+
+    @property
+    def _draining(self) -> bool:
+        return self._drain_task is not None and not self._drain_task.done()
 
     async def flush(self) -> None:
-        """Patch the latest status, if any is pending."""
-        async with self._lock:
-            status, self._latest = self._latest, None
-            if status is None:
-                return
-            await asyncio.to_thread(self._patch, status.owned_by_runner())
-            self._last_sent = time.monotonic()
+        """Patch every pending status, in order."""
+        await self._send(len(self._pending))
 
-    async def _flush_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self.flush()
+    async def _drain(self) -> None:
+        """Send the pending statuses one at a time, `min_interval` apart."""
+        while self._pending:
+            await asyncio.sleep(max(0.0, self._last_sent + self.min_interval - time.monotonic()))
+            await self._send(1)
+
+    async def _send(self, count: int) -> None:
+        async with self._lock:
+            for _ in range(count):
+                if not self._pending:
+                    return
+                status = self._pending.pop(0)
+                await asyncio.to_thread(self._patch, status.owned_by_runner())
+                self._last_sent = time.monotonic()
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            if self._latest is None:
+            if not self._pending:
                 await asyncio.to_thread(self._patch, {"heartbeatTime": utcnow().isoformat()})
             else:
                 await self.flush()
