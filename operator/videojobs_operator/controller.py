@@ -184,11 +184,20 @@ class Controller:
     def _awaits_job(self, key: Key) -> bool:
         """Whether the VideoJob has no Job yet and should get one (as far as the indexes tell)."""
         videojob = self.videojob(key)
-        if videojob is None or videojob.deleting or videojob.suspend or key in self._new_jobs:
+        return videojob is not None and self._needs_job(key, videojob, self.job(key, videojob.uid))
+
+    def _needs_job(self, key: Key, videojob: VideoJobView, job: JobView | None) -> bool:
+        """Whether to make the VideoJob's Job now: none exists or was made a moment ago, none is owed.
+
+        A VideoJob that is deleting, cancelled or finished gets none, nor one whose status names a Job
+        (someone else deleted it: the status says JobDeleted).
+        """
+        current = self._current(videojob)
+        finished = current.phase is not None and current.phase.is_terminal
+        if videojob.deleting or videojob.suspend or finished or job is not None or current.job_name:
             return False
-        status = self._current(videojob)
-        finished = status.phase is not None and status.phase.is_terminal
-        return not finished and status.job_name is None and self.job(key, videojob.uid) is None
+        made = self._new_jobs.get(key)  # made, but the index has not seen it yet
+        return made is None or made[0] != videojob.uid or time.monotonic() - made[1] >= RESERVATION_SECONDS
 
     def forget(self, key: Key, uid: str) -> None:
         """Drop what is remembered about a deleted VideoJob."""
@@ -208,24 +217,16 @@ class Controller:
 
     async def _ensure_job(self, key: Key, videojob: VideoJobView, job: JobView | None) -> None:
         """Make the VideoJob's Job exist (or, with spec.suspend, not exist). Idempotent."""
-        current = self._current(videojob)
-        if current.phase is not None and current.phase.is_terminal:
-            return
-        if videojob.suspend:
+        phase = self._current(videojob).phase
+        if videojob.suspend and not (phase is not None and phase.is_terminal):
             if job is not None and not job.deleting and self._cancelled.get(key) != job.uid:
                 await self.api.delete_job(videojob.namespace, job.name)
                 self._cancelled[key] = job.uid
                 logger.info("cancelled %s/%s: deleted Job %s", *key, job.name)
-            return
-        if job is not None:
-            self._new_jobs.pop(key, None)
-            return
-        made = self._new_jobs.get(key)
-        if made is not None and made[0] == videojob.uid and time.monotonic() - made[1] < RESERVATION_SECONDS:
-            return  # made a moment ago; the index has not seen it yet
-        if current.job_name is not None:
-            return  # it had one, deleted by someone else: the status says so (JobDeleted)
-        await self._create_job(key, videojob)
+        elif job is not None:
+            self._new_jobs.pop(key, None)  # the index has it now
+        elif self._needs_job(key, videojob, job):
+            await self._create_job(key, videojob)
 
     async def _create_job(self, key: Key, videojob: VideoJobView) -> None:
         try:
