@@ -12,14 +12,13 @@ import contextlib
 import json
 import socket
 import subprocess
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
-import urllib3
 import yaml
 from api_harness import (
     KEYS,
@@ -35,12 +34,12 @@ from cli_runs import VIDEOJOBS, cli_env
 from k8s_cluster import K8sCluster
 from k8s_cluster import wait_for as poll
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from s3_server import S3Server
 
 from videojobs.contract import storage_job_id
 from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
+from videojobs_api.backends.apiserver import ApiServerError, VideoJobApi
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
 from videojobs_api.problems import BackendUnavailable, JobNotFound
@@ -320,7 +319,7 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
     alice = Principal("alice", Role.USER)
 
     async def scenario() -> list[tuple[int, str, int]]:
-        backend = KubernetesBackend(settings, EventBus(), client.ApiClient(client.Configuration()))
+        backend = KubernetesBackend(settings, EventBus(), VideoJobApi(client.Configuration(), "ns"))
         backend._replace_all([_videojob("a", 10, phase="Queued")])
         events = await backend.events(alice, "a", after=None)
         seen = []
@@ -353,70 +352,61 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
     assert asyncio.run(scenario()) == [(10, "Queued", 0), (13, "Running", 15), (15, "Running", 50)]
 
 
-class ScriptedObjects:
-    """Stands in for CustomObjectsApi in the watch thread: lists and watches answered from a script."""
+class ScriptedApi(VideoJobApi):
+    """The API server as the backend's list, watch and get calls meet it, answered from a script."""
 
     def __init__(self, lists: list[dict[str, Any]], watches: list[list[dict[str, Any]] | Exception]) -> None:
+        super().__init__(client.Configuration(), "ns")
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
         self.elsewhere: dict[str, dict[str, Any]] = {}
-        self._gates: dict[int, threading.Event] = {}
+        self._gates: dict[int, asyncio.Event] = {}
 
-    def gate(self, call: int) -> threading.Event:
+    def gate(self, call: int) -> asyncio.Event:
         """An event the `call`-th list or watch (counting from 1) waits for before it answers."""
-        return self._gates.setdefault(call, threading.Event())
+        return self._gates.setdefault(call, asyncio.Event())
 
-    def get_namespaced_custom_object(self, *path: str, **_: Any) -> dict[str, Any]:
-        """A GET: the object made elsewhere (`self.elsewhere`), else the API server's 404."""
-        name = path[-1]  # group, version, namespace, plural, name
-        self.calls.append(("get", name))
-        if name not in self.elsewhere:
-            raise ApiException(status=404, reason="Not Found")
-        return self.elsewhere[name]
-
-    def list_namespaced_custom_object(self, *args: Any, watch: bool = False, **kwargs: Any) -> Any:
-        self.calls.append(("watch", kwargs["resource_version"]) if watch else ("list", None))
+    async def _answer(self, call: tuple[str, str | None]) -> None:
+        self.calls.append(call)
         gate = self._gates.get(len(self.calls))
         if gate is not None:
-            gate.wait(10)
-        if not watch:
-            return self.lists.pop(0)
+            await asyncio.wait_for(gate.wait(), 10)
+
+    async def get(self, name: str) -> dict[str, Any]:
+        """A GET: the object made elsewhere (`self.elsewhere`), else the API server's 404."""
+        self.calls.append(("get", name))
+        if name not in self.elsewhere:
+            raise ApiServerError(404, "NotFound", f'videojobs.videojobs.io "{name}" not found')
+        return self.elsewhere[name]
+
+    async def list(self, limit: int, continue_token: str | None = None) -> dict[str, Any]:
+        await self._answer(("list", None))
+        return self.lists.pop(0)
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Its events, then the end (for an exhausted script: silence until cancelled)."""
+        await self._answer(("watch", resource_version))
         script = self.watches.pop(0) if self.watches else None
         if isinstance(script, Exception):
             raise script
-        return ScriptedStream(script)
+        yield self._events(script)
+
+    async def _events(self, script: list[dict[str, Any]] | None) -> AsyncIterator[dict[str, Any]]:
+        if script is None:
+            await asyncio.Event().wait()
+        for event in script or []:
+            if event["type"] == "ERROR":
+                raise ApiServerError.of(event["object"])
+            yield event
 
 
-class ScriptedStream:
-    """A watch response: its events as JSON lines, then the end (or, for None, silence until shut down)."""
-
-    def __init__(self, events: list[dict[str, Any]] | None) -> None:
-        self.events = events
-        self.closed = threading.Event()
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        if self.events is None:
-            self.closed.wait(10)
-            raise urllib3.exceptions.ProtocolError("connection shut down")
-        for event in self.events:
-            yield json.dumps(event).encode() + b"\n"
-
-    def shutdown(self) -> None:
-        self.closed.set()
-
-    def release_conn(self) -> None:
-        """Nothing to release."""
-
-
-async def scripted_backend(tmp_path: Path, objects: ScriptedObjects) -> KubernetesBackend:
-    """A started kubernetes backend whose list and watch calls `objects` answers."""
-    backend = KubernetesBackend(
-        api_settings(tmp_path, backend="kubernetes", namespace="ns"),
-        EventBus(),
-        client.ApiClient(client.Configuration()),
-    )
-    backend._objects = objects
+async def scripted_backend(tmp_path: Path, api: ScriptedApi) -> KubernetesBackend:
+    """A started kubernetes backend whose list, watch and get calls `api` answers."""
+    backend = KubernetesBackend(api_settings(tmp_path, backend="kubernetes", namespace="ns"), EventBus(), api)
     await backend.start()
     return backend
 
@@ -434,18 +424,18 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         ],
         [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}],
     ]
-    objects = ScriptedObjects(lists, watches)
-    relist = objects.gate(4)
+    api = ScriptedApi(lists, watches)
+    relist = api.gate(4)
     root = Principal("root", Role.ADMIN)
 
     async def scenario() -> list[int]:
-        backend = await scripted_backend(tmp_path, objects)
+        backend = await scripted_backend(tmp_path, api)
         await backend.ready()
         events = await backend.events(root, "a", after=0)
         seen = [(await anext(events)).event_id]  # subscribed now: the relist may come
         relist.set()
         seen += [job.event_id async for job in events]
-        await asyncio.to_thread(poll, "the watch after the relist", lambda: len(objects.calls) == 5, 10)
+        await asyncio.to_thread(poll, "the watch after the relist", lambda: len(api.calls) == 5, 10)
         await backend.ready()
         names = [job.id for job in (await backend.list_jobs(root, cursor=None, limit=10, phases=())).jobs]
         await backend.stop()
@@ -453,7 +443,7 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
         return seen
 
     assert asyncio.run(scenario()) == [10, 11]  # then the relist closed the stream of the deleted job
-    assert objects.calls == [
+    assert api.calls == [
         ("list", None),
         ("watch", "10"),
         ("watch", "20"),
@@ -465,12 +455,12 @@ def test_the_watch_resumes_from_bookmarks_and_relists_after_410_gone(tmp_path: P
 def test_a_job_made_by_another_replica_is_found_before_this_replicas_watch_tells_of_it(
     tmp_path: Path,
 ) -> None:
-    objects = ScriptedObjects([{"items": [], "metadata": {"resourceVersion": "5"}}], [])  # a silent watch
-    objects.elsewhere["fresh"] = _videojob("fresh", 7, phase="Queued")
+    api = ScriptedApi([{"items": [], "metadata": {"resourceVersion": "5"}}], [])  # a silent watch
+    api.elsewhere["fresh"] = _videojob("fresh", 7, phase="Queued")
     alice, bob = Principal("alice", Role.USER), Principal("bob", Role.USER)
 
     async def scenario() -> None:
-        backend = await scripted_backend(tmp_path, objects)
+        backend = await scripted_backend(tmp_path, api)
         job = await backend.get(alice, "fresh")  # its creator follows Location to this replica
         assert (job.id, job.owner, job.status.phase.value) == ("fresh", "alice", "Queued")
         assert (await backend.get(alice, "fresh")).event_id == 7  # cached now: no second GET
@@ -481,20 +471,20 @@ def test_a_job_made_by_another_replica_is_found_before_this_replicas_watch_tells
         await backend.stop()
 
     asyncio.run(scenario())
-    assert [call for call in objects.calls if call[0] == "get"] == [
+    assert [call for call in api.calls if call[0] == "get"] == [
         ("get", "fresh"),
         ("get", "never-made"),
     ]
 
 
 def test_readiness_follows_the_watch(tmp_path: Path) -> None:
-    reset = urllib3.exceptions.ProtocolError("connection reset")
-    objects = ScriptedObjects([{"items": [], "metadata": {"resourceVersion": "5"}}], [reset, reset])
-    reconnect = objects.gate(4)  # list, two failed watches, then this one
+    reset = aiohttp.ServerDisconnectedError("connection reset")
+    api = ScriptedApi([{"items": [], "metadata": {"resourceVersion": "5"}}], [reset, reset])
+    reconnect = api.gate(4)  # list, two failed watches, then this one
 
     async def scenario() -> None:
-        backend = await scripted_backend(tmp_path, objects)
-        await asyncio.to_thread(poll, "the third watch", lambda: len(objects.calls) == 4, 10)
+        backend = await scripted_backend(tmp_path, api)
+        await asyncio.to_thread(poll, "the third watch", lambda: len(api.calls) == 4, 10)
         with pytest.raises(BackendUnavailable, match="not reachable: connection reset"):
             await backend.ready()
         reconnect.set()

@@ -4,8 +4,9 @@ One list+watch of the namespace's VideoJobs (resourceVersion resume, bookmarks, 
 Gone) keeps a snapshot of every VideoJob in memory and feeds the event bus; reads and SSE streams are
 served from it (a name it lacks is asked of the API server once: another replica may have just made
 it). Writes (create, cancel = spec.suspend, delete) go to the API server and are put into the cache at
-once, so a client reads its own writes, on any replica. The operator turns
-VideoJobs into Jobs and owns the phase; the runner reports progress into the status subresource.
+once, so a client reads its own writes, on any replica. The watch and every call run on the event loop
+(apiserver.py). The operator turns VideoJobs into Jobs and owns the phase; the runner reports progress
+into the status subresource.
 
 Event ids are resourceVersions: the same on every replica and across restarts, and increasing
 (comparable integers for objects of one resource since Kubernetes 1.35, KEP-5504).
@@ -18,29 +19,20 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 import logging
-import os
 import re
-import threading
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.watch.watch import iter_resp_lines
 from pydantic import ValidationError
 
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
-from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from videojobs.crd import API_VERSION, GROUP, KIND
 from videojobs_api.auth import Principal
+from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi, load_configuration
 from videojobs_api.backends.base import (
     ACTIVE_PHASES,
     ArtifactStore,
@@ -67,8 +59,6 @@ from videojobs_runner.storage import storage_from_settings
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 OWNER_LABEL = f"{GROUP}/owner"
 """The owner principal in label-safe form: `kubectl get vj -l videojobs.io/owner=alice`."""
 IDEMPOTENCY_LABEL = f"{GROUP}/idempotency-key"
@@ -79,7 +69,6 @@ REQUEST_ANNOTATION = f"{GROUP}/request"
 FINGERPRINT_ANNOTATION = f"{GROUP}/request-fingerprint"
 CREATED_ANNOTATION = f"{GROUP}/created-at"
 """Creation time in microseconds: creationTimestamp has whole seconds, too coarse to order a list."""
-MERGE_PATCH = "application/merge-patch+json"
 HISTORY = 256
 """Snapshots kept per job for Last-Event-ID resumes."""
 WATCH_SECONDS = 290
@@ -88,8 +77,6 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 """Back-off between failed list or watch attempts."""
 SYNC_WAIT_SECONDS = 10
 """How long start-up waits for the first list (the server then starts unready, and says why)."""
-REQUEST_TIMEOUT = (5.0, 30.0)
-"""Connect and read timeouts of a write."""
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _ID_ATTEMPTS = 3
 
@@ -111,53 +98,35 @@ def _idempotent_name(key_hash: str) -> str:
     return f"idem-{key_hash[:24]}"
 
 
-def api_client(settings: ApiSettings, pool: int) -> client.ApiClient:
-    """A client from VIDEOJOBS_API_KUBECONFIG, the pod's ServiceAccount, or the default kubeconfig."""
-    configuration = client.Configuration()
-    try:
-        if settings.kubeconfig is not None:
-            config.load_kube_config(str(settings.kubeconfig), client_configuration=configuration)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(client_configuration=configuration)
-    except (ConfigException, OSError) as error:
-        raise ConfigurationError(
-            f"no Kubernetes cluster is configured for the kubernetes backend ({error})",
-            suggestion="Set VIDEOJOBS_API_KUBECONFIG (or KUBECONFIG), run in a cluster, "
-            "or use VIDEOJOBS_API_BACKEND=local.",
-        ) from error
-    configuration.connection_pool_maxsize = pool
-    return client.ApiClient(configuration)
-
-
 def _explain(error: Exception, namespace: str) -> str:
     """One line on why the API server could not be used."""
-    if isinstance(error, ApiException):
+    if isinstance(error, ApiServerError):
         if error.status == 404:
-            return f"the VideoJob CRD is not installed (kubectl apply -f crds/videojob.yaml): {error.reason}"
+            return f"the VideoJob CRD is not installed (kubectl apply -f crds/videojob.yaml): {error}"
         if error.status in (401, 403):
-            return f"not allowed to use VideoJobs in namespace {namespace} (api/rbac.yaml): {error.reason}"
-        return f"the API server answered {error.status} {error.reason}"
-    return f"the API server is not reachable: {error}"
+            return f"not allowed to use VideoJobs in namespace {namespace} (api/rbac.yaml): {error}"
+        return f"the API server answered {error}"
+    return f"the API server is not reachable: {error or type(error).__name__}"
 
 
 def probe(settings: ApiSettings) -> None:
     """Check that the cluster answers and VideoJobs can be listed; ConfigurationError says why not."""
-    api = api_client(settings, pool=1)
+    api = VideoJobApi(load_configuration(settings.kubeconfig), settings.namespace, pool=1)
+
+    async def list_one() -> None:
+        try:
+            await api.list(limit=1)
+        finally:
+            await api.close()
+
     try:
-        client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, settings.namespace, PLURAL, limit=1, _request_timeout=REQUEST_TIMEOUT
-        )
-    except (ApiException, urllib3.exceptions.HTTPError) as error:
-        host = api.configuration.host
+        asyncio.run(list_one())
+    except (ApiServerError, *UNREACHABLE) as error:
         raise ConfigurationError(
-            f"the kubernetes backend cannot use {host}: {_explain(error, settings.namespace)}",
+            f"the kubernetes backend cannot use {api.host}: {_explain(error, settings.namespace)}",
             suggestion="Check VIDEOJOBS_API_KUBECONFIG / VIDEOJOBS_API_NAMESPACE, "
             "or use VIDEOJOBS_API_BACKEND=local.",
         ) from error
-    finally:
-        api.close()
 
 
 # --- VideoJob <-> StoredJob --------------------------------------------------------------------------
@@ -251,17 +220,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class KubernetesBackend:
     """Jobs as VideoJobs in `settings.namespace`; reads from one shared watch; the operator runs them."""
 
-    def __init__(self, settings: ApiSettings, bus: EventBus, api: client.ApiClient | None = None) -> None:
+    def __init__(self, settings: ApiSettings, bus: EventBus, api: VideoJobApi | None = None) -> None:
         self.settings = settings
         self.namespace = settings.namespace
         self.bus = bus
         self.artifacts = ArtifactStore(
             storage_from_settings(settings.runner), settings.runner.presigned_url_expiry_seconds
         )
-        self._api = api if api is not None else api_client(settings, pool=32)
-        self._objects = client.CustomObjectsApi(self._api)
-        self._executor = ThreadPoolExecutor(16, thread_name_prefix="videojobs-kube")
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._api = api or VideoJobApi(load_configuration(settings.kubeconfig), settings.namespace)
         self._entries: dict[str, _Entry] = {}
         self._deleted: set[str] = set()
         """Uids deleted by this process whose watch DELETED has not come yet (never brought back)."""
@@ -271,128 +237,84 @@ class KubernetesBackend:
         """Cached jobs per owner in an active phase, kept up to date by `_changed` and `_removed`."""
         self._synced = asyncio.Event()
         self._problem: str | None = "the VideoJob cache has not synced yet"
-        self._stop = threading.Event()
-        self._response: Any = None
-        self._watcher: threading.Thread | None = None
-
-    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+        self._watcher: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the list+watch thread; readiness waits for its first list."""
-        self._loop = asyncio.get_running_loop()
-        self._watcher = threading.Thread(target=self._watch_forever, name="videojobs-watch", daemon=True)
-        self._watcher.start()
+        """Start the list+watch task; readiness waits for its first list."""
+        self._watcher = asyncio.create_task(self._watch_forever(), name="videojobs-watch")
         with contextlib.suppress(TimeoutError):  # serve anyway: /readyz says why not synced
             await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_SECONDS)
 
     async def stop(self) -> None:
         """Stop the watch and close the connections."""
-        self._stop.set()
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()
         if self._watcher is not None:
-            await asyncio.to_thread(self._watcher.join, 10)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._api.close()
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self._api.close()
 
     async def ready(self) -> None:
         """Ready while the cache is synced and the watch is healthy."""
         if self._problem is not None:
             raise BackendUnavailable(f"Kubernetes: {self._problem}.")
 
-    # --- the watch (its own thread) -----------------------------------------------------------
+    # --- the watch ----------------------------------------------------------------------------
 
-    def _watch_forever(self) -> None:
+    async def _watch_forever(self) -> None:
         version: str | None = None
         failures = 0
-        while not self._stop.is_set():
+        while True:
             try:
                 if version is None:
-                    version = self._list()
-                version = self._watch(version)
+                    version = await self._list()
+                version = await self._watch(version)
                 failures = 0
-            except ApiException as error:
+            except ApiServerError as error:
                 if error.status == 410:  # too old to resume: list again
                     log.info("VideoJob watch expired (410 Gone); relisting")
                     version = None
                     continue
                 failures += 1
                 self._report_problem(_explain(error, self.namespace))
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-                if self._stop.is_set():
-                    return
+            except (*UNREACHABLE, ValueError) as error:
                 failures += 1
                 self._report_problem(_explain(error, self.namespace))
             if failures:
-                self._stop.wait(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
+                await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
 
     def _report_problem(self, problem: str) -> None:
         log.warning("VideoJob watch: %s", problem)
-        self._post(self._set_problem, problem)
+        self._set_problem(problem)
 
-    def _post(self, callback: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop closed while stopping
-            self._loop.call_soon_threadsafe(callback, *args)
-
-    def _list(self) -> str:
+    async def _list(self) -> str:
         """List every VideoJob (in pages) into the cache; the resourceVersion to watch from."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self._objects.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, limit=500, _continue=token, _request_timeout=(5, 60)
-            )
+            page = await self._api.list(limit=500, continue_token=token)
             items += page["items"]
             token = page["metadata"].get("continue")
             if not token:
                 version: str = page["metadata"]["resourceVersion"]
-                self._post(self._replace_all, items)
+                self._replace_all(items)
                 return version
 
-    def _watch(self, version: str) -> str:
+    async def _watch(self, version: str) -> str:
         """Follow changes after `version` until the server ends the watch; the last version seen."""
-        response = self._objects.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            watch=True,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            _preload_content=False,
-            _request_timeout=(5, WATCH_SECONDS + 30),
-        )
-        self._response = response
-        self._post(self._set_problem, None)
-        try:
-            for line in iter_resp_lines(response):
-                if not line:
-                    continue
-                event = json.loads(line)
+        async with self._api.watch(version, WATCH_SECONDS) as events:
+            self._set_problem(None)
+            async for event in events:
                 kind, obj = event["type"], event["object"]
-                if kind == "ERROR":
-                    raise ApiException(status=obj.get("code", 500), reason=obj.get("message", ""))
                 version = obj["metadata"]["resourceVersion"]
                 if kind == "DELETED":
-                    self._post(self._removed, obj["metadata"]["name"], obj["metadata"]["uid"])
+                    self._removed(obj["metadata"]["name"], obj["metadata"]["uid"])
                 elif kind in ("ADDED", "MODIFIED"):
-                    self._post(self._changed, obj)
-                if self._stop.is_set():
-                    break
-        finally:
-            self._response = None
-            response.release_conn()
+                    self._changed(obj)
         return version
 
-    # --- the cache (the event loop's thread) --------------------------------------------------
+    # --- the cache --------------------------------------------------
 
     def _set_problem(self, problem: str | None) -> None:
         self._problem = problem if problem is not None or self._synced.is_set() else self._problem
@@ -481,20 +403,12 @@ class KubernetesBackend:
     async def _fetch(self, name: str) -> _Entry | None:
         """That VideoJob from the API server, now cached; None when it does not exist or is being deleted."""
         try:
-            obj = await self._call(
-                self._objects.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
+            obj = await self._api.get(name)
+        except ApiServerError as error:
             if error.status == 404:
                 return None
             raise self._unavailable(error) from error
-        except urllib3.exceptions.HTTPError as error:
+        except UNREACHABLE as error:
             raise self._unavailable(error) from error
         self._changed(obj)
         return self._entries.get(name)
@@ -552,16 +466,8 @@ class KubernetesBackend:
                 name = _idempotent_name(key_hash) if key_hash else new_job_id(request.topic)
                 manifest = self._manifest(name, principal, request, idempotency)
                 try:
-                    obj = await self._call(
-                        self._objects.create_namespaced_custom_object,
-                        GROUP,
-                        VERSION,
-                        self.namespace,
-                        PLURAL,
-                        manifest,
-                        _request_timeout=REQUEST_TIMEOUT,
-                    )
-                except ApiException as error:
+                    obj = await self._api.create(manifest)
+                except ApiServerError as error:
                     if error.status != 409:
                         raise self._unavailable(error) from error
                     if idempotency is not None:
@@ -569,7 +475,7 @@ class KubernetesBackend:
                     if attempt == _ID_ATTEMPTS:
                         raise self._unavailable(error) from error
                     continue
-                except urllib3.exceptions.HTTPError as error:
+                except UNREACHABLE as error:
                     raise self._unavailable(error) from error
                 self._changed(obj)
                 return Created(self._entries[name].job, replayed=False)
@@ -641,22 +547,12 @@ class KubernetesBackend:
     async def _patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         """Merge-patch the VideoJob's spec."""
         try:
-            obj = await self._call(
-                self._objects.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                {"spec": spec},
-                _content_type=MERGE_PATCH,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
+            obj = await self._api.patch(name, {"spec": spec})
+        except ApiServerError as error:
             if error.status == 404:
                 raise JobNotFound(name) from error
             raise self._unavailable(error) from error
-        except urllib3.exceptions.HTTPError as error:
+        except UNREACHABLE as error:
             raise self._unavailable(error) from error
         self._changed(obj)
 
@@ -664,21 +560,11 @@ class KubernetesBackend:
         """Delete that VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
         entry = await self._visible(principal, job_id)
         try:
-            await self._call(
-                self._objects.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                job_id,
-                propagation_policy="Background",
-                body={"preconditions": {"uid": entry.uid}},
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
+            await self._api.delete(job_id, entry.uid)
+        except ApiServerError as error:
             if error.status not in (404, 409):  # gone already, or replaced by a new one (uid precondition)
                 raise self._unavailable(error) from error
-        except urllib3.exceptions.HTTPError as error:
+        except UNREACHABLE as error:
             raise self._unavailable(error) from error
         self._removed(job_id, entry.uid)
         self._deleted.add(entry.uid)  # until the watch reports the deletion
