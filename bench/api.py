@@ -43,7 +43,7 @@ from kubernetes import client, config
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
-from k8s_cluster import K8sCluster, start_cluster  # noqa: E402
+from k8s_cluster import K8sCluster, start_cluster, wait_for  # noqa: E402
 
 KEY = "bench-key-0123456789"
 TICK_SECONDS = 0.1
@@ -207,6 +207,12 @@ async def sse_delay(port: int, ticks: int, reporter: Callable[[str], Awaitable[N
 def api_namespace(cluster: K8sCluster, folder: Path) -> tuple[str, Path]:
     """A fresh namespace with the CRD and api/rbac.yaml; (namespace, the API ServiceAccount's kubeconfig)."""
     namespace = f"bench-api-{os.getpid()}"
+
+    def earlier_runs_gone() -> bool:  # their deletion would take this run's CPU
+        names = cluster.kubectl("get", "namespaces", "-o", "name").stdout.split()
+        return not any(name.startswith("namespace/bench-api-") for name in names)
+
+    wait_for("earlier benchmark namespaces to be deleted", earlier_runs_gone, 600)
     cluster.kubectl("apply", "-f", str(REPO / "crds" / "videojob.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/videojobs.videojobs.io")
     cluster.kubectl("create", "namespace", namespace)

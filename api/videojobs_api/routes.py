@@ -182,10 +182,11 @@ async def generate_video(
     idempotency = Idempotency(idempotency_key, body.fingerprint()) if idempotency_key else None
     with services.in_flight.hold(principal.name, idempotency_key):
         created = await services.backend.create(principal, body, idempotency)
-    response.headers["Location"] = str(request.url_for("get_job", job_id=created.job.id))
+    job = JobResponse.of(created.job)
+    response.headers["Location"] = f"{str(request.base_url).rstrip('/')}{job.urls.job}"
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobResponse.of(created.job)
+    return job
 
 
 @router.get("/videos/jobs", summary="List jobs")

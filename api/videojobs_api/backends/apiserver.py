@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 30.0
+CREDENTIALS_SECONDS = 1.0
+"""How long the credentials' headers are reused before the loaders' refresh hook is asked again."""
 MAX_LINE_BYTES = 2**21
 """The longest watch event read: one object, and etcd stores objects of up to 1.5 MiB."""
 
@@ -102,6 +105,8 @@ class VideoJobApi:
         self._pool = pool
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS)
+        self._credentials: dict[str, str] = {}
+        self._credentials_until = 0.0
 
     def _http(self) -> aiohttp.ClientSession:
         """The connection pool, opened on first use (inside the running event loop)."""
@@ -111,13 +116,15 @@ class VideoJobApi:
         return self._session
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        """Accept, Content-Type, and the credentials as of now (a refresh hook renews an expiring token)."""
-        headers = {"Accept": JSON}
+        """Accept, Content-Type, and the credentials (a refresh hook renews a rotated or expiring token)."""
+        now = time.monotonic()
+        if now >= self._credentials_until:  # the hook re-reads the kubeconfig: not once per request
+            settings = self.configuration.auth_settings().values()
+            self._credentials = {auth["key"]: auth["value"] for auth in settings if auth["value"]}
+            self._credentials_until = now + CREDENTIALS_SECONDS
+        headers = {"Accept": JSON} | self._credentials
         if content_type is not None:
             headers["Content-Type"] = content_type
-        for auth in self.configuration.auth_settings().values():
-            if auth["in"] == "header" and auth["value"]:
-                headers[auth["key"]] = auth["value"]
         return headers
 
     async def _call(
