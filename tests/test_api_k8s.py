@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import subprocess
@@ -37,9 +38,15 @@ from kubernetes import client
 from s3_server import S3Server
 
 from videojobs.contract import storage_job_id
+from videojobs.crd import API_VERSION, KIND
 from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
-from videojobs_api.backends.apiserver import ApiServerError, VideoJobApi
+from videojobs_api.backends.apiserver import (
+    CREDENTIALS_SECONDS,
+    ApiServerError,
+    VideoJobApi,
+    load_configuration,
+)
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
 from videojobs_api.problems import BackendUnavailable, JobNotFound
@@ -217,6 +224,46 @@ def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
         assert can_i(verb, *resource.split()) == "no", f"the API may {verb} {resource}"
     with k8s_idle_api.client(None) as anonymous:
         assert anonymous.get("/readyz").json() == {"status": "ok"}
+
+
+@pytest.mark.k8s
+def test_the_api_server_client_logs_in_by_certificate_or_token_and_renews_the_token(
+    k8s_cluster: K8sCluster, k8s_idle_api: ApiServer
+) -> None:
+    namespace = k8s_idle_api.settings.namespace
+    manifest = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "by-client"}}
+    manifest["spec"] = {"topic": "Made by the client"}
+    service_account = load_configuration(k8s_idle_api.settings.kubeconfig)
+    token = service_account.api_key["BearerToken"]
+    tokens = itertools.chain(["Bearer not-a-token"], itertools.repeat(token))  # rotated after the first ask
+    service_account.refresh_api_key_hook = lambda configuration: configuration.api_key.update(
+        BearerToken=next(tokens)
+    )
+
+    async def scenario() -> None:
+        admin = VideoJobApi(load_configuration(k8s_cluster.kubeconfig), namespace)  # a client certificate
+        made = await admin.create(manifest)
+        patched = await admin.patch("by-client", {"metadata": {"labels": {"checked": "yes"}}})
+        assert patched["metadata"]["uid"] == made["metadata"]["uid"]
+        assert patched["metadata"]["labels"] == {"checked": "yes"}
+        with pytest.raises(ApiServerError) as taken:
+            await admin.create(manifest)
+        assert taken.value.status == 409 and "already exists" in taken.value.message
+        await admin.delete("by-client", made["metadata"]["uid"])
+        with pytest.raises(ApiServerError) as missing:
+            await admin.get("never-made")
+        assert missing.value.status == 404 and '"never-made" not found' in missing.value.message
+        await admin.close()
+
+        api = VideoJobApi(service_account, namespace)  # a token, renewed by the loaders' refresh hook
+        with pytest.raises(ApiServerError) as refused:
+            await api.list(limit=1)
+        assert refused.value.status == 401
+        await asyncio.sleep(CREDENTIALS_SECONDS)
+        assert (await api.list(limit=1))["kind"] == "VideoJobList"
+        await api.close()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.k8s
