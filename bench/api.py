@@ -2,7 +2,9 @@
 
 1. Job creation, then status reads, by N concurrent clients, each on its own keep-alive connection:
    saturated (each client sends its next request as soon as it has an answer) and paced (each client
-   sends one request every --interval seconds). p50/p99 latency and throughput. Nothing runs the jobs
+   sends one request every --interval seconds; --sweep adds creations at more paces). p50/p99 latency,
+   throughput, and the CPU time per request of the server and (kubernetes) of the test control plane
+   (kube-apiserver, etcd, kube-controller-manager), which shares the machine's cores. Nothing runs the jobs
    (local: VIDEOJOBS_API_LOCAL_WORKERS=0; kubernetes: no operator), so this measures the API alone
    (with the kubernetes backend: the API plus the API server's create). The clients speak minimal
    HTTP/1.1 over asyncio streams: httpx costs several times the server's CPU per request here, and on
@@ -10,8 +12,8 @@
 2. The delay from a status report to the SSE event a subscribed client (httpx) receives, one report
    every 100 ms stamped with its send time. local: a stand-in worker (this file with --worker) reports;
    kubernetes: this script patches the VideoJob's status subresource as the runner does.
-3. kubernetes only: VideoJob creation straight against the API server (Python client, 16 threads),
-   to separate the API server's share of a creation from the REST API's.
+3. kubernetes only: VideoJob creation straight against the API server by as many clients at the same
+   paces (the backend's own aiohttp client): the floor under the REST API's creation latency here.
 
 The kubernetes backend runs against the test control plane (`hack/test-cluster up`, reused when up;
 TEST_CLUSTER_DIR picks its state dir), in a fresh namespace, as the API's ServiceAccount (api/rbac.yaml).
@@ -34,8 +36,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from kubernetes import client, config
@@ -45,18 +47,36 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from k8s_cluster import K8sCluster, start_cluster, wait_for  # noqa: E402
 
+from videojobs_api.backends.apiserver import VideoJobApi, load_configuration  # noqa: E402
+
 KEY = "bench-key-0123456789"
 TICK_SECONDS = 0.1
 
 
 SERVER_PIDS: dict[int, int] = {}
 """The pid of the server on each port, for its CPU time."""
+CONTROL_PLANE_PIDS: list[int] = []
+"""kube-apiserver, etcd and kube-controller-manager of the test cluster (kubernetes backend)."""
 
 
-def server_cpu_seconds(port: int) -> float:
-    """User plus system CPU time the server on `port` has used so far."""
-    fields = Path(f"/proc/{SERVER_PIDS[port]}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time these processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def control_plane_pids(cluster: K8sCluster) -> list[int]:
+    """The pids of the cluster's kube-apiserver, etcd and kube-controller-manager."""
+    wanted = {str(cluster.bin_dir / name) for name in ("kube-apiserver", "etcd", "kube-controller-manager")}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and str((entry / "exe").readlink()) in wanted:
+                pids.append(int(entry.name))
+    return pids
 
 
 def free_port() -> int:
@@ -120,20 +140,21 @@ class Connection:
         self.writer.close()
 
 
-Call = Callable[[Connection, int], Awaitable[tuple[int, bytes]]]
+Call = Callable[[Any, int], Awaitable[tuple[int, bytes]]]
 
 
 async def load(
-    port: int, clients: int, requests: int, call: Call, interval: float
-) -> tuple[list[float], float, float]:
+    port: int | None, clients: int, requests: int, call: Call, interval: float
+) -> tuple[list[float], float, tuple[float, float]]:
     """`clients` clients making `requests` calls each (every `interval` s, or back to back when 0).
 
-    A paced call's latency counts from when it was due, so a late start is not hidden.
+    Each client has its own connection to the server on `port` (None: `call` brings its own). A paced
+    call's latency counts from when it was due, so a late start is not hidden.
     """
     latencies: list[float] = []
 
     async def client(number: int) -> None:
-        connection = await Connection.open(port)
+        connection = await Connection.open(port) if port is not None else None
         due = time.perf_counter() + random.uniform(0, interval)
         try:
             for index in range(requests):
@@ -144,24 +165,35 @@ async def load(
                 assert status < 300, (status, body[:200])
                 due += interval
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
-    start, cpu = time.perf_counter(), server_cpu_seconds(port)
+    pids = [SERVER_PIDS[port]] if port is not None else []
+    start, cpu, control_plane = time.perf_counter(), cpu_seconds(pids), cpu_seconds(CONTROL_PLANE_PIDS)
     await asyncio.gather(*(client(n) for n in range(clients)))
-    return latencies, time.perf_counter() - start, server_cpu_seconds(port) - cpu
+    used = (cpu_seconds(pids) - cpu, cpu_seconds(CONTROL_PLANE_PIDS) - control_plane)
+    return latencies, time.perf_counter() - start, used
 
 
-def summary(name: str, seconds: list[float], wall: float, cpu: float | None = None) -> str:
-    """One line: count, p50, p99, max (ms), throughput and the server's CPU time per request."""
+def summary(name: str, seconds: list[float], wall: float, cpu: tuple[float, float] | None = None) -> str:
+    """One line: count, p50, p99, max (ms), throughput, the server's (and control plane's) CPU per request."""
     cuts = statistics.quantiles(seconds, n=100, method="inclusive")
-    per_request = f"  server CPU {cpu / len(seconds) * 1000:5.2f} ms/req" if cpu is not None else ""
+    per_request = ""
+    if cpu is not None:
+        server, control_plane = (used / len(seconds) * 1000 for used in cpu)
+        parts = [f"server {server:4.2f}"] if server else []
+        parts += [f"control plane {control_plane:4.2f}"] if CONTROL_PLANE_PIDS else []
+        per_request = f"  CPU ms/req: {', '.join(parts)}"
     return (
-        f"{name:<32} n={len(seconds):<5} p50={cuts[49] * 1000:7.2f} ms  p99={cuts[98] * 1000:7.2f} ms  "
+        f"{name:<40} n={len(seconds):<5} p50={cuts[49] * 1000:7.2f} ms  p99={cuts[98] * 1000:7.2f} ms  "
         f"max={max(seconds) * 1000:7.2f} ms  {len(seconds) / wall:6.0f} req/s{per_request}"
     )
 
 
-async def creation_and_status(port: int, clients: int, creates: int, reads: int, interval: float) -> None:
+async def creation_and_status(
+    port: int, clients: int, creates: int, reads: int, intervals: list[float], sweep: list[float]
+) -> None:
+    """Creates and status reads, saturated and every `intervals` s; then creates every `sweep` s."""
     ids: list[str] = []
 
     async def create(connection: Connection, n: int) -> tuple[int, bytes]:
@@ -178,9 +210,14 @@ async def creation_and_status(port: int, clients: int, creates: int, reads: int,
         return await connection.request("GET", "/livez")
 
     await load(port, clients, 10, warm, 0)
-    for pace, label in ((0.0, "saturated"), (interval, f"every {interval:g} s per client")):
+    for pace in (0.0, *intervals):
+        label = f"every {pace:g} s per client" if pace else "saturated"
         print(summary(f"create, {label}", *await load(port, clients, creates, create, pace)))
         print(summary(f"status, {label}", *await load(port, clients, reads, read, pace)))
+    for pace in sweep:
+        print(
+            summary(f"create, every {pace:g} s per client", *await load(port, clients, creates, create, pace))
+        )
 
 
 async def sse_delay(port: int, ticks: int, reporter: Callable[[str], Awaitable[None]] | None = None) -> None:
@@ -242,27 +279,29 @@ def status_patcher(kubeconfig: Path, namespace: str, ticks: int) -> Callable[[st
     return report
 
 
-def apiserver_creates(kubeconfig: Path, namespace: str, count: int, threads: int = 16) -> None:
-    """The API server's own share: VideoJobs created straight with the Python client, `threads` at once."""
-    api = config.new_client_from_config(str(kubeconfig))
-    api.configuration.connection_pool_maxsize = threads
-    objects = client.CustomObjectsApi(api)
+async def apiserver_creates(
+    kubeconfig: Path, namespace: str, clients: int, creates: int, intervals: list[float]
+) -> None:
+    """The floor under the API's creates: VideoJobs created straight at the API server, by as many clients
+    at the same paces, through the kubernetes backend's own client (aiohttp, one connection each)."""
+    api = VideoJobApi(load_configuration(kubeconfig), namespace, pool=clients)
 
-    def create(number: int) -> float:
-        start = time.perf_counter()
+    async def create(_: None, number: int) -> tuple[int, bytes]:
         body = {
             "apiVersion": "videojobs.io/v1alpha1",
             "kind": "VideoJob",
-            "metadata": {"name": f"direct-{number}"},
+            "metadata": {"name": f"direct-{number}-{random.getrandbits(32):08x}"},
             "spec": {"topic": "Benchmark topic"},
         }
-        objects.create_namespaced_custom_object("videojobs.io", "v1alpha1", namespace, "videojobs", body)
-        return time.perf_counter() - start
+        await api.create(body)
+        return 201, b""
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        latencies = list(pool.map(create, range(count)))
-    print(summary(f"create, API server alone ({threads} thr)", latencies, time.perf_counter() - start))
+    try:
+        for pace in (0.0, *intervals):
+            label = f"every {pace:g} s per client" if pace else "saturated"
+            print(summary(f"API server alone, {label}", *await load(None, clients, creates, create, pace)))
+    finally:
+        await api.close()
 
 
 def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
@@ -270,6 +309,7 @@ def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
     cluster, _ = start_cluster(Path(state) if state else None)  # reused when up; left up afterwards
     kubeconfig = cluster.kubeconfig
     namespace, api_kubeconfig = api_namespace(cluster, folder)
+    CONTROL_PLANE_PIDS[:] = control_plane_pids(cluster)
     environment = {
         "VIDEOJOBS_API_BACKEND": "kubernetes",
         "VIDEOJOBS_API_NAMESPACE": namespace,
@@ -277,9 +317,11 @@ def run_kubernetes(args: argparse.Namespace, folder: Path) -> None:
     }
     try:
         with serving(folder, **environment) as port:
-            asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
+            asyncio.run(
+                creation_and_status(port, args.clients, args.creates, args.reads, args.interval, args.sweep)
+            )
             asyncio.run(sse_delay(port, args.ticks, status_patcher(kubeconfig, namespace, args.ticks)))
-        apiserver_creates(kubeconfig, namespace, args.clients * args.creates)
+        asyncio.run(apiserver_creates(kubeconfig, namespace, args.clients, args.creates, args.interval))
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
@@ -289,7 +331,9 @@ def run_local(args: argparse.Namespace, folder: Path) -> None:
     api.mkdir()
     sse.mkdir()
     with serving(api, VIDEOJOBS_API_LOCAL_WORKERS="0") as port:
-        asyncio.run(creation_and_status(port, args.clients, args.creates, args.reads, args.interval))
+        asyncio.run(
+            creation_and_status(port, args.clients, args.creates, args.reads, args.interval, args.sweep)
+        )
     worker = [sys.executable, "-P", str(Path(__file__).resolve()), "--worker", f"--ticks={args.ticks}"]
     environment = {"VIDEOJOBS_API_LOCAL_WORKERS": "1", "VIDEOJOBS_API_WORKER_COMMAND": json.dumps(worker)}
     with serving(sse, **environment) as port:
@@ -316,7 +360,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--creates", type=int, default=20, help="Jobs created per client and mode.")
     parser.add_argument("--reads", type=int, default=100, help="Status reads per client and mode.")
-    parser.add_argument("--interval", type=float, default=0.2, help="Seconds between a paced client's calls.")
+    parser.add_argument(
+        "--interval", type=float, nargs="+", default=[0.2], help="Seconds between a paced client's calls."
+    )
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="SECONDS",
+        help="Then creations only, paced at each of these intervals (e.g. 1 0.5 0.33 0.25).",
+    )
     parser.add_argument("--ticks", type=int, default=40, help="Status reports of the SSE job.")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()  # a worker also gets its job id
