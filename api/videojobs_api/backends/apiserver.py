@@ -104,7 +104,6 @@ class VideoJobApi:
         self._collection = f"{self.host.rstrip('/')}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
         self._pool = pool
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS)
         self._credentials: dict[str, str] = {}
         self._credentials_until = 0.0
 
@@ -127,6 +126,33 @@ class VideoJobApi:
             headers["Content-Type"] = content_type
         return headers
 
+    @contextlib.asynccontextmanager
+    async def _request(
+        self,
+        method: str,
+        name: str = "",
+        *,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = JSON,
+        params: Mapping[str, str] | None = None,
+        read_seconds: float = READ_SECONDS,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer to one request on the collection or one of its objects; ApiServerError for an error."""
+        url = f"{self._collection}/{name}" if name else self._collection
+        data = json.dumps(body).encode() if body is not None else None
+        async with self._http().request(
+            method,
+            url,
+            data=data,
+            params=params,
+            headers=self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=read_seconds),
+            proxy=self.configuration.proxy,
+            server_hostname=self.configuration.tls_server_name,
+        ) as response:
+            await _raise_for_status(response)
+            yield response
+
     async def _call(
         self,
         method: str,
@@ -136,19 +162,9 @@ class VideoJobApi:
         content_type: str = JSON,
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        url = f"{self._collection}/{name}" if name else self._collection
-        data = json.dumps(body).encode() if body is not None else None
-        async with self._http().request(
-            method,
-            url,
-            data=data,
-            params=params,
-            headers=self._headers(content_type if data is not None else None),
-            timeout=self._timeout,
-            proxy=self.configuration.proxy,
-            server_hostname=self.configuration.tls_server_name,
+        async with self._request(
+            method, name, body=body, content_type=content_type, params=params
         ) as response:
-            await _raise_for_status(response)
             answer: dict[str, Any] = json.loads(await response.read())
             return answer
 
@@ -171,17 +187,8 @@ class VideoJobApi:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
-        read = READ_SECONDS + timeout_seconds
-        timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=read)
-        async with self._http().get(
-            self._collection,
-            params=params,
-            headers=self._headers(),
-            timeout=timeout,
-            proxy=self.configuration.proxy,
-            server_hostname=self.configuration.tls_server_name,
-        ) as response:
-            await _raise_for_status(response)
+        read_seconds = READ_SECONDS + timeout_seconds  # the server ends the watch before that
+        async with self._request("GET", params=params, read_seconds=read_seconds) as response:
             yield _events(response)
 
     async def get(self, name: str) -> dict[str, Any]:

@@ -314,7 +314,7 @@ class KubernetesBackend:
                     self._changed(obj)
         return version
 
-    # --- the cache --------------------------------------------------
+    # --- the cache ----------------------------------------------------------------------------
 
     def _set_problem(self, problem: str | None) -> None:
         self._problem = problem if problem is not None or self._synced.is_set() else self._problem
