@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -184,18 +185,18 @@ def test_delete_removes_the_videojob_its_job_and_its_artifacts(
         stored = out / storage_job_id(k8s_api.settings.namespace, finished, uid)
         assert (stored / "video.mp4").exists()
 
+        assert kubectl_json(k8s_cluster, k8s_api, "pods", "-l", f"videojobs.io/name={running}")["items"]
         for job_id in (finished, running):
             assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
+            # Foreground deletion: by the time the call returns, the Job and its pod are gone too
+            # (a pod still stopping could write into the deleted artifacts).
             assert kubectl_json(k8s_cluster, k8s_api, "videojob", job_id) is None
+            selector = f"videojobs.io/name={job_id}"
+            for kind in ("jobs", "pods"):
+                assert not kubectl_json(k8s_cluster, k8s_api, kind, "-l", selector)["items"]
             assert_problem(alice.get(f"/v1/videos/jobs/{job_id}"), 404)
             assert_problem(alice.delete(f"/v1/videos/jobs/{job_id}"), 404)
         assert not stored.exists()
-        poll(
-            "the garbage collector to delete the running job's Job",
-            lambda: (
-                not kubectl_json(k8s_cluster, k8s_api, "jobs", "-l", f"videojobs.io/name={running}")["items"]
-            ),
-        )
         assert alice.get("/v1/videos/jobs").json()["data"] == []
 
 
@@ -431,6 +432,10 @@ class ScriptedApi(VideoJobApi):
         await self._answer(("list", None))
         return self.lists.pop(0)
 
+    async def delete(self, name: str, uid: str) -> None:
+        """A DELETE the API server accepts (the object goes when the script's watch says so)."""
+        self.calls.append(("delete", name))
+
     @contextlib.asynccontextmanager
     async def watch(
         self, resource_version: str, timeout_seconds: int
@@ -451,9 +456,11 @@ class ScriptedApi(VideoJobApi):
             yield event
 
 
-async def scripted_backend(tmp_path: Path, api: ScriptedApi) -> KubernetesBackend:
+async def scripted_backend(tmp_path: Path, api: ScriptedApi, **settings: Any) -> KubernetesBackend:
     """A started kubernetes backend whose list, watch and get calls `api` answers."""
-    backend = KubernetesBackend(api_settings(tmp_path, backend="kubernetes", namespace="ns"), EventBus(), api)
+    backend = KubernetesBackend(
+        api_settings(tmp_path, backend="kubernetes", namespace="ns", **settings), EventBus(), api
+    )
     await backend.start()
     return backend
 
@@ -541,6 +548,48 @@ def test_readiness_follows_the_watch(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.05)
         await backend.ready()
+        await backend.stop()
+
+    asyncio.run(scenario())
+
+
+def test_delete_waits_for_the_watch_to_say_the_pod_stopped_before_it_deletes_the_artifacts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = _videojob("a", 10, phase="Running"), _videojob("b", 11, phase="Running")
+    lists = [{"items": [a, b], "metadata": {"resourceVersion": "11"}}]
+    a_deleting = _videojob("a", 12, phase="Running")
+    a_deleting["metadata"]["deletionTimestamp"] = "2026-11-25T12:01:00Z"
+    watches: list[list[dict[str, Any]] | Exception] = [
+        [{"type": "MODIFIED", "object": a_deleting}],  # the foreground deletion began
+        [{"type": "DELETED", "object": a_deleting}],  # its Job and pod are gone
+    ]
+    api = ScriptedApi(lists, watches)
+    deletion_began, pod_stopped = api.gate(2), api.gate(4)  # list, watch, DELETE, watch
+    alice = Principal("alice", Role.USER)
+
+    async def scenario() -> None:
+        backend = await scripted_backend(tmp_path, api, delete_wait_seconds=0.5)
+        folders = {name: tmp_path / (await backend.get(alice, name)).storage_key for name in "ab"}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+            (folder / "status.json").write_text("{}")
+        deleting = asyncio.create_task(backend.delete(alice, "a"))
+        await asyncio.to_thread(poll, "the DELETE", lambda: ("delete", "a") in api.calls, 10)
+        deletion_began.set()
+        await asyncio.to_thread(poll, "the next watch", lambda: len(api.calls) == 4, 10)
+        with pytest.raises(JobNotFound):
+            await backend.get(alice, "a")  # hidden at once, also from the watch's MODIFIED
+        await asyncio.sleep(0.2)
+        assert not deleting.done() and folders["a"].exists()  # the pod may still write there
+        pod_stopped.set()
+        await asyncio.wait_for(deleting, 5)
+        assert not folders["a"].exists()
+
+        with caplog.at_level(logging.WARNING):  # no DELETED comes for "b": its artifacts go anyway
+            await asyncio.wait_for(backend.delete(alice, "b"), 5)
+        assert not folders["b"].exists()
+        assert "VideoJob ns/b is still being deleted after 0.5 s" in caplog.text
         await backend.stop()
 
     asyncio.run(scenario())

@@ -108,6 +108,12 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Kubernetes backend: how long a cancel waits for the operator to mark the job Cancelled.",
     )
+    delete_wait_seconds: float = Field(
+        default=45.0,
+        ge=0,
+        description="Kubernetes backend: how long a delete waits for the job's pod to stop (its grace "
+        "period, 30 s by default) before it deletes the artifacts; a pod still stopping may write more.",
+    )
     sse_ping_seconds: float = Field(default=15.0, gt=0, description="Keep-alive comment interval.")
     runner: Settings = Field(default_factory=Settings, description="The runner's settings (OUTPUT_DIR, ...).")
 

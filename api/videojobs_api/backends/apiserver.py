@@ -204,8 +204,12 @@ class VideoJobApi:
         return await self._call("PATCH", name, body=patch, content_type=MERGE_PATCH)
 
     async def delete(self, name: str, uid: str) -> None:
-        """Delete that VideoJob if it is still the one with `uid`; what it owns goes by garbage collection."""
-        options = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        """Delete that VideoJob if it is still the one with `uid`, in the foreground.
+
+        It stays (with a deletionTimestamp) until the garbage collector has deleted what it owns,
+        its Job only once the Job's pods are gone: the watch's DELETED says everything has stopped.
+        """
+        options = {"preconditions": {"uid": uid}, "propagationPolicy": "Foreground"}
         await self._call("DELETE", name, body=options)
 
     async def close(self) -> None:

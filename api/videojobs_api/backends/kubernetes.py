@@ -229,8 +229,8 @@ class KubernetesBackend:
         )
         self._api = api or VideoJobApi(load_configuration(settings.kubeconfig), settings.namespace)
         self._entries: dict[str, _Entry] = {}
-        self._deleted: set[str] = set()
-        """Uids deleted by this process whose watch DELETED has not come yet (never brought back)."""
+        self._deleting: dict[str, asyncio.Event] = {}
+        """Uids this process deletes, until the watch reports them gone (never brought back meanwhile)."""
         self._reserved: defaultdict[str, int] = defaultdict(int)
         """Creations in flight per owner: counted against the cap before their VideoJob is cached."""
         self._active: Counter[str] = Counter()
@@ -325,7 +325,8 @@ class KubernetesBackend:
             self._removed(name)
         for obj in items:
             self._changed(obj)
-        self._deleted &= {obj["metadata"]["uid"] for obj in items}
+        for uid in self._deleting.keys() - {obj["metadata"]["uid"] for obj in items}:
+            self._deleting.pop(uid).set()
         self._synced.set()
         self._problem = None
 
@@ -333,7 +334,7 @@ class KubernetesBackend:
         """A VideoJob as the API server has it now: cache it; publish it when its status view changed."""
         meta = obj["metadata"]
         name, uid = meta["name"], meta["uid"]
-        if uid in self._deleted or meta.get("deletionTimestamp"):
+        if uid in self._deleting or meta.get("deletionTimestamp"):
             return
         version = int(meta["resourceVersion"])
         entry = self._entries.get(name)
@@ -370,8 +371,12 @@ class KubernetesBackend:
 
     def _removed(self, name: str, uid: str | None = None) -> None:
         """The VideoJob is gone (only that incarnation of it, given its uid)."""
-        if uid is not None:
-            self._deleted.discard(uid)
+        if uid is not None and (gone := self._deleting.pop(uid, None)) is not None:
+            gone.set()
+        self._forget(name, uid)
+
+    def _forget(self, name: str, uid: str | None = None) -> None:
+        """Drop the cached VideoJob (only that incarnation of it, given its uid)."""
         entry = self._entries.get(name)
         if entry is not None and uid in (None, entry.uid):
             del self._entries[name]
@@ -557,17 +562,35 @@ class KubernetesBackend:
         self._changed(obj)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
-        """Delete that VideoJob (its Job and pod follow by garbage collection), then its artifacts."""
+        """Delete that VideoJob, its Job and pod (foreground: awaited, briefly), then its artifacts.
+
+        A running pod writes its checkpoint while it stops: artifacts deleted before it stopped
+        would come back in part, belonging to no job.
+        """
         entry = await self._visible(principal, job_id)
+        gone = self._deleting.setdefault(entry.uid, asyncio.Event())  # before the watch can tell
         try:
             await self._api.delete(job_id, entry.uid)
         except ApiServerError as error:
             if error.status not in (404, 409):  # gone already, or replaced by a new one (uid precondition)
+                self._deleting.pop(entry.uid, None)
                 raise self._unavailable(error) from error
+            gone.set()
         except UNREACHABLE as error:
+            self._deleting.pop(entry.uid, None)
             raise self._unavailable(error) from error
-        self._removed(job_id, entry.uid)
-        self._deleted.add(entry.uid)  # until the watch reports the deletion
+        self._forget(job_id, entry.uid)
+        try:
+            async with asyncio.timeout(self.settings.delete_wait_seconds):
+                await gone.wait()
+        except TimeoutError:
+            log.warning(
+                "VideoJob %s/%s is still being deleted after %g s (its pod has not stopped); "
+                "deleting its artifacts anyway",
+                self.namespace,
+                job_id,
+                self.settings.delete_wait_seconds,
+            )
         await self.artifacts.delete_job(entry.job.storage_key)
 
     async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
