@@ -121,7 +121,7 @@ def test_crd_in_the_chart_is_the_generated_one() -> None:
         ("runner.resources.gpu", "-1", "/runner/resources/gpu"),
         ("runner.resources.memory", '"lots"', "/runner/resources/memory"),
         ("runner.tolerations", '[{"key": "x", "operator": "Sometimes"}]', "/runner/tolerations/0/operator"),
-        ("operator.replicas", "2", "/operator/replicas"),
+        ("operator.replicas", "-1", "/operator/replicas"),
         ("operator.resources.limits", "null", "missing property 'limits'"),
         ("api.resources.requests.cpu", '"fast"', "/api/resources/requests/cpu"),
         ("images.runner.pullPolicy", '"Sometimes"', "/images/runner/pullPolicy"),

@@ -49,3 +49,10 @@ def test_bad_setting_in_the_environment_is_named(tmp_path: Path) -> None:
     result = run_cli("generate", "A topic", env=cli_env(OUTPUT_DIR=str(tmp_path), MAX_SCENE_CONCURRENCY="0"))
     assert result.returncode == 1
     assert "MAX_SCENE_CONCURRENCY" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_operator_lease_timing_that_could_let_two_leaders_overlap_is_refused() -> None:
+    timing = {"LEASE_DURATION_SECONDS": "5", "LEASE_RENEW_DEADLINE_SECONDS": "10"}
+    result = run_cli("operator", env=cli_env(**timing), timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "LEASE_DURATION_SECONDS must exceed LEASE_RENEW_DEADLINE_SECONDS" in result.stderr

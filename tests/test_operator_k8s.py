@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +44,8 @@ VIDEOJOBS = Path(sys.executable).parent / "videojobs"
 OPERATOR_NAMESPACE = "videojobs-system"
 EXIT_CODE = "videojobs.test/kwok-exit-code"
 RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
+LEADER_METRIC = "videojobs_operator_leader "
+LEASE = "videojobs-operator"
 FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
 """Job conditions after which its pod no longer holds a slot."""
 T = TypeVar("T")
@@ -63,6 +66,10 @@ class Operator:
             "KUBECONFIG": str(kubeconfig),
             "METRICS_PORT": str(self.metrics_port),
             "API_QPS": "200",
+            # A killed leader's Lease expires in 4 s (15 s by default), so that restarts stay quick.
+            "LEASE_DURATION_SECONDS": "4",
+            "LEASE_RENEW_DEADLINE_SECONDS": "3",
+            "LEASE_RETRY_SECONDS": "0.5",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,6 +101,17 @@ class Operator:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             text: str = response.read().decode()
             return text
+
+    def leader_gauge(self) -> str | None:
+        """Its videojobs_operator_leader metric ("1.0" leading, "0.0" standing by; None: not serving yet)."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return None
+        return next((line.split()[1] for line in text.splitlines() if line.startswith(LEADER_METRIC)), None)
+
+    def leading(self) -> bool:
+        return self.leader_gauge() == "1.0"
 
 
 def _free_port() -> int:
@@ -353,11 +371,61 @@ def test_operator_killed_and_restarted_converges_without_duplicates(
     wait_phase(cluster, namespace, "long", "Succeeded", operator)
     wait_phase(cluster, namespace, "while-down", "Succeeded", operator)
     operator.stop(signal.SIGKILL)
-    start_operator()  # and once more, with everything finished: nothing is created again
+    operator = start_operator()  # and once more, with everything finished: nothing is created again
+    wait_for("the new operator to lead (the old Lease to expire)", operator.leading, operator=operator)
     time.sleep(3)
     for name in ("long", "while-down"):
         assert len(jobs_of(cluster, namespace, name)) == 1
         assert phase_of(cluster, namespace, name) == "Succeeded"
+
+
+def lease(cluster: K8sCluster, namespace: str) -> dict[str, Any]:
+    spec: dict[str, Any] = get(cluster, namespace, "lease", LEASE)["spec"]
+    return spec
+
+
+def test_replicas_elect_one_leader_and_a_standby_takes_over_when_it_is_lost(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    first = start_operator()
+    wait_for("the first replica to lead", first.leading, operator=first)
+    leader = lease(cluster, namespace)["holderIdentity"]
+    second = start_operator()
+    wait_for("the second replica to stand by", lambda: second.leader_gauge() == "0.0", operator=second)
+    apply(cluster, namespace, videojob("while-first-leads"))
+    wait_for("the leader's Job", lambda: jobs_of(cluster, namespace, "while-first-leads"), operator=first)
+    time.sleep(2)  # the standby's renew attempts come and go: it still only stands by
+    assert not second.leading() and lease(cluster, namespace)["holderIdentity"] == leader
+
+    first.stop(signal.SIGKILL)  # no release: the standby takes over once the Lease has expired
+    wait_for("the standby to take over", second.leading, timeout=30, operator=second)
+    taken = lease(cluster, namespace)
+    assert taken["holderIdentity"] not in ("", leader) and taken["leaseTransitions"] == 1
+    apply(cluster, namespace, videojob("after-failover"))
+    wait_phase(cluster, namespace, "after-failover", "Succeeded", second)
+    wait_phase(cluster, namespace, "while-first-leads", "Succeeded", second)
+    assert len(jobs_of(cluster, namespace, "while-first-leads")) == 1
+
+    assert second.process is not None
+    second.stop()  # SIGTERM: it stops cleanly and gives the Lease up for the next replica at once
+    assert second.process.returncode == 0
+    assert not lease(cluster, namespace).get("holderIdentity")
+
+
+def test_a_leader_that_cannot_renew_its_lease_stops_and_exits_1(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    wait_for("the operator to lead", operator.leading, operator=operator)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    taken = {"spec": {"holderIdentity": "someone-else", "renewTime": now, "leaseDurationSeconds": 60}}
+    cluster.kubectl("-n", namespace, "patch", "lease", LEASE, "--type=merge", "-p", json.dumps(taken))
+    process = operator.process
+    assert process is not None
+    wait_for("the operator to stop", lambda: process.poll() is not None, timeout=30, operator=operator)
+    assert process.returncode == 1
+    assert "lost Lease" in operator.tail()
+    assert lease(cluster, namespace)["holderIdentity"] == "someone-else"  # not released: not its own
 
 
 def test_deleting_a_videojob_deletes_its_job_and_pods(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from videojobs.settings import Settings
+from videojobs.settings import Settings, pod_namespace
 from videojobs_api.auth import ApiKey, parse_api_keys
 from videojobs_api.models import Priority
 
@@ -21,7 +21,6 @@ API_ENV_PREFIX = "VIDEOJOBS_API_"
 WEBHOOK_SECRET_PREFIX = "whsec_"
 """Standard Webhooks secrets are `whsec_` + base64 of the key bytes."""
 DATABASE_FILE = ".videojobs-api.sqlite3"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class BackendKind(StrEnum):
@@ -34,14 +33,6 @@ class BackendKind(StrEnum):
 def _default_backend() -> BackendKind:
     """Kubernetes inside a cluster, the embedded local backend everywhere else."""
     return BackendKind.KUBERNETES if os.environ.get("KUBERNETES_SERVICE_HOST") else BackendKind.LOCAL
-
-
-def _default_namespace() -> str:
-    """The pod's own namespace inside a cluster, `default` elsewhere."""
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        return "default"
 
 
 def _default_worker_command() -> list[str]:
@@ -84,7 +75,7 @@ class ApiSettings(BaseSettings):
         description="Signs video URLs; random per process unless set (set it when running replicas).",
     )
     namespace: str = Field(
-        default_factory=_default_namespace,
+        default_factory=pod_namespace,
         pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
         description="Kubernetes backend: the namespace of the VideoJobs (the pod's own in a cluster).",
     )

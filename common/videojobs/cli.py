@@ -77,8 +77,11 @@ def load_settings(out: Path | None) -> Settings:
 
 def _validation_message(error: ValidationError, *, environment: bool = False) -> str:
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "value"
-    return f"{field.upper() if environment else field}: {first['msg']}"
+    message = first["msg"].removeprefix("Value error, ")
+    field = ".".join(str(part) for part in first["loc"])
+    if not field:  # a check of several fields: its message names them
+        return message
+    return f"{field.upper() if environment else field}: {message}"
 
 
 def run_with_progress(record: JobRecord, artifacts: JobArtifacts, settings: Settings) -> JobStatus:
@@ -369,7 +372,7 @@ def operator(
         settings = OperatorSettings()
     except ValidationError as error:
         fail(_validation_message(error, environment=True))
-    run(namespace, settings)
+    raise typer.Exit(code=run(namespace, settings))
 
 
 @app.command()

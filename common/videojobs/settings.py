@@ -12,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from videojobs.contract import Quality, TTSBackend
 
 DEFAULT_MODEL = "gemini/gemini-2.5-pro"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def pod_namespace() -> str:
+    """The pod's own namespace inside a cluster, `default` elsewhere."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 class StorageBackend(StrEnum):

@@ -1,25 +1,90 @@
-"""Start the operator: Kopf in standalone mode (no peering), namespaced or cluster-wide."""
+"""Start the operator: Kopf (no peering), namespaced or cluster-wide, once this replica leads."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
 import kopf
+from kubernetes import client
 
 import videojobs_operator.handlers  # noqa: F401  (importing registers the Kopf handlers)
+from videojobs.settings import pod_namespace
+from videojobs_operator.kube import api_client
+from videojobs_operator.leader import LeaderElector, candidate_identity
 from videojobs_operator.metrics import serve
 from videojobs_operator.settings import OperatorSettings
 
+log = logging.getLogger(__name__)
 
-def run(namespace: str | None, settings: OperatorSettings | None = None) -> None:
-    """Run until SIGINT/SIGTERM, watching `namespace` (all namespaces if None)."""
+EXIT_LOST_LEADERSHIP = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run(namespace: str | None, settings: OperatorSettings | None = None) -> int:
+    """Run until SIGINT/SIGTERM, watching `namespace` (all namespaces if None); the exit code.
+
+    With leader election (the default) this replica stands by until it holds the Lease; a leader
+    that loses it stops reconciling at once and exits with 1 (its pod restarts as a standby).
+    """
     config = settings if settings is not None else OperatorSettings()
     serve(config.metrics_port)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handled watch event
-    kopf.run(
+    return asyncio.run(_lead_and_operate(namespace, config))
+
+
+async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> int:
+    stop = asyncio.Event()
+    operate = kopf.operator(
         standalone=True,
         clusterwide=namespace is None,
         namespaces=[namespace] if namespace else [],
         memo=kopf.Memo(config=config),
+        stop_flag=stop,
     )
+    if not config.leader_election:
+        await operate
+        return 0
+    elector = LeaderElector(
+        client.CoordinationV1Api(api_client(1)),
+        config.leader_election_namespace or namespace or pod_namespace(),
+        config.leader_election_id,
+        candidate_identity(),
+        duration=config.lease_duration_seconds,
+        renew_deadline=config.lease_renew_deadline_seconds,
+        retry=config.lease_retry_seconds,
+    )
+    if not await _stand_by(elector):
+        operate.close()
+        return 0
+    operator = asyncio.ensure_future(operate)
+    holding = asyncio.ensure_future(elector.hold())
+    await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding.done():  # lost: stop before another replica starts, and say so
+        stop.set()
+        await operator
+        return EXIT_LOST_LEADERSHIP
+    holding.cancel()
+    await elector.release()
+    operator.result()
+    return 0
+
+
+async def _stand_by(elector: LeaderElector) -> bool:
+    """Wait for the Lease; False when SIGINT or SIGTERM came first (Kopf handles them once it runs)."""
+    standby = asyncio.ensure_future(elector.acquire())
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, standby.cancel)
+    try:
+        await standby
+    except asyncio.CancelledError:
+        if not standby.cancelled():
+            raise
+        return False
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    return True

@@ -24,6 +24,9 @@ QUEUE_WAIT = Histogram(
 RECONCILE_ERRORS = Counter(
     "videojobs_reconcile_errors_total", "Failed reconcile attempts (retried with backoff).", ["operation"]
 )
+LEADER = Gauge(
+    "videojobs_operator_leader", "1 while this replica holds the leader Lease and reconciles, else 0."
+)
 API_REQUESTS = Counter(
     "videojobs_operator_api_requests_total",
     "Kubernetes API requests made by the operator's own client (not Kopf's watches and patches).",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from videojobs.contract import Quantity, TaintEffect, Toleration, TolerationOperator
@@ -40,6 +40,13 @@ class OperatorSettings(BaseSettings):
     API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
     API_CONCURRENCY              API calls in flight at once (client threads); VideoJobs reconciled at once
     METRICS_PORT                 Prometheus /metrics port; 0 turns the endpoint off
+    LEADER_ELECTION              true (default): replicas elect one leader by a Lease (leader.py); the
+                                 others stand by. false: this process reconciles at once (run only one)
+    LEADER_ELECTION_NAMESPACE    where the Lease is: default the watched namespace, else the pod's own
+    LEADER_ELECTION_ID           the Lease's name
+    LEASE_DURATION_SECONDS, LEASE_RENEW_DEADLINE_SECONDS, LEASE_RETRY_SECONDS
+                                 how long a standby waits for an unrenewed Lease, how long the leader
+                                 tries to renew before it stops, how often both try (client-go's defaults)
     """
 
     model_config = SettingsConfigDict(extra="ignore")
@@ -64,6 +71,12 @@ class OperatorSettings(BaseSettings):
     api_burst: int = Field(default=400, ge=1)
     api_concurrency: int = Field(default=48, ge=1, le=64)  # each worker waits on its calls: keep many
     metrics_port: int = Field(default=8080, ge=0, le=65535)
+    leader_election: bool = True
+    leader_election_namespace: str | None = None
+    leader_election_id: str = Field(default="videojobs-operator", min_length=1, max_length=253)
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    lease_retry_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator(
         "default_node_selector",
@@ -81,3 +94,13 @@ class OperatorSettings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"not valid JSON ({error.msg})") from None
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorSettings:
+        """A leader must give up before a standby may take over, and try more than once before that."""
+        if not self.lease_duration_seconds > self.lease_renew_deadline_seconds > self.lease_retry_seconds:
+            raise ValueError(
+                "LEASE_DURATION_SECONDS must exceed LEASE_RENEW_DEADLINE_SECONDS, "
+                "which must exceed LEASE_RETRY_SECONDS"
+            )
+        return self
