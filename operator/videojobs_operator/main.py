@@ -32,7 +32,10 @@ def run(namespace: str | None, settings: OperatorSettings | None = None) -> int:
     serve(config.metrics_port)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handled watch event
-    return asyncio.run(_lead_and_operate(namespace, config))
+    try:
+        return asyncio.run(_lead_and_operate(namespace, config))
+    except asyncio.CancelledError:  # how Kopf may end after a stop signal (kopf.run swallows it too)
+        return 0
 
 
 async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> int:
