@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from api_harness import (
     KEYS,
     VIDEO_BYTES,
     ApiServer,
+    Receiver,
     api_settings,
     assert_problem,
     create,
@@ -215,6 +217,8 @@ def test_the_api_service_account_may_do_what_the_backend_needs_and_no_more(
 
     for verb in ("get", "list", "watch", "create", "patch", "delete"):
         assert can_i(verb, "videojobs.videojobs.io") == "yes", verb
+    for verb in ("get", "create", "update"):  # the Lease that elects the webhook sender
+        assert can_i(verb, "leases.coordination.k8s.io") == "yes", verb
     for verb, resource in (
         ("patch", "videojobs.videojobs.io/x --subresource=status"),
         ("create", "jobs.batch"),
@@ -265,6 +269,35 @@ def test_the_api_server_client_logs_in_by_certificate_or_token_and_renews_the_to
         await api.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.k8s
+def test_of_several_replicas_one_sends_each_webhook_and_none_sends_a_final_event_twice(
+    k8s_cluster: K8sCluster, k8s_api: ApiServer, receiver: Receiver
+) -> None:
+    def final_events() -> list[tuple[str, str]]:
+        time.sleep(3)  # a second sender, or a restarted one, would have called by now
+        return [(headers["webhook-id"], json.loads(body)["type"]) for headers, body in receiver.calls]
+
+    hook = {"webhook_url": receiver.url, "webhook_events": ["completed"]}
+    with ApiServer(k8s_api.settings) as standby:  # the first replica took the free Lease at its start
+        with k8s_api.client() as alice:
+            first = create(alice, **hook)["id"]
+            wait_for(alice, first, "Succeeded")
+        receiver.wait(1)
+        assert final_events() == [(f"msg_{first}_succeeded", "video.job.succeeded")]
+        recorded = kubectl_json(k8s_cluster, k8s_api, "videojob", first)["metadata"]["annotations"]
+        assert recorded["videojobs.io/webhook-sent"] == "video.job.succeeded"
+
+        k8s_api.__exit__()  # the leader stops cleanly: it releases the Lease, the standby takes over
+        with standby.client() as alice:
+            second = create(alice, **hook)["id"]
+            wait_for(alice, second, "Succeeded")
+        receiver.wait(2)
+        assert final_events()[1:] == [(f"msg_{second}_succeeded", "video.job.succeeded")]
+
+    with ApiServer(k8s_api.settings):  # a restart lists both finished jobs again, and sends nothing
+        assert len(final_events()) == 2
 
 
 @pytest.mark.k8s
@@ -569,7 +602,7 @@ def test_delete_waits_for_the_watch_to_say_the_pod_stopped_before_it_deletes_the
     alice = Principal("alice", Role.USER)
 
     async def scenario() -> None:
-        backend = await scripted_backend(tmp_path, api, delete_wait_seconds=0.5)
+        backend = await scripted_backend(tmp_path, api, delete_wait_seconds=30)
         folders = {name: tmp_path / (await backend.get(alice, name)).storage_key for name in "ab"}
         for folder in folders.values():
             folder.mkdir(parents=True)
@@ -586,6 +619,7 @@ def test_delete_waits_for_the_watch_to_say_the_pod_stopped_before_it_deletes_the
         await asyncio.wait_for(deleting, 5)
         assert not folders["a"].exists()
 
+        backend.settings.delete_wait_seconds = 0.5
         with caplog.at_level(logging.WARNING):  # no DELETED comes for "b": its artifacts go anyway
             await asyncio.wait_for(backend.delete(alice, "b"), 5)
         assert not folders["b"].exists()

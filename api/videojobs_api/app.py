@@ -29,11 +29,11 @@ Jobs live under `/v1`; `/livez`, `/readyz` and `/metrics` are unversioned.
 """
 
 
-def create_backend(settings: ApiSettings, bus: EventBus) -> JobBackend:
-    """The backend the settings name."""
+def create_backend(settings: ApiSettings, bus: EventBus, webhooks: WebhookDispatcher) -> JobBackend:
+    """The backend the settings name (the kubernetes one elects the replica that sends webhooks)."""
     if settings.backend is BackendKind.LOCAL:
         return LocalBackend(settings, bus)
-    return KubernetesBackend(settings, bus)
+    return KubernetesBackend(settings, bus, webhooks=webhooks)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     bus = EventBus()
     webhooks = WebhookDispatcher(settings, registry)
     bus.add_listener(webhooks.notify)
-    backend = create_backend(settings, bus)
+    backend = create_backend(settings, bus, webhooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -133,6 +133,8 @@ class StoredJob:
     event_id: int
     storage_id: str | None = None
     """Where its artifacts are stored when not under its id (a VideoJob's storage_job_id)."""
+    webhook_sent: str | None = None
+    """The final webhook event recorded as sent (kubernetes backend), never to be sent again."""
 
     @property
     def storage_key(self) -> str:

@@ -105,6 +105,12 @@ class ApiSettings(BaseSettings):
         description="Kubernetes backend: how long a delete waits for the job's pod to stop (its grace "
         "period, 30 s by default) before it deletes the artifacts; a pod still stopping may write more.",
     )
+    webhook_lease: str = Field(
+        default="videojobs-api-webhooks",
+        min_length=1,
+        max_length=253,
+        description="Kubernetes backend: the Lease by which the replicas elect the one that sends webhooks.",
+    )
     sse_ping_seconds: float = Field(default=15.0, gt=0, description="Keep-alive comment interval.")
     runner: Settings = Field(default_factory=Settings, description="The runner's settings (OUTPUT_DIR, ...).")
 

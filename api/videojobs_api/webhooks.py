@@ -12,7 +12,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -110,6 +110,10 @@ def _transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
     return transport
 
 
+Recorder = Callable[[StoredJob, str], Awaitable[None]]
+"""Records that a job's final webhook event (its type) has been sent."""
+
+
 class WebhookDispatcher:
     """Calls jobs' webhooks when they end (and at stage changes when asked), in background tasks."""
 
@@ -125,6 +129,10 @@ class WebhookDispatcher:
         )
         self._tasks: set[asyncio.Task[Outcome]] = set()
         self._stages: dict[str, Stage] = {}
+        self.sending = True
+        """False on a standby replica: it follows the jobs' stages but sends nothing."""
+        self.record: Recorder | None = None
+        """Called once a job's final event has been sent (or given up on), so that none sends it again."""
         self._deliveries = Counter(
             "videojobs_api_webhook_deliveries",
             "Webhook deliveries by final outcome.",
@@ -146,14 +154,23 @@ class WebhookDispatcher:
         url = job.request.webhook_url
         if url is None or self.key is None:
             return
-        event = self._event_type(job)
-        if event is None:
+        event = self._event_type(job)  # also on a standby: it must know the stage when it takes over
+        if event is None or not self.sending or event == job.webhook_sent:
             return
         payload = WebhookPayload(type=event, timestamp=utcnow(), data=JobStatusResponse.of(job))
         body = payload.model_dump_json().encode()
-        task = asyncio.create_task(self.deliver(url, f"msg_{job.id}_{job.event_id}", body))
+        task = asyncio.create_task(self._send_event(job, url, event, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _send_event(self, job: StoredJob, url: str, event: str, body: bytes) -> Outcome:
+        final = job.status.phase.is_terminal
+        # A job ends once: its final event's id is the same wherever and whenever it is sent.
+        message_id = f"msg_{job.id}_{job.status.phase.value.lower() if final else job.event_id}"
+        outcome = await self.deliver(url, message_id, body)
+        if final and self.record is not None:
+            await self.record(job, event)
+        return outcome
 
     def _event_type(self, job: StoredJob) -> str | None:
         status, wanted = job.status, job.request.webhook_events

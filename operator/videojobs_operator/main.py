@@ -10,10 +10,10 @@ import kopf
 from kubernetes import client
 
 import videojobs_operator.handlers  # noqa: F401  (importing registers the Kopf handlers)
+from videojobs.leader import LeaderElector, candidate_identity
 from videojobs.settings import pod_namespace
 from videojobs_operator.kube import api_client
-from videojobs_operator.leader import LeaderElector, candidate_identity
-from videojobs_operator.metrics import serve
+from videojobs_operator.metrics import LEADER, serve
 from videojobs_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> 
         duration=config.lease_duration_seconds,
         renew_deadline=config.lease_renew_deadline_seconds,
         retry=config.lease_retry_seconds,
+        on_change=lambda leading: LEADER.set(int(leading)),
     )
     if not await _stand_by(elector):
         operate.close()

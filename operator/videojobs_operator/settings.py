@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from videojobs import leader
 from videojobs.contract import Quantity, TaintEffect, Toleration, TolerationOperator
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -40,8 +41,8 @@ class OperatorSettings(BaseSettings):
     API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
     API_CONCURRENCY              API calls in flight at once (client threads); VideoJobs reconciled at once
     METRICS_PORT                 Prometheus /metrics port; 0 turns the endpoint off
-    LEADER_ELECTION              true (default): replicas elect one leader by a Lease (leader.py); the
-                                 others stand by. false: this process reconciles at once (run only one)
+    LEADER_ELECTION              true (default): replicas elect one leader by a Lease (videojobs/leader.py);
+                                 the others stand by. false: this one reconciles at once (run only one)
     LEADER_ELECTION_NAMESPACE    where the Lease is: default the watched namespace, else the pod's own
     LEADER_ELECTION_ID           the Lease's name
     LEASE_DURATION_SECONDS, LEASE_RENEW_DEADLINE_SECONDS, LEASE_RETRY_SECONDS
@@ -74,9 +75,9 @@ class OperatorSettings(BaseSettings):
     leader_election: bool = True
     leader_election_namespace: str | None = None
     leader_election_id: str = Field(default="videojobs-operator", min_length=1, max_length=253)
-    lease_duration_seconds: float = Field(default=15.0, gt=0)
-    lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
-    lease_retry_seconds: float = Field(default=2.0, gt=0)
+    lease_duration_seconds: float = Field(default=leader.DURATION_SECONDS, gt=0)
+    lease_renew_deadline_seconds: float = Field(default=leader.RENEW_DEADLINE_SECONDS, gt=0)
+    lease_retry_seconds: float = Field(default=leader.RETRY_SECONDS, gt=0)
 
     @field_validator(
         "default_node_selector",

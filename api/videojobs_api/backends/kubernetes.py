@@ -22,7 +22,7 @@ import hashlib
 import logging
 import re
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ from videojobs_api.backends.base import (
     Page,
     backlog_then_live,
 )
+from videojobs_api.backends.webhook_lease import WEBHOOK_SENT_ANNOTATION, WebhookLease
 from videojobs_api.events import EventBus
 from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
 from videojobs_api.problems import (
@@ -53,6 +54,7 @@ from videojobs_api.problems import (
     TooManyActiveJobs,
 )
 from videojobs_api.settings import ApiSettings
+from videojobs_api.webhooks import WebhookDispatcher
 from videojobs_runner.checkpoint import new_job_id
 from videojobs_runner.errors import ConfigurationError
 from videojobs_runner.storage import storage_from_settings
@@ -175,6 +177,7 @@ def stored_job(obj: dict[str, Any], namespace: str) -> StoredJob:
         status=_status(obj),
         event_id=int(meta["resourceVersion"]),
         storage_id=storage_job_id(namespace, meta["name"], meta["uid"]),
+        webhook_sent=(meta.get("annotations") or {}).get(WEBHOOK_SENT_ANNOTATION),
     )
 
 
@@ -220,7 +223,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class KubernetesBackend:
     """Jobs as VideoJobs in `settings.namespace`; reads from one shared watch; the operator runs them."""
 
-    def __init__(self, settings: ApiSettings, bus: EventBus, api: VideoJobApi | None = None) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        bus: EventBus,
+        api: VideoJobApi | None = None,
+        webhooks: WebhookDispatcher | None = None,
+    ) -> None:
         self.settings = settings
         self.namespace = settings.namespace
         self.bus = bus
@@ -238,6 +247,13 @@ class KubernetesBackend:
         self._synced = asyncio.Event()
         self._problem: str | None = "the VideoJob cache has not synced yet"
         self._watcher: asyncio.Task[None] | None = None
+        self._webhook_lease = (
+            WebhookLease(
+                webhooks, self._api, self.namespace, settings.webhook_lease, self._cached_jobs, self._changed
+            )
+            if webhooks is not None and webhooks.key is not None
+            else None
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -246,9 +262,13 @@ class KubernetesBackend:
         self._watcher = asyncio.create_task(self._watch_forever(), name="videojobs-watch")
         with contextlib.suppress(TimeoutError):  # serve anyway: /readyz says why not synced
             await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_SECONDS)
+        if self._webhook_lease is not None:
+            await self._webhook_lease.start()
 
     async def stop(self) -> None:
         """Stop the watch and close the connections."""
+        if self._webhook_lease is not None:
+            await self._webhook_lease.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -316,6 +336,9 @@ class KubernetesBackend:
 
     # --- the cache ----------------------------------------------------------------------------
 
+    def _cached_jobs(self) -> Iterable[StoredJob]:
+        return (entry.job for entry in self._entries.values())
+
     def _set_problem(self, problem: str | None) -> None:
         self._problem = problem if problem is not None or self._synced.is_set() else self._problem
 
@@ -358,6 +381,9 @@ class KubernetesBackend:
             self.bus.publish(job)
         elif version > entry.version:
             entry.version = version
+            sent = (meta.get("annotations") or {}).get(WEBHOOK_SENT_ANNOTATION)
+            if sent != entry.job.webhook_sent:  # no event: what the webhook sender recorded
+                entry.job = replace(entry.job, webhook_sent=sent)
             if status != entry.status:  # not a heartbeat, label or annotation change alone
                 entry.status = status
                 job = stored_job(obj, self.namespace)

@@ -1,4 +1,6 @@
-"""Leader election over a coordination.k8s.io Lease: of several operator replicas, one reconciles.
+"""Leader election over a coordination.k8s.io Lease: of several replicas, one does the work.
+
+The operator's replicas elect the one that reconciles, the API's the one that sends webhooks.
 
 The algorithm of client-go's leaderelection package, which controller-runtime operators use:
 - a candidate takes the Lease when it is free, or when its holder has not renewed it for
@@ -24,12 +26,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from videojobs_operator.metrics import LEADER
-
 log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = 5.0
 """Timeout of one Lease request (connect and read)."""
+DURATION_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_SECONDS = 15.0, 10.0, 2.0
+"""client-go's defaults: how long an unrenewed Lease holds, how long a leader tries to renew, how often."""
 
 
 def candidate_identity() -> str:
@@ -47,9 +49,10 @@ class LeaderElector:
         name: str,
         identity: str,
         *,
-        duration: float,
-        renew_deadline: float,
-        retry: float,
+        duration: float = DURATION_SECONDS,
+        renew_deadline: float = RENEW_DEADLINE_SECONDS,
+        retry: float = RETRY_SECONDS,
+        on_change: Callable[[bool], None] = lambda leading: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
@@ -59,6 +62,8 @@ class LeaderElector:
         self.duration = duration
         self.renew_deadline = renew_deadline
         self.retry = retry
+        self.on_change = on_change
+        """Called with True when this candidate starts leading, with False when it stops."""
         self._clock = clock
         self._observed: tuple[str, datetime | None] | None = None
         """The holder and renewTime last seen, and (below) when this process first saw them."""
@@ -68,17 +73,23 @@ class LeaderElector:
     def lease(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    async def try_acquire(self) -> bool:
+        """One attempt to take (or renew) the Lease; whether this candidate holds it now."""
+        if not await asyncio.to_thread(self._try_acquire_or_renew):
+            return False
+        log.info("leading: %s holds Lease %s", self.identity, self.lease)
+        self.on_change(True)
+        return True
+
     async def acquire(self) -> None:
         """Return once this candidate holds the Lease; until then it waits as a standby."""
         waiting = False
-        while not await asyncio.to_thread(self._try_acquire_or_renew):
+        while not await self.try_acquire():
             if not waiting:
                 holder = self._observed[0] if self._observed else "nobody"
                 log.info("standing by: Lease %s is held by %s", self.lease, holder)
                 waiting = True
             await asyncio.sleep(self.retry)
-        LEADER.set(1)
-        log.info("leading: %s holds Lease %s", self.identity, self.lease)
 
     async def hold(self) -> None:
         """Renew the Lease every `retry` seconds; return when it was not renewed within `renew_deadline`."""
@@ -87,12 +98,12 @@ class LeaderElector:
             await asyncio.sleep(self.retry)
             if await asyncio.to_thread(self._try_acquire_or_renew):
                 renewed = self._clock()
-        LEADER.set(0)
+        self.on_change(False)
         log.error("lost Lease %s: not renewed for %.0f s", self.lease, self._clock() - renewed)
 
     async def release(self) -> None:
         """Clear the holder if it is still this candidate: a standby need not wait for it to expire."""
-        LEADER.set(0)
+        self.on_change(False)
         try:
             await asyncio.to_thread(self._release)
         except (ApiException, HTTPError) as error:
