@@ -44,7 +44,7 @@ async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> 
         standalone=True,
         clusterwide=namespace is None,
         namespaces=[namespace] if namespace else [],
-        memo=kopf.Memo(config=config),
+        memo=kopf.Memo(config=config, stop_flag=stop),
         stop_flag=stop,
     )
     if not config.leader_election:
