@@ -280,3 +280,24 @@ def test_pull_secrets_reach_the_runner_pods_through_the_operator(render: Render)
     assert "RUNNER_IMAGE_PULL_SECRETS" not in operator_env(render())
     env = operator_env(render(imagePullSecrets='["registry-a", "registry-b"]'))
     assert json.loads(env["RUNNER_IMAGE_PULL_SECRETS"]) == ["registry-a", "registry-b"]
+
+
+def test_replicated_components_get_a_disruption_budget_and_single_ones_none(render: Render) -> None:
+    assert of_kind(render(), "PodDisruptionBudget") == []
+    budgets = of_kind(render(**{"operator.replicas": "2", "api.replicas": "3"}), "PodDisruptionBudget")
+    assert sorted(b["metadata"]["name"] for b in budgets) == [
+        f"{RELEASE}-videojobs-api",
+        f"{RELEASE}-videojobs-operator",
+    ]
+    deployments = {d["metadata"]["name"]: d for d in of_kind(render(), "Deployment")}
+    for budget in budgets:
+        assert budget["spec"]["maxUnavailable"] == 1
+        pods = deployments[budget["metadata"]["name"]]["spec"]["template"]["metadata"]["labels"]
+        assert budget["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    assert (
+        of_kind(
+            render(**{"api.enabled": "false", "api.replicas": "3", "secrets.api": '""'}),
+            "PodDisruptionBudget",
+        )
+        == []
+    )
