@@ -16,8 +16,6 @@ from videojobs_operator.kube import api_client
 from videojobs_operator.metrics import LEADER, serve
 from videojobs_operator.settings import OperatorSettings
 
-log = logging.getLogger(__name__)
-
 EXIT_LOST_LEADERSHIP = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
