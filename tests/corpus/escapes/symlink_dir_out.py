@@ -1,0 +1,20 @@
+# ruff: noqa
+# class: symlink
+# tries: replace the dir of the partial movie clips with a symlink to an outside dir, and make the
+#   movie's dir one too, so Manim's own writes land outside.
+from manim import *
+import os
+import shutil
+
+
+class Escape(Scene):
+    def construct(self):
+        writer = self.renderer.file_writer
+        for folder in (writer.partial_movie_directory, writer.movie_file_path.parent):
+            if folder.is_symlink() or folder.is_file():
+                folder.unlink()
+            elif folder.exists():
+                shutil.rmtree(folder)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink("__MARKER_DIR__", folder)
+        self.play(FadeIn(Dot()), run_time=0.2)
