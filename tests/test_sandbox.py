@@ -1,4 +1,4 @@
-"""Real low-quality renders through the sandbox: videos, classified failures, limits, env and audit hook."""
+"""Real low-quality renders through the OS sandbox: videos, classified failures, limits, env and audit hook."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
-from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, render_scene, sandbox_env
+from videojobs_runner.isolation import INSIDE_WORKDIR, worker_env
+from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, render_scene
 
 LIMITS = RenderLimits(timeout_seconds=120, memory_mb=2048, cpu_seconds=120)
 
@@ -34,8 +35,10 @@ def render(tmp_path: Path, body: str, header: str = "", limits: RenderLimits = L
 
 
 def test_limits_come_from_settings() -> None:
-    settings = Settings(render_timeout_seconds=12, render_memory_mb=3000, render_cpu_seconds=34)
-    assert RenderLimits.from_settings(settings) == RenderLimits(12, 3000, 34)
+    settings = Settings(
+        render_timeout_seconds=12, render_memory_mb=3000, render_cpu_seconds=34, render_max_processes=99
+    )
+    assert RenderLimits.from_settings(settings) == RenderLimits(12, 3000, 34, 99)
 
 
 @pytest.mark.render
@@ -118,10 +121,20 @@ def test_memory_bomb_hits_the_memory_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.render
-def test_scene_without_animations_has_no_output(tmp_path: Path) -> None:
+def test_still_scene_becomes_a_short_clip(tmp_path: Path) -> None:
+    outcome = render(tmp_path, "self.add(Circle(color=RED))")
+    assert outcome.ok, outcome.log
+    assert outcome.video is not None
+    assert outcome.duration_seconds == pytest.approx(1.0, abs=0.1)
+    with av.open(str(outcome.video)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame[..., 0].max() > 200  # the red circle is drawn
+
+
+@pytest.mark.render
+def test_scene_that_draws_nothing_still_yields_a_clip(tmp_path: Path) -> None:
     outcome = render(tmp_path, "circle = Circle()")
-    assert outcome.failure is FailureKind.NO_OUTPUT
-    assert "self.play" in outcome.error
+    assert outcome.ok, outcome.log
 
 
 SECRETS = {"OPENAI_API_KEY": "sk-test-secret", "AWS_SECRET_ACCESS_KEY": "aws-secret", "KUBECONFIG": "/kube"}
@@ -141,10 +154,11 @@ def test_scene_sees_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     )
     assert outcome.ok, outcome.log
     seen = json.loads((tmp_path / "work" / "tmp" / "env.json").read_text())
-    assert set(seen) <= set(sandbox_env(tmp_path / "work"))
+    assert set(seen) <= {*worker_env(INSIDE_WORKDIR), "PWD"}  # bwrap sets PWD for --chdir
     assert not set(SECRETS) & set(seen)
     assert not any(value in json.dumps(seen) for value in SECRETS.values())
-    assert seen["HOME"] == str((tmp_path / "work").resolve())
+    assert seen["HOME"] == str(INSIDE_WORKDIR)
+    assert seen["openin_any"] == "p" and seen["shell_escape"] == "f"
 
 
 BLOCKED = {
@@ -159,6 +173,7 @@ BLOCKED = {
     ),
     "write_outside": ("open(OUTSIDE, 'w').write('x')", "OUTSIDE = '{outside}'", "writing to"),
     "relative_write": ("open('escape.txt', 'w').write('x')", "", "writing to 'escape.txt'"),
+    "lualatex": ("subprocess.run(['lualatex', 'x.tex'])", "import subprocess", "only LaTeX tools"),
 }
 
 
@@ -175,13 +190,26 @@ def test_audit_hook_blocks_escapes(tmp_path: Path, statement: str, header: str, 
 
 
 @pytest.mark.render
-def test_reading_files_is_allowed(tmp_path: Path) -> None:
+def test_reads_outside_the_allow_list_fail(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("planted-secret")
     outcome = render(
         tmp_path,
-        """
-        lines = Path("/etc/os-release").read_text().splitlines()
-        self.play(FadeIn(Text(str(len(lines)))), run_time=0.2)
+        f"""
+        fonts = len(list(Path("/usr/share/fonts").rglob("*")))
+        seen = [Path(name).exists() for name in ("{secret}", "/etc/os-release", "/root/.bashrc", "/var/log")]
+        self.play(FadeIn(Text(f"{{fonts > 0}} {{seen}}")), run_time=0.2)
+        Path(tempfile.gettempdir(), "seen.txt").write_text(f"{{fonts > 0}} {{seen}}")
         """,
-        header="from pathlib import Path",
+        header="import tempfile\nfrom pathlib import Path",
     )
+    assert outcome.ok, outcome.error
+    assert (tmp_path / "work" / "tmp" / "seen.txt").read_text() == "True [False, False, False, False]"
+
+
+@pytest.mark.render
+def test_job_ids_that_look_like_tex_options_render_latex(tmp_path: Path) -> None:
+    workdir = tmp_path / "write18-and-shell-escape"
+    code = write_scene(tmp_path, 'self.play(Write(MathTex(r"a^2+b^2=c^2")), run_time=0.3)')
+    outcome = asyncio.run(render_scene(code, "Demo", Quality.LOW, workdir, LIMITS))
     assert outcome.ok, outcome.error

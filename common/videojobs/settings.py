@@ -30,6 +30,15 @@ class StorageBackend(StrEnum):
     S3 = "s3"
 
 
+class RenderIsolation(StrEnum):
+    """How a render is separated from the runner (README: "The render sandbox")."""
+
+    BWRAP = "bwrap"
+    """bubblewrap: new user, PID, network, IPC, UTS and mount namespaces, a read allow-list, own uid."""
+    NONE = "none"
+    """No OS boundary: the scene runs as the runner and sees what it sees. Unsafe; logged loudly."""
+
+
 class Settings(BaseSettings):
     """Every knob, named as in the integration spec (PLANNER_MODEL, OUTPUT_DIR, ...)."""
 
@@ -75,6 +84,17 @@ class Settings(BaseSettings):
     render_timeout_seconds: float = Field(default=300.0, gt=0)
     render_memory_mb: int = Field(default=4096, ge=256)
     render_cpu_seconds: int = Field(default=600, ge=1)
+    render_max_processes: int = Field(
+        default=256, ge=16, description="Processes and threads a render may have at once (RLIMIT_NPROC)."
+    )
+    render_isolation: RenderIsolation = Field(
+        default=RenderIsolation.BWRAP,
+        description="'bwrap' (the OS sandbox, required by default) or 'none' (unsafe: no OS boundary).",
+    )
+    render_uid_base: int = Field(
+        default=200_000, ge=1000, description="A root runner gives each render a uid from this range."
+    )
+    render_uid_count: int = Field(default=100_000, ge=1)
 
     # Storage.
     output_dir: Path = Path("output")

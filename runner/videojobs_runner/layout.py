@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +15,7 @@ TOLERANCE = 0.02
 MAX_REPORTED = 30
 """At most this many violations are kept per render, the farthest first."""
 SNIPPET_CHARS = 40
+FAULT_CHARS = 500
 TEXT_CLASSES = ("Text", "MarkupText", "Paragraph", "SingleStringMathTex", "DecimalNumber", "Variable")
 """Manim classes (and their subclasses: MathTex, Tex, Title, BulletedList, Integer) that must not overlap."""
 PLAIN_GROUPS = ("Group", "VGroup", "VDict")
@@ -84,6 +86,11 @@ class Box:
         }
         return {side: amount for side, amount in reach.items() if amount > TOLERANCE}
 
+    def meets(self, other: Box) -> bool:
+        """Whether the two boxes share any area."""
+        width, height = self.overlap(other)
+        return width > 0 and height > 0
+
     def overlap(self, other: Box) -> tuple[float, float]:
         """Width and height of the intersection with `other` (0 or less when they do not meet)."""
         width = min(self.right, other.right) - max(self.left, other.left)
@@ -107,6 +114,8 @@ class LayoutProbe:
     def __init__(self, margin: float) -> None:
         self.margin = margin
         self.animations = 0
+        self.faults: list[str] = []
+        """Errors in the check's own code: the check stops, the scene renders unchecked."""
         self._found: dict[tuple[object, ...], LayoutViolation] = {}
 
     def attach(self, scene: Any) -> None:
@@ -123,7 +132,8 @@ class LayoutProbe:
         def play_then_check(*args: Any, **kwargs: Any) -> None:
             play(*args, **kwargs)
             self.animations += 1
-            self.inspect(scene)
+            if not self.faults:
+                self.inspect_safely(scene)
 
         scene.play = play_then_check
 
@@ -132,14 +142,27 @@ class LayoutProbe:
         ranked = sorted(self._found.values(), key=lambda v: (-v.distance, v.animation))
         return sorted(ranked[:MAX_REPORTED], key=lambda v: (v.animation, v.kind, -v.distance))
 
+    def inspect_safely(self, scene: Any) -> None:
+        """Check the scene; an error in the check itself is kept as a harness fault, never raised."""
+        try:
+            self.inspect(scene)
+        except Exception as error:
+            self.faults.append(f"layout check after animation {self.animations}: {error!r}"[:FAULT_CHARS])
+            traceback.print_exc()
+
     def inspect(self, scene: Any) -> None:
         """Check the scene as it is now."""
+        from manim import config
+
         camera = scene.camera
         frame_object = getattr(camera, "frame", None)
         center = camera.frame_center
         half_width, half_height = camera.frame_width / 2, camera.frame_height / 2
         frame = Box(
             center[0] - half_width, center[0] + half_width, center[1] - half_height, center[1] + half_height
+        )
+        framed = abs(camera.frame_width - config.frame_width) > TOLERANCE or any(
+            abs(float(value)) > TOLERANCE for value in center[:2]
         )
         units = [
             unit
@@ -149,7 +172,8 @@ class LayoutProbe:
         time = float(scene.time)
         safe = frame.shrunk(self.margin)
         for unit in units:
-            if not unit.background:
+            out_of_view = framed and not unit.box.meets(frame)  # the moved camera left it out on purpose
+            if not unit.background and not out_of_view:
                 self._check_frame(unit, safe, time)
         texts = [unit for unit in units if unit.text]
         for index, first in enumerate(texts):
@@ -212,13 +236,15 @@ class LayoutProbe:
 
 
 def _units(mobjects: Sequence[Any]) -> Iterator[_Unit]:
-    """The visible mobjects to check: plain groups are opened, everything else is one unit."""
+    """The drawn mobjects to check: plain groups are opened, everything else is one unit."""
     for mobject in mobjects:
         if type(mobject).__name__ in PLAIN_GROUPS:
             yield from _units(mobject.submobjects)
             continue
+        if not _visible(mobject):
+            continue
         points = mobject.get_all_points()
-        if len(points) == 0 or not _visible(mobject):
+        if len(points) == 0:
             continue
         box = Box(
             float(points[:, 0].min()),
@@ -235,17 +261,31 @@ def _is_a(mobject: Any, names: tuple[str, ...]) -> bool:
 
 
 def _visible(mobject: Any) -> bool:
-    """Whether any member of the mobject's family draws something (vector fill or stroke, or a raster)."""
+    """Whether any member of the mobject's family draws something, asked through its own kind's API.
+
+    Vector shapes draw a fill or a stroke, images their pixels, point clouds their points; trackers and
+    other plain mobjects draw nothing. Manim's `Mobject.__getattr__` invents `get_*`/`set_*` methods for
+    any name, so the kind is decided by class, never by `hasattr`.
+    """
+    from manim import VMobject
+    from manim.mobject.types.image_mobject import AbstractImageMobject
+    from manim.mobject.types.point_cloud_mobject import PMobject
+
     for member in mobject.get_family():
-        if not hasattr(member, "get_fill_opacity"):
-            return True  # images and point clouds
-        if len(member.points) == 0:
-            continue
-        if member.get_fill_opacity() > 0 or (
-            member.get_stroke_width() > 0 and member.get_stroke_opacity() > 0
-        ):
+        if isinstance(member, AbstractImageMobject):
+            return True
+        if isinstance(member, PMobject):
+            if len(member.points) and float(member.rgbas[:, 3].max(initial=0.0)) > 0:
+                return True
+        elif isinstance(member, VMobject) and len(member.points) and _strokes_or_fills(member):
             return True
     return False
+
+
+def _strokes_or_fills(member: Any) -> bool:
+    """Whether a vector mobject has a visible fill or stroke."""
+    stroked = member.get_stroke_width() > 0 and member.get_stroke_opacity() > 0
+    return bool(member.get_fill_opacity() > 0 or stroked)
 
 
 def describe(mobject: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
-from videojobs.settings import Settings
+from videojobs.settings import RenderIsolation, Settings
 from videojobs_runner import grounding, prompts
 from videojobs_runner.checkpoint import (
     METADATA_FILE,
@@ -33,19 +33,21 @@ from videojobs_runner.codecheck import check_scene_code
 from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe
 from videojobs_runner.errors import (
     CodeGenerationError,
+    ConfigurationError,
     PlanningError,
     RenderingError,
     ScenarioError,
     StorageError,
     VideoGenerationError,
 )
+from videojobs_runner.isolation import SandboxUnavailableError, check_available
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
 from videojobs_runner.llm import InvalidReply, LLMClient, Message, UsageLedger, fenced_block, json_reply
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
 from videojobs_runner.render_cache import CachedRender, CombinedCache, RenderCache, combine_key, render_key
-from videojobs_runner.sandbox import RenderLimits, render_scene
+from videojobs_runner.sandbox import RenderLimits, SandboxConfig, render_scene
 from videojobs_runner.tts import Narrator, SceneNarration
 
 MIN_SCENES = 3
@@ -70,6 +72,8 @@ class SceneRender(BaseModel):
     layout_violations: list[LayoutViolation] = []
     layout_fix_attempts: int = 0
     from_cache: bool = False
+    harness_faults: list[str] = []
+    """Errors in the render harness's own checks (ours, never the scene's): it rendered unchecked."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class VideoPipeline:
         try:
             await self.tracker.enter(Stage.INITIALIZING)
             if not self.artifacts.exists(METADATA_FILE):
+                await self._check_sandbox()
                 outline = await self._outline()
                 await self._scenes(outline)
                 await self._combine_and_store(outline)
@@ -168,6 +173,22 @@ class VideoPipeline:
             )
             raise
         return self.status
+
+    async def _check_sandbox(self) -> None:
+        """Fail before any LLM call when scenes could not render in the configured OS sandbox."""
+        if self.settings.render_isolation is RenderIsolation.NONE:
+            return  # every render logs its own warning
+        try:
+            await asyncio.to_thread(check_available)
+        except SandboxUnavailableError as error:
+            raise ConfigurationError(
+                f"the render sandbox cannot run here: {error}",
+                recoverable=True,
+                suggestion=(
+                    "Install bubblewrap (README: 'The render sandbox') and resume. Only where scene code "
+                    "may run unconfined, set RENDER_ISOLATION=none (unsafe)."
+                ),
+            ) from error
 
     # --- planning --------------------------------------------------------------------------
 
@@ -367,6 +388,7 @@ class VideoPipeline:
             layout_violations=best.record.layout_violations,
             layout_fix_attempts=attempts,
             from_cache=best.from_cache,
+            harness_faults=best.record.harness_faults,
         )
         self.artifacts.save_model(f"{folder}/render.json", record)
 
@@ -411,6 +433,7 @@ class VideoPipeline:
                     enable_caching=self.settings.enable_caching,
                     narration=narration.seconds if narration else (),
                     layout_margin=self.settings.layout_margin,
+                    sandbox=SandboxConfig.from_settings(self.settings),
                 )
             self.artifacts.save_text(log_name, outcome.log)
             if not outcome.ok or outcome.video is None:
@@ -422,6 +445,7 @@ class VideoPipeline:
                 duration_seconds=outcome.duration_seconds or 0.0,
                 blocks=list(outcome.blocks),
                 layout_violations=list(outcome.layout),
+                harness_faults=list(outcome.harness_faults),
             )
             if cache is not None:
                 await asyncio.to_thread(cache.store, key, video, record)
@@ -524,7 +548,7 @@ class VideoPipeline:
     def _quality_report(self, scenes: int) -> dict[str, object]:
         """The metadata on fixes, layout and the render cache, per scene and for the job."""
         per_scene: list[dict[str, object]] = []
-        fixes = violations = cache_hits = 0
+        fixes = violations = cache_hits = harness_faults = 0
         for index in range(1, scenes + 1):
             render = self.artifacts.load_model(f"{scene_dir(index)}/render.json", SceneRender)
             if render is None:
@@ -534,6 +558,7 @@ class VideoPipeline:
             scene_fixes = len(self.artifacts.code_versions(index)) - 1
             fixes, violations = fixes + scene_fixes, violations + len(render.layout_violations)
             cache_hits += render.from_cache
+            harness_faults += len(render.harness_faults)
             per_scene.append(
                 {
                     "index": index,
@@ -542,12 +567,14 @@ class VideoPipeline:
                     "layout_fix_attempts": render.layout_fix_attempts,
                     "render_cache_hit": render.from_cache,
                     "layout_violations": [v.model_dump(mode="json") for v in render.layout_violations],
+                    "harness_faults": render.harness_faults,
                 }
             )
         return {
             "fix_attempts": fixes,
             "layout_violations_left": violations,
             "render_cache_hits": cache_hits,
+            "harness_faults": harness_faults,
             "scene_renders": per_scene,
         }
 

@@ -35,6 +35,8 @@ class CachedRender(BaseModel):
     blocks: list[float] = []
     """Measured seconds of each narration block (the render was paced to them)."""
     layout_violations: list[LayoutViolation] = []
+    harness_faults: list[str] = []
+    """Errors in the harness's own checks during the render (the scene rendered unchecked)."""
 
 
 def _read_record(storage: Storage, key: str, adapter: TypeAdapter[T]) -> T | None:

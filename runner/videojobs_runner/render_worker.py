@@ -1,4 +1,8 @@
-"""Sandbox entry point: render one Manim scene under an audit hook and print a JSON result line."""
+"""Render worker, run inside the OS sandbox: render one Manim scene and print a JSON result line.
+
+Its audit hook and the static check are feedback for the model (a clear refusal instead of a puzzling
+failure), not the boundary: bubblewrap is (videojobs_runner.isolation).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -21,8 +26,8 @@ from videojobs.contract import QUALITY_PRESETS, Quality
 from videojobs_runner.layout import LayoutProbe
 from videojobs_runner.pacing import Pacer
 
-ALLOWED_EXECUTABLES = frozenset({"latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "typst"})
-"""Programs the scene process may start (Manim needs LaTeX); everything else is refused."""
+ALLOWED_EXECUTABLES = frozenset({"latex", "pdflatex", "xelatex", "dvisvgm", "typst"})
+"""Programs the scene process may start (Manim needs LaTeX; not lualatex, whose Lua reaches files)."""
 
 BLOCKED_PREFIXES = ("socket.", "ctypes.", "os.fork", "os.system", "os.kill", "os.putenv", "os.unsetenv")
 """Audit events refused outright: network, FFI, forking, signalling other processes, changing the env."""
@@ -45,12 +50,13 @@ PATH_EVENTS = {
 }
 """Audit events that change the file system, with the indexes of the paths they change."""
 
-UNSAFE_TEX_ARGUMENTS = ("shell-escape", "shell_escape", "write18", "cnf-line")
-"""Compiler options that would let TeX run arbitrary commands."""
+UNSAFE_TEX_OPTIONS = frozenset({"shell-escape", "shell-restricted", "enable-write18", "cnf-line"})
+"""Compiler options that would let TeX run commands or change its settings (names without dashes)."""
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 ALWAYS_WRITABLE = frozenset({"/dev/null"})
-OUT_OF_MEMORY_ERRNOS = frozenset({errno.ENOMEM, errno.EAGAIN})
+MIN_STILL_SECONDS = 1.0
+"""How long a scene that only shows a still picture is held when it has no narration."""
 SCENE_MODULE = "videojobs_scene"
 SCENE_FRAME_LIMIT = 8
 TEX_SNIPPET_LINES = 20
@@ -60,19 +66,21 @@ DVISVGM_MARKER = re.compile(r"\\special\{dvisvgm:raw [^}]*\}")
 LATEX_FAILURE = re.compile(r"error converting to \w+.*log file: (?P<log>\S+\.log)", re.DOTALL)
 
 
-class SandboxViolation(PermissionError):
-    """The scene did something the render sandbox forbids."""
+class SandboxViolation(RuntimeError):
+    """The scene did something the render sandbox forbids (not an OSError, so no `exist_ok` swallows it)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Render the scene named on the command line; print its video and duration, or its error, as JSON."""
     args = _parse_args(argv)
-    code_path = Path(args.code_path).resolve()
+    resource.setrlimit(resource.RLIMIT_NPROC, (args.max_processes, args.max_processes))
+    code_path = Path(args.code).resolve()
     media_dir = Path(args.media_dir).resolve()
     media_dir.mkdir(parents=True, exist_ok=True)
     writable = (str(media_dir), os.path.realpath(tempfile.gettempdir()))
     import manim  # noqa: F401  # heavy imports happen before the hook, so they are never refused
 
+    sys.dont_write_bytecode = True  # the scene's folder is read-only
     sys.addaudithook(make_audit_hook(writable))
     probe = LayoutProbe(args.layout_margin)
     try:
@@ -90,17 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit({"kind": error_kind(error), "error": describe_error(error, code_path)})
         return 1
     layout = [violation.model_dump(mode="json") for violation in probe.violations()]
-    _emit({"video": str(video), "duration": duration, "blocks": blocks, "layout": layout})
+    _emit(
+        {
+            "video": str(video.relative_to(media_dir)),
+            "duration": duration,
+            "blocks": blocks,
+            "layout": layout,
+            "harness_faults": probe.faults,
+        }
+    )
     return 0
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The worker's command line."""
     parser = argparse.ArgumentParser(prog="videojobs_runner.render_worker")
-    parser.add_argument("code_path")
     parser.add_argument("scene_class")
     parser.add_argument("quality", choices=[quality.value for quality in Quality])
-    parser.add_argument("media_dir")
+    parser.add_argument("--code", required=True, help="The scene file.")
+    parser.add_argument("--media-dir", required=True, help="Where Manim writes (inside the work dir).")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument(
         "--narration",
@@ -109,6 +125,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Spoken seconds of each narration segment, a,b,...",
     )
     parser.add_argument("--layout-margin", type=float, default=0.0)
+    parser.add_argument("--max-processes", type=int, default=256, help="RLIMIT_NPROC of the render.")
     return parser.parse_args(argv)
 
 
@@ -155,11 +172,28 @@ def render(
         scene = getattr(module, scene_class)()
         prepare(scene)
         pacer = Pacer(scene, narration) if narration else None
+        if pacer is None:
+            hold_still(scene)
         scene.render()
         video = Path(scene.renderer.file_writer.movie_file_path)
         duration = float(getattr(scene.renderer, "time", 0.0)) or probe_duration(video)
         blocks = pacer.block_seconds() if pacer else []
     return video, duration, blocks
+
+
+def hold_still(scene: Any) -> None:
+    """Make a scene that only shows a still picture (no play, no wait) a clip of MIN_STILL_SECONDS.
+
+    Manim writes such a scene as an image; the pipeline needs a clip to lay narration under.
+    """
+    construct: Callable[[], None] = scene.construct
+
+    def construct_then_hold() -> None:
+        construct()
+        if scene.renderer.num_plays == 0:
+            scene.wait(MIN_STILL_SECONDS)
+
+    scene.construct = construct_then_hold
 
 
 def load_module(code_path: Path) -> ModuleType:
@@ -238,7 +272,7 @@ def _exec_refusal(event: str, args: tuple[Any, ...], roots: tuple[str, ...]) -> 
     argv, env = args[EXEC_EVENTS[event] + 1], args[-1]
     if env is not None and dict(env) != dict(os.environ):
         return f"starting {name} with a modified environment"
-    if any(flag in os.fsdecode(arg) for arg in argv or () for flag in UNSAFE_TEX_ARGUMENTS):
+    if any(_option_name(arg) in UNSAFE_TEX_OPTIONS for arg in argv or ()):
         return f"starting {name} with shell escape"
     resolved = shutil.which(name)
     if resolved is None or _is_writable(Path(resolved).absolute(), roots):
@@ -246,10 +280,19 @@ def _exec_refusal(event: str, args: tuple[Any, ...], roots: tuple[str, ...]) -> 
     return ""
 
 
+def _option_name(argument: object) -> str:
+    """`shell-escape` for `--shell-escape` or `-shell-escape=1`; '' for an argument that is no option."""
+    text = os.fsdecode(argument) if isinstance(argument, str | bytes | os.PathLike) else ""
+    return text.lstrip("-").split("=", 1)[0] if text.startswith("-") else ""
+
+
 def error_kind(error: BaseException) -> str:
-    """How the parent should classify the failure: memory, latex or error."""
-    if any(_out_of_memory(cause) for cause in _causes(error)):
+    """How the parent should classify the failure: memory, process_limit, latex or error."""
+    causes = _causes(error)
+    if any(_out_of_memory(cause) for cause in causes):
         return "memory"
+    if any(getattr(cause, "errno", None) == errno.EAGAIN for cause in causes):
+        return "process_limit"
     if LATEX_FAILURE.search(str(error)):
         return "latex"
     return "error"
@@ -266,8 +309,8 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def _out_of_memory(error: BaseException) -> bool:
-    """A MemoryError, or an OS error from a failed allocation or thread start (the address-space limit)."""
-    return isinstance(error, MemoryError) or getattr(error, "errno", None) in OUT_OF_MEMORY_ERRNOS
+    """A MemoryError, or an OS error from a failed allocation (the address-space limit)."""
+    return isinstance(error, MemoryError) or getattr(error, "errno", None) == errno.ENOMEM
 
 
 def describe_error(error: BaseException, code_path: Path) -> str:

@@ -1,32 +1,50 @@
-"""Render one scene in a separate, resource-limited process with a clean environment."""
+"""Render one scene in a resource-limited worker process inside the OS sandbox, and read what it made."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import re
 import resource
-import shutil
 import signal
+import stat
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from videojobs.contract import Quality
-from videojobs.settings import Settings
-from videojobs_runner.layout import VIOLATIONS, LayoutViolation
-from videojobs_runner.render_worker import ALLOWED_EXECUTABLES
+from pydantic import ValidationError
 
-SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+from videojobs.contract import Quality
+from videojobs.settings import RenderIsolation, Settings
+from videojobs_runner.isolation import (
+    INSIDE_CODE_DIR,
+    INSIDE_WORKDIR,
+    Launch,
+    bwrap_launch,
+    own_tree,
+    worker_env,
+)
+from videojobs_runner.layout import VIOLATIONS, LayoutViolation
+
+logger = logging.getLogger(__name__)
+
+SIGNAL_EXIT_BASE = 128
+MAX_HARNESS_FAULTS = 5
+FAULT_MAX_CHARS = 500
+CONTROL_CHARACTERS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+"""ANSI escape sequences and control characters (tab and newline stay) in text from the render."""
 FILE_SIZE_LIMIT = 2 * 1024**3
 CPU_GRACE_SECONDS = 5
 LOG_LIMIT_BYTES = 1024**2
 READER_GRACE_SECONDS = 5.0
 ERROR_MAX_LINES = 60
 ERROR_MAX_CHARS = 4000
+PROCESS_MARKERS = ("BlockingIOError", "fork: Resource temporarily unavailable")
 MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "Error creating thread")
 
 
@@ -38,6 +56,7 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     MEMORY = "memory"
     CPU_LIMIT = "cpu_limit"
+    PROCESS_LIMIT = "process_limit"
     KILLED = "killed"
     NO_OUTPUT = "no_output"
 
@@ -49,6 +68,7 @@ class RenderLimits:
     timeout_seconds: float
     memory_mb: int
     cpu_seconds: int
+    max_processes: int = 256
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderLimits:
@@ -57,7 +77,25 @@ class RenderLimits:
             timeout_seconds=settings.render_timeout_seconds,
             memory_mb=settings.render_memory_mb,
             cpu_seconds=settings.render_cpu_seconds,
+            max_processes=settings.render_max_processes,
         )
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Which OS sandbox renders run in, and the uids a root runner gives them."""
+
+    isolation: RenderIsolation = RenderIsolation.BWRAP
+    uids: range = field(default_factory=lambda: range(200_000, 300_000))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxConfig:
+        """The sandbox configured for the deployment."""
+        base = settings.render_uid_base
+        return cls(settings.render_isolation, range(base, base + settings.render_uid_count))
+
+
+DEFAULT_SANDBOX = SandboxConfig()
 
 
 @dataclass(frozen=True)
@@ -70,6 +108,8 @@ class RenderOutcome:
     blocks: tuple[float, ...] = ()
     """Measured seconds of each narration block (empty when the scene had no narration)."""
     layout: tuple[LayoutViolation, ...] = ()
+    harness_faults: tuple[str, ...] = ()
+    """Errors inside the harness's own checks (never the scene's fault); the scene rendered unchecked."""
     failure: FailureKind | None = None
     error: str = ""
     log: str = ""
@@ -77,7 +117,7 @@ class RenderOutcome:
     @classmethod
     def failed(cls, failure: FailureKind, error: str, log: str) -> RenderOutcome:
         """A failed render."""
-        return cls(ok=False, failure=failure, error=trim_error(error), log=log)
+        return cls(ok=False, failure=failure, error=trim_error(clean(error)), log=log)
 
 
 @dataclass(frozen=True)
@@ -105,65 +145,51 @@ async def render_scene(
     enable_caching: bool = True,
     narration: Sequence[float] = (),
     layout_margin: float = 0.0,
+    sandbox: SandboxConfig = DEFAULT_SANDBOX,
 ) -> RenderOutcome:
     """Render `scene_class` from `code_path` into `workdir`/media in a sandboxed worker process.
 
     `narration` holds the spoken seconds of each narration segment; the render is paced to them.
     The layout check reports objects closer than `layout_margin` units to the frame's edges.
     """
-    command, workdir = worker_command(
-        code_path, scene_class, quality, workdir, enable_caching=enable_caching, layout_margin=layout_margin
-    )
-    if narration:
-        command += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
-    finished = await _run(command, workdir, limits)
-    return interpret(finished, workdir, limits)
-
-
-def worker_command(
-    code_path: Path,
-    scene_class: str,
-    quality: Quality,
-    workdir: Path,
-    *,
-    enable_caching: bool,
-    layout_margin: float,
-) -> tuple[list[str], Path]:
-    """The worker's command line and the resolved workdir, created with its temp dir."""
-    workdir = workdir.resolve()
-    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    workdir = await asyncio.to_thread(_prepare, workdir)
     command = [
         sys.executable,
         "-I",
         "-m",
         "videojobs_runner.render_worker",
-        str(code_path.resolve()),
         scene_class,
         quality.value,
-        str(workdir / "media"),
-        *([] if enable_caching else ["--no-cache"]),
         f"--layout-margin={layout_margin}",
+        f"--max-processes={limits.max_processes}",
+        *([] if enable_caching else ["--no-cache"]),
     ]
-    return command, workdir
+    if narration:
+        command += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
+    launch = await asyncio.to_thread(_launch, command, code_path, workdir, sandbox)
+    finished = await _run(launch, workdir, limits)
+    return interpret(finished, workdir, limits)
 
 
-def sandbox_env(workdir: Path) -> dict[str, str]:
-    """The worker's whole environment: a search path, scratch dirs and single-threaded math; no secrets."""
-    tool_dirs = [
-        str(Path(found).parent) for tool in sorted(ALLOWED_EXECUTABLES) if (found := shutil.which(tool))
-    ]
-    search_path = dict.fromkeys([str(Path(sys.executable).parent), *SYSTEM_PATH, *tool_dirs])
-    return {
-        "PATH": os.pathsep.join(search_path),
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / "tmp"),
-        "MPLCONFIGDIR": str(workdir / "tmp" / "matplotlib"),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+def _prepare(workdir: Path) -> Path:
+    """The absolute work dir, created with its temp dir."""
+    workdir = workdir.resolve()
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def _launch(command: list[str], code_path: Path, workdir: Path, sandbox: SandboxConfig) -> Launch:
+    """The worker `command` completed with its scene file and media dir, in the configured sandbox."""
+    code_path = code_path.resolve()
+    if sandbox.isolation is RenderIsolation.NONE:
+        logger.warning("UNSAFE: rendering LLM-written code without an OS sandbox (RENDER_ISOLATION=none)")
+        command += [f"--code={code_path}", f"--media-dir={workdir / 'media'}"]
+        return Launch(argv=command, env=worker_env(workdir))
+    command += [f"--code={INSIDE_CODE_DIR / code_path.name}", f"--media-dir={INSIDE_WORKDIR / 'media'}"]
+    launch = bwrap_launch(command, code_path, workdir, sandbox.uids)
+    if launch.host_uid is not None:
+        own_tree(workdir, launch.host_uid)
+    return launch
 
 
 def limit_resources(limits: RenderLimits) -> Callable[[], None]:
@@ -187,12 +213,16 @@ def _set_limit(kind: int, soft: int, hard: int) -> None:
     resource.setrlimit(kind, (soft, hard))
 
 
-async def _run(command: list[str], workdir: Path, limits: RenderLimits) -> _Finished:
-    """Run the worker in its own session; SIGKILL its whole process group on timeout or cancellation."""
+async def _run(launch: Launch, workdir: Path, limits: RenderLimits) -> _Finished:
+    """Run the worker in its own session; SIGKILL its whole process group on timeout or cancellation.
+
+    Under bubblewrap the worker is the first child of the sandbox's PID namespace: when it ends, or
+    when bubblewrap is killed, the kernel ends every process left in the namespace.
+    """
     process = await asyncio.create_subprocess_exec(
-        *command,
+        *launch.argv,
         cwd=workdir,
-        env=sandbox_env(workdir),
+        env=launch.env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -212,6 +242,8 @@ async def _run(command: list[str], workdir: Path, limits: RenderLimits) -> _Fini
         returncode = await process.wait()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(readers, READER_GRACE_SECONDS)
+    if launch.wrapped and returncode > SIGNAL_EXIT_BASE:
+        returncode = SIGNAL_EXIT_BASE - returncode  # bubblewrap reports a signal as 128 + its number
     return _Finished(returncode, timed_out, _decode(stdout), _decode(stderr))
 
 
@@ -230,8 +262,13 @@ def _kill_group(pgid: int) -> None:
 
 
 def _decode(data: bytearray) -> str:
-    """Bytes from a pipe as text."""
-    return data.decode("utf-8", errors="replace")
+    """Bytes from a pipe as text, without terminal escapes or control characters."""
+    return clean(data.decode("utf-8", errors="replace"))
+
+
+def clean(text: str) -> str:
+    """Text from the render with ANSI escapes and control characters (but tabs and newlines) removed."""
+    return CONTROL_CHARACTERS.sub("", text)
 
 
 def interpret(finished: _Finished, workdir: Path, limits: RenderLimits) -> RenderOutcome:
@@ -269,9 +306,9 @@ def _last_report(stdout: str) -> dict[str, object]:
 
 
 def _video_outcome(report: dict[str, object], workdir: Path, log: str) -> RenderOutcome:
-    """A success when the reported video exists inside the workdir."""
-    video = Path(str(report["video"])).resolve()
-    if not video.is_file() or not video.is_relative_to(workdir) or video.stat().st_size == 0:
+    """A success when the reported video is a regular file in the work dir's media, reached by no link."""
+    video = _media_file(workdir / "media", report.get("video"))
+    if video is None:
         message = (
             "The scene rendered but produced no video file. Make sure construct() plays at least one "
             "animation (self.play) or waits (self.wait)."
@@ -283,25 +320,73 @@ def _video_outcome(report: dict[str, object], workdir: Path, log: str) -> Render
     blocks = (
         tuple(float(b) for b in reported if isinstance(b, int | float)) if isinstance(reported, list) else ()
     )
-    layout = tuple(VIOLATIONS.validate_python(report.get("layout", [])))
-    return RenderOutcome(
-        ok=True, video=video, duration_seconds=seconds, blocks=blocks, layout=layout, log=log
+    faults = report.get("harness_faults")
+    harness_faults = (
+        [clean(str(fault))[:FAULT_MAX_CHARS] for fault in faults] if isinstance(faults, list) else []
     )
+    try:
+        layout = tuple(VIOLATIONS.validate_python(report.get("layout", [])))
+    except ValidationError as error:
+        layout = ()
+        harness_faults.append(f"unreadable layout report: {error.error_count()} errors")
+    for fault in harness_faults:
+        log_fault(fault)
+    return RenderOutcome(
+        ok=True,
+        video=video,
+        duration_seconds=seconds,
+        blocks=blocks,
+        layout=layout,
+        harness_faults=tuple(harness_faults[:MAX_HARNESS_FAULTS]),
+        log=log,
+    )
+
+
+def log_fault(fault: str) -> None:
+    """Log a fault of the harness's own checks: ours to fix, never sent to the model."""
+    logger.error("render harness fault (the scene rendered unchecked): %s", fault)
+
+
+def _media_file(media: Path, reported: object) -> Path | None:
+    """The reported video (relative to the media dir): a non-empty regular file that no link leads to."""
+    if not isinstance(reported, str) or not reported or Path(reported).is_absolute():
+        return None
+    candidate = media / reported
+    if ".." in Path(reported).parts or os.path.realpath(candidate) != str(candidate):
+        return None
+    try:
+        info = candidate.lstat()
+    except OSError:
+        return None
+    return candidate if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
 
 
 def _error_outcome(report: dict[str, object], limits: RenderLimits, log: str) -> RenderOutcome:
     """A failure the worker caught and described."""
+    kinds = {FailureKind.ERROR, FailureKind.LATEX, FailureKind.MEMORY, FailureKind.PROCESS_LIMIT}
     kind = str(report.get("kind", FailureKind.ERROR))
-    failure = FailureKind(kind) if kind in {"error", "latex", "memory"} else FailureKind.ERROR
+    failure = FailureKind(kind) if kind in kinds else FailureKind.ERROR
     message = str(report["error"])
     if failure is FailureKind.MEMORY:
         message = f"The scene ran out of memory (limit {limits.memory_mb} MB).\n{message}"
+    if failure is FailureKind.PROCESS_LIMIT:
+        message = _process_limit_message(limits, message)
     return RenderOutcome.failed(failure, message, log)
+
+
+def _process_limit_message(limits: RenderLimits, detail: str) -> str:
+    """Why a render that started too many processes or threads failed."""
+    return (
+        f"The scene started more processes or threads than allowed ({limits.max_processes}). "
+        f"Scenes must not start processes or threads.\n{detail}"
+    )
 
 
 def _crash_outcome(finished: _Finished, limits: RenderLimits, log: str) -> RenderOutcome:
     """A worker that ended without a report: out of memory, killed by a signal, or exited quietly."""
     tail = finished.stderr.strip()
+    if any(marker in tail for marker in PROCESS_MARKERS):
+        return RenderOutcome.failed(FailureKind.PROCESS_LIMIT, _process_limit_message(limits, tail), log)
     if any(marker in tail for marker in MEMORY_MARKERS):
         message = f"The scene ran out of memory (limit {limits.memory_mb} MB).\n{tail}"
         return RenderOutcome.failed(FailureKind.MEMORY, message, log)
