@@ -17,10 +17,10 @@ class OpeningAngle(Scene):
         arm = turned_arm()
 
         def marker():
-            return Angle(base, arm, radius=0.7, color=YELLOW)
+            return Angle(base, arm, radius=0.7, other_angle=False, color=YELLOW)
 
         def label_spot():
-            return Angle(base, arm, radius=1.1).point_from_proportion(0.5)
+            return Angle(base, arm, radius=0.7 + 2 * SMALL_BUFF).point_from_proportion(0.5)
 
         arc = marker()
         label = MathTex(r"\alpha").move_to(label_spot())

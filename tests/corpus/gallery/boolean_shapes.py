@@ -6,7 +6,7 @@ from manim import *
 
 class SetOperations(Scene):
     def construct(self):
-        disc = Circle(radius=1.1, color=BLUE, fill_opacity=0.5).shift(0.5 * LEFT)
+        disc = Ellipse(width=2.6, height=2, color=BLUE, fill_opacity=0.5, stroke_width=6).shift(0.5 * LEFT)
         tile = Square(side_length=2, color=RED, fill_opacity=0.5).shift(0.5 * RIGHT)
         pair = VGroup(disc, tile).shift(1.2 * UP)
         title = Text("Set operations", font_size=36).to_edge(UP)

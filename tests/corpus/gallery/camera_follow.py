@@ -10,8 +10,8 @@ class CameraChase(MovingCameraScene):
         axes = Axes(x_range=(0, 10, 1), y_range=(-2, 2, 1), x_length=12, y_length=4)
         wave = axes.plot(lambda x: 1.5 * np.sin(x) * np.exp(-0.1 * x), x_range=(0, 3 * PI), color=PURPLE)
         rider = Dot(wave.get_start(), color=ORANGE)
-        first = Dot(wave.get_start())
-        last = Dot(wave.get_end())
+        first = Dot(axes.i2gp(wave.t_min, wave))
+        last = Dot(axes.i2gp(wave.t_max, wave))
         self.add(axes, wave, first, last, rider)
         self.play(self.camera.frame.animate.scale(0.4).move_to(rider), run_time=0.7)
 

@@ -11,7 +11,9 @@ class CoolingCurve(Scene):
             y_range=(-10, 30, 10),
             x_length=6.5,
             y_length=5,
-            axis_config={"include_numbers": True, "font_size": 20},
+            axis_config={"font_size": 20},
+            x_axis_config={"numbers_to_include": np.arange(0, 41, 10)},
+            y_axis_config={"numbers_to_include": np.arange(-10, 31, 10)},
         )
         names = axes.get_axis_labels(Tex(r"$t$ [min]").scale(0.6), Tex(r"$T$ [$^\circ$C]").scale(0.6))
         readings = axes.plot_line_graph(

@@ -9,7 +9,7 @@ class WaveAxes(Scene):
         axes = Axes(
             x_range=(-2 * PI, 2 * PI, PI / 2),
             y_range=(-2, 2, 1),
-            x_length=11,
+            x_length=10,
             y_length=5,
             axis_config={"color": BLUE_B},
             x_axis_config={

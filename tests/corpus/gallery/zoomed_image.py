@@ -6,7 +6,8 @@ from manim import *
 
 class MagnifierTour(ZoomedScene):
     def __init__(self, **kwargs):
-        super().__init__(
+        ZoomedScene.__init__(
+            self,
             zoom_factor=0.25,
             zoomed_display_height=1.5,
             zoomed_display_width=4,
@@ -35,7 +36,7 @@ class MagnifierTour(ZoomedScene):
         self.play(Create(lens), FadeIn(caption, shift=UP), run_time=0.4)
         self.activate_zooming()
         self.play(self.get_zoomed_display_pop_out_animation(), track_display, run_time=0.5)
-        squash = [1.5, 0.5, 0]
+        squash = [0.6, 1.5, 0]
         self.play(lens.animate.scale(squash), display.animate.scale(squash), FadeOut(caption), run_time=0.4)
         self.play(ScaleInPlace(display, 1.3), run_time=0.3)
         self.play(lens.animate.shift(2 * RIGHT), run_time=0.4)
