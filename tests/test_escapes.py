@@ -124,13 +124,24 @@ def files_under(root: Path) -> dict[str, bytes]:
     return found
 
 
+def fingerprints(value: str) -> list[str]:
+    """Parts of a secret that betray it even when cut (LaTeX's error context, a shortened label).
+
+    A planted secret's random hex gives three 10-digit parts; any other value is looked for whole.
+    """
+    random_part = max(re.findall(r"[0-9a-f]{24,}", value), key=len, default="")
+    if not random_part:
+        return [value]
+    return [random_part[:10], random_part[len(random_part) // 2 - 5 :][:10], random_part[-10:]]
+
+
 def leaks(secret_values: list[str], places: dict[str, bytes]) -> list[str]:
-    """'secret in place' for every secret value found in any of the places."""
+    """'secret in place' for every secret value found (whole or in part) in any of the places."""
     return [
         f"{value[:24]}... in {place}"
         for value in secret_values
         for place, data in places.items()
-        if value.encode() in data
+        if any(part.encode() in data for part in fingerprints(value))
     ]
 
 
@@ -282,9 +293,9 @@ def test_escape_is_contained(
     time.sleep(float(header(escape, "settle") or 0))  # daemons that act after the render
 
     problems = []
-    outside = set(files_under(tmp_path)) - before - {report.name}
+    outside = {name for name in set(files_under(tmp_path)) - before if not name.startswith("work/")}
+    outside.discard(report.name)
     problems += [f"file written outside the work dir: {name}" for name in sorted(outside)]
-    problems += [f"file written outside the work dir: {p.name}" for p in planted.marker_dir.iterdir()]
     if planted.secret_file.is_symlink() or planted.secret_file.read_text() != planted.secret_value + "\n":
         problems.append("the secret file was changed")
     places = {"outcome.error": outcome["error"].encode(), "outcome.log": outcome["log"].encode()}

@@ -15,5 +15,10 @@ PREAMBLE = r"""
 
 class Escape(Scene):
     def construct(self):
-        template = TexTemplate(tex_compiler="lualatex", output_format=".pdf", preamble=PREAMBLE)
+        template = TexTemplate(
+            tex_compiler="lualatex",
+            output_format=".pdf",
+            documentclass=r"\documentclass{article}",  # standalone needs luatex85.sty
+            preamble=PREAMBLE,
+        )
         self.play(FadeIn(Tex("lua", tex_template=template)), run_time=0.2)

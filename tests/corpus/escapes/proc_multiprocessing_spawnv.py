@@ -10,5 +10,5 @@ from multiprocessing import util
 class Escape(Scene):
     def construct(self):
         child = "import os; os.setsid(); open('__MARKER_DIR__/proc_multiprocessing_spawnv', 'w').write('x'); import time; time.sleep(60)"
-        util.spawnv_passfds(sys.executable, [sys.executable, "-c", child, "__TOKEN__"], ())
+        util.spawnv_passfds(sys.executable.encode(), [sys.executable, "-c", child, "__TOKEN__"], ())
         self.play(FadeIn(Dot()), run_time=0.2)

@@ -4,17 +4,14 @@
 #   movie's dir one too, so Manim's own writes land outside.
 from manim import *
 import os
-import shutil
 
 
 class Escape(Scene):
     def construct(self):
         writer = self.renderer.file_writer
         for folder in (writer.partial_movie_directory, writer.movie_file_path.parent):
-            if folder.is_symlink() or folder.is_file():
-                folder.unlink()
-            elif folder.exists():
-                shutil.rmtree(folder)
+            if folder.exists() or folder.is_symlink():
+                folder.rename(folder.with_name(folder.name + ".moved"))
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.symlink("__MARKER_DIR__", folder)
         self.play(FadeIn(Dot()), run_time=0.2)
