@@ -83,8 +83,8 @@ def bwrap_launch(worker_argv: list[str], code_path: Path, workdir: Path, uids: r
 
     The work dir is mounted read-write at INSIDE_WORKDIR, the scene file read-only in INSIDE_CODE_DIR,
     and nothing else is writable or visible beyond the read allow-list. A runner running as root
-    switches the scene to a uid of its own from `uids` (RLIMIT_NPROC does not apply to root); any other
-    runner maps it to SANDBOX_UID in a new user namespace.
+    switches the scene to a uid of its own from `uids` (RLIMIT_NPROC does not apply to root) and gives
+    it the work dir; any other runner maps it to SANDBOX_UID in a new user namespace.
     """
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -104,6 +104,7 @@ def bwrap_launch(worker_argv: list[str], code_path: Path, workdir: Path, uids: r
     host_uid: int | None = None
     if os.geteuid() == 0:
         host_uid = uids[secrets.randbelow(len(uids))]
+        own_tree(workdir, host_uid)
         argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", *_drop_to(host_uid)]
     else:
         argv += ["--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -177,8 +178,6 @@ def check_available() -> None:
         code.write_text("import manim\n")
         argv = [sys.executable, "-I", str(INSIDE_CODE_DIR / code.name)]
         launch = bwrap_launch(argv, code, workdir, range(PROBE_UID, PROBE_UID + 1))
-        if launch.host_uid is not None:
-            own_tree(workdir, launch.host_uid)
         try:
             result = subprocess.run(
                 launch.argv, env=launch.env, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -26,7 +27,6 @@ from videojobs_runner.isolation import (
     INSIDE_WORKDIR,
     Launch,
     bwrap_launch,
-    own_tree,
     worker_env,
 )
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation
@@ -46,6 +46,7 @@ ERROR_MAX_LINES = 60
 ERROR_MAX_CHARS = 4000
 PROCESS_MARKERS = ("BlockingIOError", "fork: Resource temporarily unavailable")
 MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "Error creating thread")
+WORKER_COMMAND = (sys.executable, "-I", "-m", "videojobs_runner.render_worker")
 
 
 class FailureKind(StrEnum):
@@ -81,18 +82,35 @@ class RenderLimits:
         )
 
 
+class PodRenderer(Protocol):
+    """Runs one render in a pod of its own (RENDER_ISOLATION=pod: videojobs_runner.render_pod)."""
+
+    async def render(
+        self, worker_args: list[str], code_path: Path, workdir: Path, limits: RenderLimits
+    ) -> _Finished:
+        """Render with the worker's `worker_args`; its outputs land in `workdir`/media."""
+        ...
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """Which OS sandbox renders run in, and the uids a root runner gives them."""
 
     isolation: RenderIsolation = RenderIsolation.BWRAP
     uids: range = field(default_factory=lambda: range(200_000, 300_000))
+    pods: PodRenderer | None = None
+    """Where renders run with RENDER_ISOLATION=pod."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxConfig:
         """The sandbox configured for the deployment."""
         base = settings.render_uid_base
-        return cls(settings.render_isolation, range(base, base + settings.render_uid_count))
+        pods: PodRenderer | None = None
+        if settings.render_isolation is RenderIsolation.POD:
+            from videojobs_runner.render_pod import RenderPods  # it builds on this module
+
+            pods = RenderPods.from_settings(settings)
+        return cls(settings.render_isolation, range(base, base + settings.render_uid_count), pods)
 
 
 DEFAULT_SANDBOX = SandboxConfig()
@@ -153,11 +171,7 @@ async def render_scene(
     The layout check reports objects closer than `layout_margin` units to the frame's edges.
     """
     workdir = await asyncio.to_thread(_prepare, workdir)
-    command = [
-        sys.executable,
-        "-I",
-        "-m",
-        "videojobs_runner.render_worker",
+    worker_args = [
         scene_class,
         quality.value,
         f"--layout-margin={layout_margin}",
@@ -165,9 +179,13 @@ async def render_scene(
         *([] if enable_caching else ["--no-cache"]),
     ]
     if narration:
-        command += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
-    launch = await asyncio.to_thread(_launch, command, code_path, workdir, sandbox)
-    finished = await _run(launch, workdir, limits)
+        worker_args += ["--narration", ",".join(f"{seconds:.3f}" for seconds in narration)]
+    if sandbox.pods is not None:
+        finished = await sandbox.pods.render(worker_args, code_path, workdir, limits)
+    else:
+        command = [*WORKER_COMMAND, *worker_args]
+        launch = await asyncio.to_thread(_launch, command, code_path, workdir, sandbox)
+        finished = await _run(launch, workdir, limits)
     return interpret(finished, workdir, limits)
 
 
@@ -186,10 +204,7 @@ def _launch(command: list[str], code_path: Path, workdir: Path, sandbox: Sandbox
         command += [f"--code={code_path}", f"--media-dir={workdir / 'media'}"]
         return Launch(argv=command, env=worker_env(workdir))
     command += [f"--code={INSIDE_CODE_DIR / code_path.name}", f"--media-dir={INSIDE_WORKDIR / 'media'}"]
-    launch = bwrap_launch(command, code_path, workdir, sandbox.uids)
-    if launch.host_uid is not None:
-        own_tree(workdir, launch.host_uid)
-    return launch
+    return bwrap_launch(command, code_path, workdir, sandbox.uids)
 
 
 def limit_resources(limits: RenderLimits) -> Callable[[], None]:
