@@ -128,6 +128,41 @@ def test_two_scene_classes_are_rejected() -> None:
     assert any("exactly one" in issue and "Demo" in issue and "Other" in issue for issue in result.issues)
 
 
+SCENE_BASE = """from manim import *
+
+class Styled(Scene):
+    def setup(self):
+        self.camera.background_color = WHITE
+"""
+
+
+def test_a_scene_deriving_from_a_scene_class_of_the_file_is_the_scene() -> None:
+    source = SCENE_BASE + "\nclass Lesson(Styled):\n    def construct(self):\n        self.add(Circle())\n"
+    result = check_scene_code(source)
+    assert result.ok, result.issues
+    assert result.scene_class == "Lesson"
+
+
+def test_construct_may_come_from_a_scene_base_of_the_file() -> None:
+    source = (
+        "from manim import *\n\nclass Template(Scene):\n    def construct(self):\n        self.build()\n\n"
+        "class Lesson(Template):\n    def build(self):\n        self.add(Square())\n"
+    )
+    result = check_scene_code(source)
+    assert result.ok, result.issues
+    assert result.scene_class == "Lesson"
+
+
+def test_two_scenes_on_one_scene_base_are_rejected() -> None:
+    source = SCENE_BASE + "".join(
+        f"\nclass {name}(Styled):\n    def construct(self):\n        pass\n" for name in ("First", "Second")
+    )
+    result = check_scene_code(source)
+    assert not result.ok
+    assert any("exactly one" in issue and "First" in issue and "Second" in issue for issue in result.issues)
+    assert not any("Styled" in issue for issue in result.issues)
+
+
 def test_no_scene_class_is_rejected() -> None:
     result = check_scene_code("from manim import *\n\nclass Helper(VGroup):\n    pass\n")
     assert not result.ok

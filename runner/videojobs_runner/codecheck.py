@@ -212,30 +212,56 @@ def _is_dunder(name: str) -> bool:
 
 
 def _find_scene_class(tree: ast.Module) -> tuple[str | None, list[tuple[int, str]]]:
-    """The single top-level scene class, and the problems with how scene classes are defined."""
-    scenes = [node for node in tree.body if isinstance(node, ast.ClassDef) and _is_scene(node)]
+    """The single top-level scene class to render, and the problems with how scene classes are defined.
+
+    A scene class that another scene class of the file derives from is a base, not the scene: only the
+    most derived scene classes count, and one of them may inherit construct() from a base in the file.
+    """
+    scenes = _scene_classes(tree)
     if not scenes:
         return None, [(0, NO_SCENE_MESSAGE)]
-    if len(scenes) > 1:
-        names = ", ".join(f"{node.name} (line {node.lineno})" for node in scenes)
+    bases = {name for node in scenes.values() for name in _base_names(node)}
+    leaves = [node for node in scenes.values() if node.name not in bases]
+    if len(leaves) > 1:
+        names = ", ".join(f"{node.name} (line {node.lineno})" for node in leaves)
         message = (
-            f"Found {len(scenes)} scene classes ({names}); define exactly one, merging the others into it."
+            f"Found {len(leaves)} scene classes ({names}); define exactly one, merging the others into it."
         )
-        return None, [(scenes[1].lineno, message)]
-    scene = scenes[0]
-    has_construct = any(
-        isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == "construct"
-        for item in scene.body
-    )
-    if has_construct:
+        return None, [(leaves[1].lineno, message)]
+    scene = leaves[0] if leaves else next(iter(scenes.values()))
+    if _has_construct(scene, scenes):
         return scene.name, []
     return scene.name, [(scene.lineno, f"Scene class '{scene.name}' has no construct(self) method.")]
 
 
-def _is_scene(node: ast.ClassDef) -> bool:
-    """Whether the class derives from a Manim scene base (any base whose name ends in 'Scene')."""
-    for base in node.bases:
-        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-        if name.endswith("Scene"):
+def _scene_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    """The top-level classes deriving from a Manim scene base or from a scene class defined before them."""
+    scenes: dict[str, ast.ClassDef] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(
+            name.endswith("Scene") or name in scenes for name in _base_names(node)
+        ):
+            scenes[node.name] = node
+    return scenes
+
+
+def _base_names(node: ast.ClassDef) -> list[str]:
+    """The names of a class's bases (`Scene` for both `Scene` and `manim.Scene`)."""
+    return [base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "") for base in node.bases]
+
+
+def _has_construct(scene: ast.ClassDef, scenes: dict[str, ast.ClassDef]) -> bool:
+    """Whether the class, or a scene class of the file it derives from, defines construct()."""
+    pending, seen = [scene], set()
+    while pending:
+        node = pending.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if any(
+            isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == "construct"
+            for item in node.body
+        ):
             return True
+        pending.extend(scenes[name] for name in _base_names(node) if name in scenes)
     return False
