@@ -1,4 +1,4 @@
-"""Real low-quality renders through the OS sandbox: videos, classified failures, limits, env and audit hook."""
+"""Real low-quality renders through the OS sandbox: videos, classified failures, limits, env, audit hook."""
 
 from __future__ import annotations
 

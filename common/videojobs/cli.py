@@ -358,6 +358,18 @@ def run_videojob_command() -> None:
     raise typer.Exit(code=exit_code(status))
 
 
+@app.command(
+    "render-pod",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def render_pod_command(ctx: typer.Context) -> None:
+    """Inside a render pod (RENDER_ISOLATION=pod): fetch the scene, render it, upload the clip and result."""
+    from videojobs_runner.render_pod import main as render_pod
+
+    raise typer.Exit(code=render_pod(list(ctx.args)))
+
+
 @app.command()
 def operator(
     namespace: Annotated[

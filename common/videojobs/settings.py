@@ -35,6 +35,8 @@ class RenderIsolation(StrEnum):
 
     BWRAP = "bwrap"
     """bubblewrap: new user, PID, network, IPC, UTS and mount namespaces, a read allow-list, own uid."""
+    POD = "pod"
+    """Kubernetes: a render pod of its own (own uid, no token, no secrets, egress only to S3) per render."""
     NONE = "none"
     """No OS boundary: the scene runs as the runner and sees what it sees. Unsafe; logged loudly."""
 
@@ -89,12 +91,32 @@ class Settings(BaseSettings):
     )
     render_isolation: RenderIsolation = Field(
         default=RenderIsolation.BWRAP,
-        description="'bwrap' (the OS sandbox, required by default) or 'none' (unsafe: no OS boundary).",
+        description=(
+            "'bwrap' (the OS sandbox, required by default), 'pod' (a render pod per render, on Kubernetes) "
+            "or 'none' (unsafe: no OS boundary)."
+        ),
     )
     render_uid_base: int = Field(
         default=200_000, ge=1000, description="A root runner gives each render a uid from this range."
     )
     render_uid_count: int = Field(default=100_000, ge=1)
+
+    # Render pods (RENDER_ISOLATION=pod; the operator sets RENDER_IMAGE and the runner pod's identity).
+    render_image: str | None = Field(default=None, description="Image of render pods: the runner's.")
+    render_image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    render_service_account: str = Field(
+        default="videojobs-render", min_length=1, description="ServiceAccount of render pods (no RBAC)."
+    )
+    render_pod_cpu: str = Field(default="1", min_length=1, description="CPU request = limit of a render pod.")
+    render_pod_memory_mb: int | None = Field(
+        default=None, ge=256, description="Memory limit of a render pod; default RENDER_MEMORY_MB + 512."
+    )
+    render_pod_work_dir_mb: int = Field(default=4096, ge=64, description="sizeLimit of its work dir.")
+    render_pod_start_seconds: float = Field(
+        default=300.0, gt=0, description="Time a render pod may take to be scheduled and start."
+    )
+    render_pod_node_selector: dict[str, str] = Field(default_factory=dict)
+    render_pod_tolerations: list[dict[str, str]] = Field(default_factory=list)
 
     # Storage.
     output_dir: Path = Path("output")

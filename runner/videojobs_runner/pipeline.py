@@ -178,6 +178,9 @@ class VideoPipeline:
         """Fail before any LLM call when scenes could not render in the configured OS sandbox."""
         if self.settings.render_isolation is RenderIsolation.NONE:
             return  # every render logs its own warning
+        if self.settings.render_isolation is RenderIsolation.POD:
+            SandboxConfig.from_settings(self.settings)  # raises ConfigurationError naming what is missing
+            return
         try:
             await asyncio.to_thread(check_available)
         except SandboxUnavailableError as error:

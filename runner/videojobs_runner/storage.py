@@ -479,16 +479,7 @@ class S3Storage(Storage):
         return True
 
     def exists(self, key: str) -> bool:
-        full = self._full_key(key)
-        try:
-            self._client.head_object(Bucket=self.bucket, Key=full)
-        except ClientError as exc:
-            if self._is_missing(exc):
-                return False
-            raise self._error("HeadObject", full, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("HeadObject", full, exc) from exc
-        return True
+        return self.size(key) is not None
 
     def _list_full(self, full_prefix: str) -> list[str]:
         keys: list[str] = []
@@ -539,18 +530,36 @@ class S3Storage(Storage):
     def presigned_url(
         self, key: str, expires_seconds: int, content_disposition: str | None = None
     ) -> str | None:
+        extra = {} if content_disposition is None else {"ResponseContentDisposition": content_disposition}
+        return self._presign("get_object", key, expires_seconds, extra)
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str:
+        """A time-limited HTTP PUT URL that stores its request body under key (no credentials needed)."""
+        return self._presign("put_object", key, expires_seconds, {})
+
+    def _presign(self, method: str, key: str, expires_seconds: int, extra: dict[str, str]) -> str:
         full = self._full_key(key)
         if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
             raise StorageError(
                 f"presigned URL expiry must be 1..{MAX_PRESIGN_SECONDS} seconds, not {expires_seconds}"
             )
         try:
-            params = {"Bucket": self.bucket, "Key": full}
-            if content_disposition is not None:
-                params["ResponseContentDisposition"] = content_disposition
-            return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
+            params = {"Bucket": self.bucket, "Key": full, **extra}
+            return self._client.generate_presigned_url(method, Params=params, ExpiresIn=expires_seconds)
         except (BotoCoreError, ClientError) as exc:
-            raise self._error("presign GetObject", full, exc) from exc
+            raise self._error(f"presign {method}", full, exc) from exc
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such key."""
+        full = self._full_key(key)
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=full)["ContentLength"]
+        except ClientError as exc:
+            if self._is_missing(exc):
+                return None
+            raise self._error("HeadObject", full, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("HeadObject", full, exc) from exc
 
 
 def storage_from_settings(settings: Settings) -> Storage:
