@@ -15,12 +15,17 @@ from videojobs_operator.jobs import MANAGED_BY_LABEL, MANAGER, NAME_ANNOTATION
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 
 
+RENDER_POD_RULE = {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "delete"]}
+"""What a runner needs for its render pods (RENDER_ISOLATION=pod): create one, poll it, delete it."""
+
+
 def runner_identity(
-    namespace: str, videojob: str, identity: str, annotations: dict[str, str]
+    namespace: str, videojob: str, identity: str, annotations: dict[str, str], *, render_pods: bool = False
 ) -> list[dict[str, Any]]:
     """The ServiceAccount, Role and RoleBinding named `identity` for the runner of VideoJob `videojob`.
 
-    `annotations` go on the ServiceAccount (e.g. eks.amazonaws.com/role-arn for S3 through IRSA).
+    `annotations` go on the ServiceAccount (e.g. eks.amazonaws.com/role-arn for S3 through IRSA);
+    `render_pods` adds RENDER_POD_RULE.
     """
 
     def metadata(extra: dict[str, str] | None = None) -> dict[str, Any]:
@@ -50,6 +55,7 @@ def runner_identity(
                     "resourceNames": [videojob],
                     "verbs": ["patch"],
                 },
+                *([RENDER_POD_RULE] if render_pods else []),
             ],
         },
         {

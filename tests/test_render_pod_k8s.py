@@ -1,0 +1,267 @@
+"""Render pods on the real test control plane: the runner creates them, the test plays their kubelet.
+
+The namespace enforces the restricted Pod Security Standard. The runner's identity is the one the
+operator makes (identity.runner_identity with render pods); its pod is a KWOK pod, and render_scene runs
+here with that identity's token. KWOK schedules each render pod and marks it Running; the test then runs
+its container's args as a local process with exactly the pod's env (plus the image's PATH) in a folder
+standing in for its emptyDir, against the S3 test server reached only through the presigned URLs, and
+marks the pod's phase from the exit code. The clip comes back to the runner through S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_cluster import K8sCluster, wait_for
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from s3_server import S3Server
+
+from videojobs.contract import Quality
+from videojobs.settings import RenderIsolation
+from videojobs_operator.identity import runner_identity
+from videojobs_runner.render_pod import (
+    RENDER_UID,
+    ROLE,
+    ROLE_LABEL,
+    WORK_DIR,
+    RenderPodConfig,
+    RenderPods,
+    RenderUrls,
+    RunnerPod,
+    render_pod_manifest,
+)
+from videojobs_runner.sandbox import FailureKind, RenderLimits, SandboxConfig, render_scene
+from videojobs_runner.storage import S3Storage
+
+pytestmark = [pytest.mark.k8s, pytest.mark.render, pytest.mark.s3]
+
+VIDEOJOBS = Path(sys.executable).parent / "videojobs"
+LIMITS = RenderLimits(timeout_seconds=120, memory_mb=2048, cpu_seconds=120)
+RUNNER = "runner"
+RENDER_ACCOUNT = "videojobs-render"
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@dataclass
+class Kubelet:
+    """Runs each Running render pod's container as a local process and ends the pod with its exit code."""
+
+    core: client.CoreV1Api
+    namespace: str
+    root: Path
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def loop(self) -> None:
+        done: set[str] = set()
+        while not self.stop.wait(0.3):
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}={ROLE}").items
+            for pod in pods:
+                if pod.metadata.name not in done and pod.status.phase == "Running":
+                    done.add(pod.metadata.name)
+                    self.run(self.core.api_client.sanitize_for_serialization(pod))
+
+    def run(self, pod: dict[str, Any]) -> None:
+        self.seen.append(pod)
+        (container,) = pod["spec"]["containers"]
+        folder = self.root / pod["metadata"]["name"]  # the emptyDir mounted at WORK_DIR
+        folder.mkdir(parents=True)
+        env = {item["name"]: item["value"] for item in container["env"]}
+        env = {name: str(folder) if value == str(WORK_DIR) else value for name, value in env.items()}
+        env["PATH"] = os.environ["PATH"]  # the image's PATH
+        assert container["workingDir"] == str(WORK_DIR)
+        with (folder.parent / f"{pod['metadata']['name']}.log").open("wb") as log:
+            done = subprocess.run(
+                [str(VIDEOJOBS), *container["args"]], env=env, cwd=folder, stdout=log, stderr=log, timeout=300
+            )
+        terminated = {"exitCode": done.returncode, "reason": "Completed" if done.returncode == 0 else "Error"}
+        status = {
+            "phase": "Succeeded" if done.returncode == 0 else "Failed",
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": terminated},
+                }
+            ],
+        }
+        self.core.patch_namespaced_pod_status(pod["metadata"]["name"], self.namespace, {"status": status})
+
+
+@pytest.fixture
+def namespace(k8s_cluster: K8sCluster) -> Iterator[str]:
+    name = f"vjrender-{os.urandom(4).hex()}"
+    k8s_cluster.kubectl("create", "namespace", name)
+    k8s_cluster.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    yield name
+    k8s_cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def apply(cluster: K8sCluster, namespace: str, *manifests: dict[str, Any]) -> None:
+    items = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(items))
+
+
+def runner_pod(cluster: K8sCluster, namespace: str) -> RunnerPod:
+    """A restricted KWOK pod standing in for the runner's (it owns the render pods)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": RUNNER},
+        "spec": {
+            "serviceAccountName": RUNNER,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "runner", "image": "runner", "securityContext": RESTRICTED_CONTAINER}],
+        },
+    }
+    apply(cluster, namespace, pod)
+    got = wait_for(
+        "the runner pod to run",
+        lambda: (
+            (p := _get(cluster, namespace, "pod", RUNNER)) and p["status"].get("phase") == "Running" and p
+        ),
+    )
+    return RunnerPod(namespace, RUNNER, got["metadata"]["uid"])
+
+
+def _get(cluster: K8sCluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    done = cluster.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def can_i(cluster: K8sCluster, namespace: str, account: str, *check: str) -> str:
+    token = cluster.token(namespace, account, "1h")
+    return cluster.kubectl("-n", namespace, "auth", "can-i", *check, token=token, check=False).stdout.strip()
+
+
+def write_scene(folder: Path, body: str) -> Path:
+    path = folder / "scene.py"
+    path.write_text(f"from manim import *\n\nclass Demo(Scene):\n    def construct(self):\n        {body}\n")
+    return path
+
+
+def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
+    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
+) -> None:
+    cluster = k8s_cluster
+    # The operator's runner identity (with render pods) and the render pods' account (no RBAC at all).
+    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
+    assert can_i(cluster, namespace, RUNNER, "create", "pods") == "yes"
+    for check in (
+        ("get", "secrets"),
+        ("list", "pods"),
+        ("patch", "pods"),
+        ("create", "pods", "--subresource=exec"),
+    ):
+        assert can_i(cluster, namespace, RUNNER, *check) == "no", check
+    for check in (("get", "pods"), ("get", "secrets"), ("get", "configmaps")):
+        assert can_i(cluster, namespace, RENDER_ACCOUNT, *check) == "no", check
+    owner = runner_pod(cluster, namespace)
+
+    runner_api = config.new_client_from_config(
+        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
+    )
+    admin_api = config.new_client_from_config(str(cluster.kubeconfig))
+    bucket = s3_server.create_bucket()
+    storage = S3Storage(
+        bucket, "videojobs", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
+    )
+    pods = RenderPods(
+        client.CoreV1Api(runner_api),
+        storage,
+        owner,
+        RenderPodConfig(image="registry.example/runner:test", start_seconds=60),
+    )
+    sandbox = SandboxConfig(RenderIsolation.POD, pods=pods)
+    kubelet = Kubelet(client.CoreV1Api(admin_api), namespace, tmp_path / "kubelet")
+    thread = threading.Thread(target=kubelet.loop, daemon=True)
+    thread.start()
+    try:
+        good = write_scene(tmp_path, "self.play(Create(Circle()), run_time=0.5)")
+        outcome = asyncio.run(
+            render_scene(good, "Demo", Quality.LOW, tmp_path / "good", LIMITS, sandbox=sandbox)
+        )
+        assert outcome.ok, outcome.log
+        assert outcome.video is not None and outcome.video.stat().st_size > 0
+        assert outcome.video.is_relative_to((tmp_path / "good" / "media").resolve())
+        assert outcome.duration_seconds is not None and outcome.duration_seconds > 0.4
+
+        bad = write_scene(tmp_path, "raise ValueError('the scene broke')")
+        failed = asyncio.run(
+            render_scene(bad, "Demo", Quality.LOW, tmp_path / "bad", LIMITS, sandbox=sandbox)
+        )
+        assert not failed.ok and failed.failure is FailureKind.ERROR
+        assert "the scene broke" in failed.error
+    finally:
+        kubelet.stop.set()
+        thread.join(10)
+
+    # What the API server admitted under the restricted profile: no token volume, no Secret, own uid.
+    assert len(kubelet.seen) == 2
+    for pod in kubelet.seen:
+        spec = pod["spec"]
+        assert spec["automountServiceAccountToken"] is False and spec["serviceAccountName"] == RENDER_ACCOUNT
+        assert [volume["name"] for volume in spec["volumes"]] == ["work"]  # no kube-api-access token volume
+        assert spec["securityContext"]["runAsUser"] == RENDER_UID
+        assert spec["nodeName"] == "cpu-node-0"
+        assert pod["metadata"]["ownerReferences"][0]["uid"] == owner.uid
+        (container,) = spec["containers"]
+        values = " ".join(item["value"] for item in container["env"])
+        # The presigned URLs name the access key id (X-Amz-Credential, public); the secret never travels.
+        assert s3_server.secret_key not in values and "AWS_" not in values
+        assert all(
+            "X-Amz-Signature=" in item["value"] for item in container["env"] if item["name"].endswith("_URL")
+        )
+    # The runner removed what it made: its render pods and their objects.
+    for pod in kubelet.seen:
+        assert _terminating(cluster, namespace, pod["metadata"]["name"])
+    assert storage.list_keys("_renders/") == []
+
+
+def _terminating(cluster: K8sCluster, namespace: str, name: str) -> bool:
+    pod = _get(cluster, namespace, "pod", name)
+    return pod is None or "deletionTimestamp" in pod["metadata"]
+
+
+def test_render_pods_go_with_the_runner_pod(k8s_cluster: K8sCluster, namespace: str, tmp_path: Path) -> None:
+    """A runner that dies mid-render leaves nothing behind: the garbage collector removes its render pods."""
+    cluster = k8s_cluster
+    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
+    owner = runner_pod(cluster, namespace)
+    urls = RenderUrls(
+        code="http://127.0.0.1:9/c", video="http://127.0.0.1:9/v", result="http://127.0.0.1:9/r"
+    )
+    manifest = render_pod_manifest(
+        "orphan", owner, RenderPodConfig(image="runner"), LIMITS, ["Demo", "low"], urls
+    )
+    runner_api = config.new_client_from_config(
+        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
+    )
+    client.CoreV1Api(runner_api).create_namespaced_pod(namespace, manifest)
+    cluster.kubectl("-n", namespace, "delete", "pod", RUNNER, "--wait=false")
+    wait_for(
+        "the garbage collector to remove the render pod", lambda: _terminating(cluster, namespace, "orphan")
+    )
+    with pytest.raises(ApiException):
+        client.CoreV1Api(runner_api).list_namespaced_pod(namespace)  # no list: get by name only
