@@ -40,6 +40,7 @@ from k8s_cluster import wait_for as poll
 from kubernetes import client
 from s3_server import S3Server
 
+from videojobs import deadlines
 from videojobs.contract import storage_job_id
 from videojobs.crd import API_VERSION, KIND
 from videojobs.settings import Settings
@@ -581,6 +582,23 @@ def test_readiness_follows_the_watch(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.05)
         await backend.ready()
+        await backend.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_watch_that_falls_silent_makes_the_api_unready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = ScriptedApi([{"items": [], "metadata": {"resourceVersion": "5"}}], [])  # a silent watch
+    monkeypatch.setattr(deadlines, "WATCH_SILENCE_SECONDS", 0.3)  # a healthy watch answers within this
+
+    async def scenario() -> None:
+        backend = await scripted_backend(tmp_path, api)
+        await backend.ready()
+        await asyncio.sleep(0.5)
+        with pytest.raises(BackendUnavailable, match="watch has been silent"):
+            await backend.ready()
         await backend.stop()
 
     asyncio.run(scenario())

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from videojobs.contract import JobStatus, Stage
+from videojobs.deadlines import REQUEST_TIMEOUT
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
 
 INTERVAL = 0.2
@@ -23,7 +24,8 @@ class RecordingApi:
         self.arrived = threading.Event()
         """Set once `expected` patches arrived."""
 
-    def patch_namespaced_custom_object_status(self, *path_and_body: Any) -> None:
+    def patch_namespaced_custom_object_status(self, *path_and_body: Any, **options: Any) -> None:
+        assert options == {"_request_timeout": REQUEST_TIMEOUT}  # never without a deadline
         self.patches.append((time.monotonic(), path_and_body[-1]["status"]))
         if len(self.patches) >= self.expected:
             self.arrived.set()

@@ -155,3 +155,24 @@ def test_errors_are_no_lease_and_no_crash(status: int) -> None:
 
     leases.read_namespaced_lease = failing  # type: ignore[method-assign,assignment]
     assert not asyncio.run(elector(leases, "a", clock).try_acquire())
+
+
+def test_a_leader_whose_work_is_stuck_stops_renewing_and_gives_up() -> None:
+    leases, clock = Leases(), Clock()
+    a = elector(leases, "a", clock)
+    renewals: list[str] = []
+
+    async def scenario() -> None:
+        await a.acquire()
+        assert a.silent_for() == 0  # the API server answered just now
+
+        def stuck() -> str:
+            clock.now += 1  # a second per round
+            renewals.append(leases.stored["lease"].metadata.resource_version)
+            return "work pending and no reconcile done for 60 s"
+
+        await asyncio.wait_for(a.hold(healthy=stuck), 5)
+
+    asyncio.run(scenario())
+    assert len(set(renewals)) == 1  # not renewed once: a standby takes over when the Lease expires
+    assert clock.now - 1000 >= 10

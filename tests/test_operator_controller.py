@@ -11,10 +11,11 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from videojobs.contract import Phase
+from videojobs_operator import controller as controller_module
 from videojobs_operator.controller import Controller, RetryLater, WorkQueue
 from videojobs_operator.kube import TokenBucket
 from videojobs_operator.settings import OperatorSettings
-from videojobs_operator.status import JobView, PodView, VideoJobView
+from videojobs_operator.status import JobView, PhaseEvent, PodView, VideoJobView
 
 NS = "ns"
 
@@ -29,6 +30,7 @@ class FakeApi:
         self.identity_error: ApiException | None = None
         self.existing_identity: dict[str, Any] = {}
         self.priorities = {"high": 1000}
+        self.events: dict[str, PhaseEvent] = {}
 
     async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
         self.calls.append(("create", manifest["metadata"]["name"], manifest))
@@ -63,8 +65,11 @@ class FakeApi:
     async def priority(self, name: str) -> int | None:
         return self.priorities.get(name)
 
-    async def post_event(self, namespace: str, name: str, uid: str, **event: Any) -> None:
-        self.calls.append(("event", name, event["reason"], event["warning"]))
+    async def post_event(self, namespace: str, name: str, uid: str, event: PhaseEvent) -> None:
+        """Record it; like the API server, keep it only once by name (a second post is a 409, no error)."""
+        if event.name not in self.events:
+            self.events[event.name] = event
+            self.calls.append(("event", name, event.reason, event.warning))
 
     def close(self) -> None:
         pass
@@ -349,6 +354,61 @@ def test_suspend_cancels_deleting_the_job() -> None:
     asyncio.run(scenario())
 
 
+def test_an_event_lost_in_a_crash_is_posted_by_the_next_operator_and_only_once() -> None:
+    async def scenario() -> None:
+        crashed = World()
+        crashed.add_job(job_body("a", done=True))
+
+        async def killed(*_: Any) -> None:
+            raise ApiException(status=503, reason="the operator died before posting its Event")
+
+        crashed.api.post_event = killed  # type: ignore[method-assign,assignment]
+        await crashed.ensure(body("a"))
+        ((_, _, fields),) = crashed.api.take("status")
+        assert fields["phase"] == "Succeeded"
+
+        shared: dict[str, PhaseEvent] = {}  # the API server's Events
+        for attempt in range(2):  # a restarted operator finds the status written and no Event, then one
+            restarted = World()
+            restarted.api.events = shared
+            restarted.add_job(job_body("a", done=True))
+            await restarted.ensure(body("a", status=fields))
+            assert restarted.api.take("status") == []  # nothing else to write
+            assert restarted.api.take("event") == (
+                [("event", "a", "Succeeded", False)] if not attempt else []
+            )
+            await restarted.sync("a")  # known to be posted now: not even tried again
+        assert len(shared) == 1
+
+    asyncio.run(scenario())
+
+
+def test_why_a_videojob_waits_or_ended_goes_into_its_message_until_a_runner_reports() -> None:
+    async def scenario() -> None:
+        world = World(max_running=1)
+        world.add_job(job_body("busy"))
+        await world.ensure(body("queued"))
+        assert len(world.api.take("create")) == 1
+        world.add_job(job_body("queued", suspend=True))
+        await world.sync("queued")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["message"] == "WaitingForSlot: waiting for a free slot (MAX_RUNNING)"
+
+        await world.ensure(body("queued", status=fields, suspend=True))  # cancelled before it ran
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Cancelled"
+        assert fields["message"] == "Suspended: cancelled with spec.suspend: true; its Job was deleted"
+
+        reported = {"heartbeatTime": "2026-01-01T00:00:09Z", "message": "rendering scene 2 of 3"}
+        world.add_job(job_body("ran"))
+        world.pods[(NS, "ran")] = [PodView(name="ran-x", created="t", phase="Running", job_uid="job-ran")]
+        await world.ensure(body("ran", status=reported))
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["phase"] == "Running" and "message" not in fields  # the runner's own
+
+    asyncio.run(scenario())
+
+
 def test_finished_videojobs_are_deleted_after_their_ttl() -> None:
     async def scenario() -> None:
         world = World()
@@ -388,6 +448,55 @@ def test_stage_durations_come_from_status_transitions() -> None:
     assert count("rendering") == before[1] + 1
     seen("rendering", phase=Phase.SUCCEEDED.value)
     assert count("rendering") == before[1] + 1
+
+
+def test_a_hung_reconcile_is_abandoned_and_retried_and_a_stall_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(controller_module, "RECONCILE_SECONDS", 0.2)
+    monkeypatch.setattr(controller_module, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(controller_module, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(controller_module, "UNREACHABLE_RETRY_SECONDS", 0.2)
+    world = World(api_concurrency=1)
+    hang = asyncio.Event()
+    creates = world.api.create_job
+
+    async def create_job(namespace: str, manifest: dict[str, Any]) -> None:
+        await creates(namespace, manifest)
+        if not hang.is_set():
+            await asyncio.Event().wait()  # a call that never returns (a silent network, no deadline)
+
+    world.api.create_job = create_job  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        world.add_videojob(body("stuck"))
+        world.add_videojob(body("next"))
+        world.controller.start()
+        world.controller.kick((NS, "stuck"))
+        world.controller.kick((NS, "next"))
+        for _ in range(100):  # the one worker is freed from the hung call and goes on, retrying it
+            if len([call for call in world.api.calls if call[0] == "create"]) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the hung reconcile was not abandoned")
+        await asyncio.sleep(0.6)
+        assert world.controller.stalled() is not None  # work pending, nothing done for STALL_SECONDS
+        hang.set()  # the network returns: the retries get their answers
+        for _ in range(100):
+            if world.controller.stalled() is None:
+                break
+            await asyncio.sleep(0.05)
+        assert world.controller.stalled() is None
+        await world.controller.stop()
+
+    asyncio.run(scenario())
+
+
+def test_nothing_is_stalled_without_work() -> None:
+    world = World()
+    world.controller._progressed -= 3600  # idle for an hour
+    assert world.controller.stalled() is None
 
 
 def test_work_queue_dedupes_and_never_hands_out_a_busy_key() -> None:

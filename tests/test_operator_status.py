@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from videojobs.contract import ConditionStatus, JobStatus, Phase
 from videojobs_operator.status import (
+    EVENT_TTL,
     Condition,
     JobView,
     OperatorStatus,
@@ -16,6 +18,7 @@ from videojobs_operator.status import (
     VideoJobView,
     desired_status,
     merge_conditions,
+    phase_event,
 )
 
 T0, T1, NOW = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:05:00Z"
@@ -402,3 +405,17 @@ def test_views_read_the_objects() -> None:
     assert job().running and not job().waiting
     assert not job(suspend=True, kueue=True).waiting
     assert pod("Running").job_uid == JOB_UID
+
+
+def test_each_phase_change_has_one_event_name() -> None:
+    now = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
+    running = desired_status(videojob(), job(), [pod("Running")], now=T1)
+    event = phase_event(videojob(), running, now)
+    assert event is not None and event == phase_event(videojob(), running, now)  # the same every time
+    assert event.name.startswith("v.running.") and (event.reason, event.warning) == ("Running", False)
+    assert event.message == running.summary
+    again = dataclasses.replace(running, conditions=merge_conditions((), running.conditions, NOW, 3))
+    assert phase_event(videojob(), again, now).name != event.name  # it became Running again, later
+    assert phase_event(videojob(), running, now + EVENT_TTL + timedelta(seconds=61)) is None  # expired
+    pending = desired_status(videojob(), job(), [], now=T1)
+    assert pending.phase is Phase.PENDING and phase_event(videojob(), pending, now) is None

@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from videojobs.contract import IMMUTABLE_REQUEST_FIELDS, JobStatus, VideoJobSpec
+from videojobs.contract import IMMUTABLE_REQUEST_FIELDS, RUNNER_STATUS_FIELDS, JobStatus, VideoJobSpec
 
 GROUP = "videojobs.io"
 VERSION = "v1alpha1"
@@ -98,6 +98,8 @@ def _status_schema() -> dict[str, Any]:
     conditions["x-kubernetes-list-map-keys"] = ["type"]
     conditions["items"]["required"] = ["type", "status", "reason", "lastTransitionTime"]
     status.pop("required", None)
+    for field in RUNNER_STATUS_FIELDS:  # absent until a runner reports: STAGE and PROGRESS stay empty
+        status["properties"][to_camel(field)].pop("default", None)
     return status
 
 

@@ -8,7 +8,9 @@ The algorithm of client-go's leaderelection package, which controller-runtime op
   record change (the replicas' clocks need not agree);
 - the leader renews it every `retry` seconds and steps down when it could not renew it within
   `renew_deadline` (before anyone else may take it);
-- a leader that stops cleanly clears the holder, so that a standby takes over at once.
+- a leader that stops cleanly clears the holder, so that a standby takes over at once;
+- a leader whose own work is stuck (the `healthy` check given to `hold`) stops renewing, so that a
+  standby takes over once the Lease has expired.
 Writes carry the resourceVersion read, so two candidates racing for a free Lease cannot both win.
 """
 
@@ -29,7 +31,7 @@ from urllib3.exceptions import HTTPError
 log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = 5.0
-"""Timeout of one Lease request (connect and read)."""
+"""Timeout of one Lease request (connect and read, in all): two attempts fit in the renew deadline."""
 DURATION_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_SECONDS = 15.0, 10.0, 2.0
 """client-go's defaults: how long an unrenewed Lease holds, how long a leader tries to renew, how often."""
 
@@ -68,6 +70,12 @@ class LeaderElector:
         self._observed: tuple[str, datetime | None] | None = None
         """The holder and renewTime last seen, and (below) when this process first saw them."""
         self._observed_at = 0.0
+        self._answered: float | None = None
+        """When the API server last answered a Lease request (None: never)."""
+
+    def silent_for(self) -> float | None:
+        """Seconds since the API server last answered about the Lease (None before the first attempt)."""
+        return None if self._answered is None else self._clock() - self._answered
 
     @property
     def lease(self) -> str:
@@ -91,12 +99,19 @@ class LeaderElector:
                 waiting = True
             await asyncio.sleep(self.retry)
 
-    async def hold(self) -> None:
-        """Renew the Lease every `retry` seconds; return when it was not renewed within `renew_deadline`."""
+    async def hold(self, healthy: Callable[[], str | None] = lambda: None) -> None:
+        """Renew the Lease every `retry` seconds; return when it was not renewed within `renew_deadline`.
+
+        `healthy` says why this leader should not lead on (None: it may): while it says so, the Lease
+        is not renewed.
+        """
         renewed = self._clock()
         while self._clock() - renewed < self.renew_deadline:
             await asyncio.sleep(self.retry)
-            if await asyncio.to_thread(self._try_acquire_or_renew):
+            problem = healthy()
+            if problem is not None:
+                log.error("not renewing Lease %s: %s", self.lease, problem)
+            elif await asyncio.to_thread(self._try_acquire_or_renew):
                 renewed = self._clock()
         self.on_change(False)
         log.error("lost Lease %s: not renewed for %.0f s", self.lease, self._clock() - renewed)
@@ -134,12 +149,16 @@ class LeaderElector:
     def _try_acquire_or_renew(self) -> bool:
         """One round: take the Lease if free or expired, renew it if held; whether this candidate holds it."""
         try:
-            return self._take()
+            taken = self._take()
         except ApiException as error:
+            self._answered = self._clock()
             if error.status != 409:  # 409: another candidate wrote first
                 log.warning("Lease %s: %s %s", self.lease, error.status, error.reason)
-        except HTTPError as error:
+        except (HTTPError, OSError) as error:
             log.warning("Lease %s: %s", self.lease, error)
+        else:
+            self._answered = self._clock()
+            return taken
         return False
 
     def _take(self) -> bool:

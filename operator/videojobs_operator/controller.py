@@ -24,11 +24,13 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from videojobs import deadlines
 from videojobs.contract import Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
+from videojobs.settings import RenderIsolation
 from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
-from videojobs_operator.kube import GONE, KubeApi
+from videojobs_operator.kube import GONE, UNREACHABLE, KubeApi
 from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import (
@@ -37,6 +39,8 @@ from videojobs_operator.status import (
     PodView,
     VideoJobView,
     desired_status,
+    operator_message,
+    phase_event,
     timestamp,
 )
 
@@ -45,6 +49,14 @@ Key = tuple[str, str]
 
 RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
+UNREACHABLE_RETRY_SECONDS = 4.0
+"""The longest back-off after a call that got no answer: retried soon after the network returns."""
+RECONCILE_SECONDS = 3 * (deadlines.CONNECT_SECONDS + deadlines.READ_SECONDS)
+"""A reconcile still going after this long (three calls at their deadlines) is abandoned and retried,
+so that nothing (a call without a deadline, an executor thread that never returns) holds its key."""
+STALL_SECONDS = 60.0
+"""Work pending and no reconcile done for this long: the workers are stuck (liveness fails, the Lease
+is given up)."""
 RESERVATION_SECONDS = 30.0
 """How long a slot handed to a Job (or a Job just created) counts before the Job's watch event confirms it."""
 HOUSEKEEPING_MIN_INTERVAL = 0.1
@@ -91,6 +103,11 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._again)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a key is queued or being handled."""
+        return bool(self._queued or self._busy)
 
 
 class RetryLater(Exception):
@@ -152,6 +169,8 @@ class Controller:
         self._stages: dict[str, tuple[str, float]] = {}
         self._new_jobs: dict[Key, tuple[str, float]] = {}  # made, not yet in the index: (VideoJob uid, when)
         self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.suspend
+        self._progressed = time.monotonic()  # a reconcile got its answers, or work arrived after none
+        self._events: dict[str, str] = {}  # VideoJob uid -> name of the latest Event known to be posted
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -177,6 +196,8 @@ class Controller:
         also tells the housekeeper it may count running Jobs.
         """
         self._indexed.set()
+        if not self._has_work():
+            self._progressed = time.monotonic()  # the stall clock starts with the work
         self._work.add(key, first=self._awaits_job(key))
         if queue:
             self._housekeeping.set()
@@ -205,6 +226,7 @@ class Controller:
         if written is not None and written[0] == uid:
             del self._written[key]
         self._failures.pop(uid, None)
+        self._events.pop(uid, None)
         self._deleting.discard(uid)
         self._stages.pop(uid, None)
         self._reserved.pop(key, None)
@@ -277,7 +299,11 @@ class Controller:
         """
         name = job_name(videojob.name)
         manifests = runner_identity(
-            videojob.namespace, videojob.name, name, self.settings.runner_service_account_annotations
+            videojob.namespace,
+            videojob.name,
+            name,
+            self.settings.runner_service_account_annotations,
+            render_pods=self.settings.render_isolation is RenderIsolation.POD,
         )
         kopf.adopt(manifests, owner=owner)
         # All three at once: with `bind` on Roles (operator/rbac/operator.yaml) the API server does not
@@ -427,11 +453,21 @@ class Controller:
 
     # --- status ------------------------------------------------------------------------------------
 
+    def _has_work(self) -> bool:
+        return self._work.pending or bool(self._attempts)
+
+    def stalled(self) -> float | None:
+        """Seconds without progress while work is pending (queued, handled or to be retried), if stalled."""
+        idle = time.monotonic() - self._progressed
+        return idle if idle >= STALL_SECONDS and self._has_work() else None
+
     async def _worker(self) -> None:
         while True:
             key = await self._work.get()
+            progressed = True
             try:
-                await self._sync(key)
+                async with asyncio.timeout(RECONCILE_SECONDS):
+                    await self._sync(key)
             except ApiException as error:
                 if error.status in GONE:  # deleted, or replaced by a new VideoJob of the same name
                     self._written.pop(key, None)
@@ -439,18 +475,24 @@ class Controller:
                     self._retry(key, "status", _api_message(error))
             except RetryLater as error:
                 self._retry(key, "job", str(error))
+            except UNREACHABLE as error:  # no answer in time (a call's deadline, or RECONCILE_SECONDS)
+                progressed = False
+                reason = str(error) or f"no answer within {RECONCILE_SECONDS:g} s"
+                self._retry(key, "unreachable", reason, longest=UNREACHABLE_RETRY_SECONDS)
             except Exception as error:  # a bug must not stop the worker; retried with backoff
                 logger.exception("reconciling %s/%s failed", *key)
                 self._retry(key, "status", str(error))
             else:
                 self._attempts.pop(key, None)
             finally:
+                if progressed:
+                    self._progressed = time.monotonic()
                 self._work.done(key)
 
-    def _retry(self, key: Key, operation: str, message: str) -> None:
+    def _retry(self, key: Key, operation: str, message: str, longest: float = MAX_RETRY_SECONDS) -> None:
         RECONCILE_ERRORS.labels(operation).inc()
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        delay = min(RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
+        delay = min(RETRY_SECONDS * 2 ** (attempts - 1), longest)
         logger.warning("%s of %s/%s failed (retry in %.0f s): %s", operation, *key, delay, message)
         asyncio.get_running_loop().call_later(delay, self._work.add, key)
 
@@ -473,38 +515,46 @@ class Controller:
             failure=self._failures.get(videojob.uid),
         )
         if desired == current or (desired.phase is Phase.PENDING and desired.job_name is None):
+            await self._ensure_event(videojob, current)  # one lost in a crash after its status write
             return  # nothing new, or nothing to say until the Job exists
         exists = videojob.has_status or key in self._written  # written: the index has not caught up yet
-        await self.api.patch_status(
-            videojob.namespace, videojob.name, videojob.uid, desired.to_wire(), exists=exists
-        )
+        fields = desired.to_wire()
+        message = operator_message(videojob, desired)
+        if message is not None:
+            fields["message"] = message
+        await self.api.patch_status(videojob.namespace, videojob.name, videojob.uid, fields, exists=exists)
         self._written[key] = (videojob.uid, desired)
-        if desired.phase != current.phase and (current.phase, desired.phase) != (None, Phase.PENDING):
-            await self._phase_changed(videojob, current, desired)  # not for the initial Pending
+        if desired.phase != current.phase:
+            self._phase_changed(videojob, current, desired)
+        await self._ensure_event(videojob, desired)
 
-    async def _phase_changed(
-        self, videojob: VideoJobView, before: OperatorStatus, after: OperatorStatus
-    ) -> None:
+    def _phase_changed(self, videojob: VideoJobView, before: OperatorStatus, after: OperatorStatus) -> None:
         assert after.phase is not None
-        headline = after.headline
-        message = f"{headline.reason}: {headline.message}" if headline else after.phase.value
-        logger.info("%s/%s: %s (%s)", videojob.namespace, videojob.name, after.phase.value, message)
+        logger.info("%s/%s: %s (%s)", videojob.namespace, videojob.name, after.phase.value, after.summary)
         if after.start_time and not before.start_time and videojob.created:
             QUEUE_WAIT.observe(max(0.0, _seconds_between(videojob.created, after.start_time)))
         if after.phase.is_terminal and videojob.ttl_seconds_after_finished is not None:
             self._housekeeping.set()
+
+    async def _ensure_event(self, videojob: VideoJobView, status: OperatorStatus) -> None:
+        """Post the Event of the phase `status` is in, unless it was posted already (by any process).
+
+        Its name is derived from the VideoJob, the phase and when the phase's condition changed, so a
+        second post of the same change is refused (409) and one lost in a crash between the status
+        write and the Event is posted by the next reconcile, also after a restart. None for the initial
+        Pending (only a Pending whose pod failed), nor for a change older than the API server keeps
+        Events.
+        """
+        event = phase_event(videojob, status)
+        if event is None or self._events.get(videojob.uid) == event.name:
+            return
         try:
-            await self.api.post_event(
-                videojob.namespace,
-                videojob.name,
-                videojob.uid,
-                warning=after.phase is Phase.FAILED,
-                reason=after.phase.value,
-                message=message,
-            )
+            await self.api.post_event(videojob.namespace, videojob.name, videojob.uid, event)
         except ApiException as error:  # an Event is nice to have: never retry the status for it
             RECONCILE_ERRORS.labels("event").inc()
             logger.warning("posting an Event for %s/%s failed: %s", videojob.namespace, videojob.name, error)
+        else:
+            self._events[videojob.uid] = event.name
 
     # --- queue, TTL, gauges --------------------------------------------------------------------------
 
@@ -515,8 +565,13 @@ class Controller:
             self._housekeeping.clear()
             wait = GAUGE_SECONDS  # at least this often, to keep the by-phase gauge fresh
             try:
-                await self._release()
-                wait = min(wait, await self._expire())
+                async with asyncio.timeout(RECONCILE_SECONDS):
+                    await self._release()
+                    wait = min(wait, await self._expire())
+            except UNREACHABLE as error:
+                RECONCILE_ERRORS.labels("housekeeping").inc()
+                logger.warning("housekeeping failed (retry in %.0f s): %s", RETRY_SECONDS, error or "timeout")
+                wait = RETRY_SECONDS
             except Exception:  # retried on the next round
                 RECONCILE_ERRORS.labels("housekeeping").inc()
                 logger.exception("housekeeping failed")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import kopf
 
+from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs_operator.controller import Controller, Key
+from videojobs_operator.health import WatchTracker
 from videojobs_operator.jobs import MANAGED_BY_LABEL, MANAGER, NAME_ANNOTATION
 from videojobs_operator.kube import KubeApi
 from videojobs_operator.settings import OperatorSettings
@@ -21,10 +24,53 @@ from videojobs_operator.status import JobView, PodView, VideoJobView
 
 MANAGED = {MANAGED_BY_LABEL: MANAGER}
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
+LIST_SECONDS = 60.0
+"""Kopf's deadline for one whole list or patch (a list of thousands of objects takes seconds)."""
+WATCHED_RESOURCES = 3
+"""VideoJobs, Jobs and pods: the resources Kopf watches for the indexes below."""
+
+
+def set_deadlines(settings: kopf.OperatorSettings) -> None:
+    """Deadlines for Kopf's requests and watches (videojobs.deadlines), so that a silent network is noticed.
+
+    Each watch is ended by the server after WATCH_SECONDS and resumed from its resourceVersion; one that
+    has been silent for WATCH_SILENCE_SECONDS (Kopf's default: 70 s) is reopened.
+    """
+    settings.networking.connect_timeout = deadlines.CONNECT_SECONDS
+    settings.networking.request_timeout = LIST_SECONDS
+    settings.watching.connect_timeout = deadlines.CONNECT_SECONDS
+    settings.watching.server_timeout = deadlines.WATCH_SECONDS
+    settings.watching.client_timeout = deadlines.WATCH_SECONDS + deadlines.WATCH_SILENCE_SECONDS
+    settings.watching.inactivity_timeout = deadlines.WATCH_SILENCE_SECONDS
 
 
 def _child_key(namespace: str | None, annotations: kopf.Annotations, name: str) -> Key:
     return (namespace or "", annotations.get(NAME_ANNOTATION, name))
+
+
+@kopf.on.login()
+async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    """Kopf's own login (the kubernetes client's loaders), on a session with TCP keep-alive
+    (videojobs.deadlines) whose watch answers the readiness probe follows (health.WatchTracker)."""
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    watches: WatchTracker | None = memo.get("watches")
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=0, ssl=info.as_ssl_context(), socket_factory=deadlines.keepalive_socket
+        ),
+        headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        trace_configs=[watches.trace()] if watches is not None else None,
+    )
+    return kopf.AiohttpSession(
+        aiohttp_session=session,
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+    )
 
 
 @kopf.on.startup()
@@ -39,6 +85,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.watching.label_selectors["batch", "v1", "jobs"] = SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
     settings.posting.enabled = False  # the controller posts its own Events (kube.KubeApi.post_event)
+    set_deadlines(settings)
     controller = Controller(config, KubeApi(config), videojobs, jobs, pods)
     controller.start()
     memo.controller = controller

@@ -2,7 +2,9 @@
 
 Kopf has no client-side rate limit. Every request this module makes first takes a token from one
 bucket (API_QPS per second, bursts of API_BURST) and at most API_CONCURRENCY run at once. Kopf's own
-traffic is the watch streams plus one annotation patch per handled VideoJob change.
+traffic is the watch streams plus one annotation patch per handled VideoJob change. Every request has
+the connect and read deadlines of videojobs.deadlines; one that times out drops the idle pooled
+connections too (they most likely went silent with it).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
+from videojobs import deadlines
 from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from videojobs_operator.metrics import API_REQUESTS, API_THROTTLED_SECONDS
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.status import PhaseEvent
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -33,6 +38,8 @@ BUILTIN_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBi
 """The built-in kinds the operator creates besides Jobs (the runner's identity, see identity.py)."""
 GONE = frozenset({404, 409, 410, 422})
 """Answers that mean the object is gone or was replaced (a uid precondition failed)."""
+UNREACHABLE = (HTTPError, OSError)
+"""What a call raises when the API server could not be reached or did not answer within its deadline."""
 
 
 class TokenBucket:
@@ -74,7 +81,7 @@ def api_client(concurrency: int) -> client.ApiClient:
     else:
         config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = 2 * concurrency  # headroom: responses release late
-    return client.ApiClient(configuration)
+    return client.ApiClient(deadlines.configure(configuration))
 
 
 class KubeApi:
@@ -103,7 +110,11 @@ class KubeApi:
     ) -> Any:
         """Call a method of the generated client; the decoded JSON answer."""
         return await self._request(
-            verb, resource, functools.partial(method, *args, _preload_content=False, **kwargs)
+            verb,
+            resource,
+            functools.partial(
+                method, *args, _preload_content=False, _request_timeout=deadlines.REQUEST_TIMEOUT, **kwargs
+            ),
         )
 
     async def _request(self, verb: str, resource: str, call: Callable[[], Any]) -> Any:
@@ -115,6 +126,10 @@ class KubeApi:
             response = await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except ApiException as error:
             API_REQUESTS.labels(verb, resource, str(error.status)).inc()
+            raise
+        except UNREACHABLE:
+            API_REQUESTS.labels(verb, resource, "unreachable").inc()
+            self._api.rest_client.pool_manager.clear()
             raise
         API_REQUESTS.labels(verb, resource, str(response.status)).inc()
         data = response.data
@@ -145,7 +160,7 @@ class KubeApi:
         request = self._api.param_serialize(
             method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self._api.call_api(*request)
+        response = self._api.call_api(*request, _request_timeout=deadlines.REQUEST_TIMEOUT)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)
@@ -259,14 +274,12 @@ class KubeApi:
             self._priorities[priority_class] = int(found.get("value", 0))
         return self._priorities[priority_class]
 
-    async def post_event(
-        self, namespace: str, name: str, uid: str, *, warning: bool, reason: str, message: str
-    ) -> None:
-        """Record an events.k8s.io Event on the VideoJob (shown by `kubectl describe videojob`)."""
-        event = {
+    async def post_event(self, namespace: str, name: str, uid: str, event: PhaseEvent) -> None:
+        """Record an events.k8s.io Event on the VideoJob (`kubectl describe`); one posted already is fine."""
+        manifest = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": f"{name[:236]}.{time.time_ns():x}", "namespace": namespace},  # as client-go
+            "metadata": {"name": event.name, "namespace": namespace},
             "regarding": {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
@@ -274,12 +287,16 @@ class KubeApi:
                 "namespace": namespace,
                 "uid": uid,
             },
-            "type": "Warning" if warning else "Normal",
-            "reason": reason,
+            "type": "Warning" if event.warning else "Normal",
+            "reason": event.reason,
             "action": "PhaseChanged",
-            "note": message[:1024],
+            "note": event.message[:1024],
             "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "reportingController": f"{GROUP}/operator",
             "reportingInstance": self._instance,
         }
-        await self._call("create", "events", self._events.create_namespaced_event, namespace, event)
+        try:
+            await self._call("create", "events", self._events.create_namespaced_event, namespace, manifest)
+        except ApiException as error:
+            if error.status != 409:  # 409: this change's Event exists (posted before a restart)
+                raise

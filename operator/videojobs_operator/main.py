@@ -1,4 +1,4 @@
-"""Start the operator: Kopf (no peering), namespaced or cluster-wide, once this replica leads."""
+"""Start the operator: Kopf (no peering), namespaced or cluster-wide, once this replica leads; its probes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from kubernetes import client
 import videojobs_operator.handlers  # noqa: F401  (importing registers the Kopf handlers)
 from videojobs.leader import LeaderElector, candidate_identity
 from videojobs.settings import pod_namespace
+from videojobs_operator.handlers import WATCHED_RESOURCES
+from videojobs_operator.health import OperatorHealth, WatchTracker, serve
 from videojobs_operator.kube import api_client
-from videojobs_operator.metrics import LEADER, serve
+from videojobs_operator.metrics import LEADER
 from videojobs_operator.settings import OperatorSettings
 
 EXIT_LOST_LEADERSHIP = 1
@@ -27,7 +29,6 @@ def run(namespace: str | None, settings: OperatorSettings | None = None) -> int:
     that loses it stops reconciling at once and exits with 1 (its pod restarts as a standby).
     """
     config = settings if settings is not None else OperatorSettings()
-    serve(config.metrics_port)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handled watch event
     try:
@@ -38,31 +39,37 @@ def run(namespace: str | None, settings: OperatorSettings | None = None) -> int:
 
 async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> int:
     stop = asyncio.Event()
+    watches = WatchTracker()
+    memo = kopf.Memo(config=config, stop_flag=stop, watches=watches)
     operate = kopf.operator(
         standalone=True,
         clusterwide=namespace is None,
         namespaces=[namespace] if namespace else [],
-        memo=kopf.Memo(config=config, stop_flag=stop),
+        memo=memo,
         stop_flag=stop,
     )
     if not config.leader_election:
+        health = OperatorHealth(memo, watches, WATCHED_RESOURCES, None)
+        serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
         await operate
         return 0
     elector = LeaderElector(
         client.CoordinationV1Api(api_client(1)),
         config.leader_election_namespace or namespace or pod_namespace(),
         config.leader_election_id,
-        candidate_identity(),
+        config.leader_election_identity or candidate_identity(),
         duration=config.lease_duration_seconds,
         renew_deadline=config.lease_renew_deadline_seconds,
         retry=config.lease_retry_seconds,
-        on_change=lambda leading: LEADER.set(int(leading)),
+        on_change=lambda leading: _leading(health, leading),
     )
+    health = OperatorHealth(memo, watches, WATCHED_RESOURCES, elector)
+    serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
     if not await _stand_by(elector):
         operate.close()
         return 0
     operator = asyncio.ensure_future(operate)
-    holding = asyncio.ensure_future(elector.hold())
+    holding = asyncio.ensure_future(elector.hold(healthy=health.work))
     await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
     if holding.done():  # lost: stop before another replica starts, and say so
         stop.set()
@@ -72,6 +79,11 @@ async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> 
     await elector.release()
     operator.result()
     return 0
+
+
+def _leading(health: OperatorHealth, leading: bool) -> None:
+    health.leading = leading
+    LEADER.set(int(leading))
 
 
 async def _stand_by(elector: LeaderElector) -> bool:

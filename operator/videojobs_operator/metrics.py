@@ -1,11 +1,11 @@
-"""Prometheus metrics of the operator, served on METRICS_PORT."""
+"""Prometheus metrics of the operator, served on METRICS_PORT (health.py)."""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from videojobs.contract import Phase
 
@@ -43,9 +43,3 @@ def count_phases(phases: Iterable[Phase | None]) -> None:
     tally = Tally(phase or Phase.PENDING for phase in phases)
     for phase in Phase:
         VIDEOJOBS.labels(phase.value).set(tally.get(phase, 0))
-
-
-def serve(port: int) -> None:
-    """Serve /metrics on `port` in a background thread (0: not at all)."""
-    if port:
-        start_http_server(port)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from videojobs import leader
 from videojobs.contract import Quantity, TaintEffect, Toleration, TolerationOperator
+from videojobs.settings import RenderIsolation
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = "nvidia.com/gpu.present"
@@ -33,6 +34,8 @@ class OperatorSettings(BaseSettings):
     LLM_SECRET_NAME              Secret whose keys become the runner's env (LLM API keys); unset: none
     S3_SECRET_NAME               Secret with the S3 credentials, as env; unset: none
     RUNNER_CONFIGMAP_NAME        ConfigMap with pipeline settings (PLANNER_MODEL, STORAGE_BACKEND, ...)
+    RENDER_ISOLATION             the runners' RENDER_ISOLATION: pod (default: each render in a pod of its
+                                 own; the runner's identity may then create, get and delete pods), or none
     DEFAULT_GPU_COUNT            nvidia.com/gpu per job unless spec.resources.gpu says otherwise
     DEFAULT_CPU, DEFAULT_MEMORY  requests = limits (Guaranteed QoS) unless spec.resources says otherwise
     DEFAULT_NODE_SELECTOR        JSON object; spec.nodeSelector replaces it
@@ -40,11 +43,15 @@ class OperatorSettings(BaseSettings):
     MAX_RUNNING                  jobs running at once; the rest wait suspended (Queued); 0 = no limit
     API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
     API_CONCURRENCY              API calls in flight at once (client threads); VideoJobs reconciled at once
-    METRICS_PORT                 Prometheus /metrics port; 0 turns the endpoint off
+    METRICS_PORT                 Prometheus /metrics, /livez and /readyz port; 0 turns the endpoint off
+    METRICS_ADDRESS              the address it listens on (default all)
     LEADER_ELECTION              true (default): replicas elect one leader by a Lease (videojobs/leader.py);
                                  the others stand by. false: this one reconciles at once (run only one)
     LEADER_ELECTION_NAMESPACE    where the Lease is: default the watched namespace, else the pod's own
     LEADER_ELECTION_ID           the Lease's name
+    LEADER_ELECTION_IDENTITY     this replica's name as the Lease's holder (the chart: the pod's name, so a
+                                 restarted container takes its own Lease back at once); default the
+                                 hostname and a random suffix
     LEASE_DURATION_SECONDS, LEASE_RENEW_DEADLINE_SECONDS, LEASE_RETRY_SECONDS
                                  how long a standby waits for an unrenewed Lease, how long the leader
                                  tries to renew before it stops, how often both try (client-go's defaults)
@@ -60,6 +67,7 @@ class OperatorSettings(BaseSettings):
     llm_secret_name: str | None = None
     s3_secret_name: str | None = None
     runner_configmap_name: str | None = None
+    render_isolation: RenderIsolation = RenderIsolation.POD
     default_gpu_count: int = Field(default=1, ge=0, le=16)
     default_cpu: Quantity = "4"
     default_memory: Quantity = "16Gi"
@@ -72,9 +80,11 @@ class OperatorSettings(BaseSettings):
     api_burst: int = Field(default=400, ge=1)
     api_concurrency: int = Field(default=48, ge=1, le=64)  # each worker waits on its calls: keep many
     metrics_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_address: str = "0.0.0.0"
     leader_election: bool = True
     leader_election_namespace: str | None = None
     leader_election_id: str = Field(default="videojobs-operator", min_length=1, max_length=253)
+    leader_election_identity: str | None = None
     lease_duration_seconds: float = Field(default=leader.DURATION_SECONDS, gt=0)
     lease_renew_deadline_seconds: float = Field(default=leader.RENEW_DEADLINE_SECONDS, gt=0)
     lease_retry_seconds: float = Field(default=leader.RETRY_SECONDS, gt=0)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from videojobs.contract import ConditionStatus, Phase
@@ -40,6 +41,10 @@ FINISH_CONDITIONS = {
     "Failed": "Failed",
 }
 """Job conditions that settle its outcome; the first two of each pair come first (pods may still stop)."""
+
+
+EVENT_TTL = timedelta(hours=1)
+"""How long the API server keeps Events (kube-apiserver --event-ttl): an older change needs none now."""
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -137,6 +142,14 @@ class OperatorStatus:
         }
         return self.condition(by_phase[self.phase]) if self.phase else None
 
+    @property
+    def summary(self) -> str:
+        """The phase's reason in one line ("Reason: message"), or the phase alone."""
+        headline = self.headline
+        if headline is not None:
+            return f"{headline.reason}: {headline.message}" if headline.message else headline.reason
+        return self.phase.value if self.phase else ""
+
 
 @dataclass(frozen=True, slots=True)
 class VideoJobView:
@@ -151,6 +164,9 @@ class VideoJobView:
     deleting: bool = False
     ttl_seconds_after_finished: int | None = None
     stage: str | None = None
+    runner_reported: bool = False
+    """Whether a runner ever wrote the status (its heartbeatTime is set with every report)."""
+    runner_error: bool = False
     has_status: bool = False
     status: OperatorStatus = OperatorStatus()
     spec: Mapping[str, Any] = field(default_factory=dict)
@@ -172,6 +188,8 @@ class VideoJobView:
             deleting=meta.get("deletionTimestamp") is not None,
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
             stage=status.get("stage"),
+            runner_reported=status.get("heartbeatTime") is not None,
+            runner_error=status.get("error") is not None,
             has_status=bool(status),
             status=OperatorStatus.from_wire(status),
             spec=dict(spec),  # plain copies: a Kopf view would keep the whole object alive
@@ -344,6 +362,59 @@ def desired_status(
         completion_time=observed.completion_time,
         job_name=job.name if job is not None else current.job_name,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEvent:
+    """The Event of one phase change; its name is the same every time it is computed."""
+
+    name: str
+    reason: str
+    message: str
+    warning: bool
+
+
+def phase_event(
+    videojob: VideoJobView, status: OperatorStatus, now: datetime | None = None
+) -> PhaseEvent | None:
+    """The Event for the phase `status` is in (None: none is due).
+
+    The name hashes the VideoJob's uid, the phase and the lastTransitionTime of the condition that
+    explains it, so each change has one name. None for Pending unless a pod failed (the initial Pending
+    is no change), and for a change older than EVENT_TTL.
+    """
+    headline = status.headline
+    if status.phase is None or headline is None or not headline.last_transition_time:
+        return None
+    if status.phase is Phase.PENDING and headline.reason != "PodFailed":
+        return None
+    changed = datetime.fromisoformat(headline.last_transition_time.replace("Z", "+00:00"))
+    if (now or datetime.now(UTC)) - changed > EVENT_TTL:
+        return None
+    key = f"{videojob.uid}/{status.phase.value}/{headline.type}/{headline.last_transition_time}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return PhaseEvent(
+        name=f"{videojob.name[:220]}.{status.phase.value.lower()}.{digest}",
+        reason=status.phase.value,
+        message=status.summary,
+        warning=status.phase is Phase.FAILED,
+    )
+
+
+def operator_message(videojob: VideoJobView, status: OperatorStatus) -> str | None:
+    """The status `message` the operator writes with `status` (None: the runner's stays).
+
+    The message belongs to the runner once it reports. Until then it says why the VideoJob waits or
+    how it went; on Failed or Cancelled, unless the runner reported an error, why it ended: so that
+    `kubectl get -o wide` shows the reason.
+    """
+    if status.headline is None:
+        return None
+    if not videojob.runner_reported:
+        return status.summary
+    if status.phase in (Phase.FAILED, Phase.CANCELLED) and not videojob.runner_error:
+        return status.summary
+    return None
 
 
 def merge_conditions(

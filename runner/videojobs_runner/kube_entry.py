@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kubernetes import client, config
 
+from videojobs import deadlines
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs.settings import Settings
@@ -39,11 +40,12 @@ class VideoJobRef:
 
 
 def load_kube_config() -> None:
-    """In-cluster credentials inside a pod, the kubeconfig elsewhere."""
+    """In-cluster credentials inside a pod, the kubeconfig elsewhere; TCP keep-alive (videojobs.deadlines)."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
     else:
         config.load_kube_config()
+    client.Configuration.set_default(deadlines.configure(client.Configuration.get_default_copy()))
 
 
 def exit_code(status: JobStatus) -> int:
@@ -56,7 +58,9 @@ def exit_code(status: JobStatus) -> int:
 async def run_videojob(ref: VideoJobRef, settings: Settings) -> JobStatus:
     """Run (or resume, on a pod retry) the pipeline for one VideoJob."""
     api = client.CustomObjectsApi()
-    obj = api.get_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name)
+    obj = api.get_namespaced_custom_object(
+        GROUP, VERSION, ref.namespace, PLURAL, ref.name, _request_timeout=deadlines.REQUEST_TIMEOUT
+    )
     spec = VideoJobSpec.model_validate(obj["spec"])
     job_id = storage_job_id(ref.namespace, ref.name, obj["metadata"]["uid"])
     artifacts = JobArtifacts(storage_from_settings(settings), job_id)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
+from videojobs import deadlines
 from videojobs.contract import JobStatus, Stage, utcnow
 from videojobs.crd import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
 
 
 class KubernetesStatusReporter:
@@ -19,7 +25,8 @@ class KubernetesStatusReporter:
     Statuses of one stage coalesce (the latest wins), but every stage is sent, in order: a stage that
     lasts less than `min_interval` still reaches the VideoJob, and so every client watching it. When the
     job ends, whatever is pending goes out at once. Use as an async context manager: it sends a
-    heartbeat every `heartbeat_seconds` while open and flushes what is pending on exit.
+    heartbeat every `heartbeat_seconds` while open and flushes what is pending on exit. Every patch has
+    the connect and read deadlines of videojobs.deadlines; a failed heartbeat is tried again at the next.
     """
 
     def __init__(
@@ -97,13 +104,22 @@ class KubernetesStatusReporter:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            if not self._pending:
-                await asyncio.to_thread(self._patch, {"heartbeatTime": utcnow().isoformat()})
-            else:
-                await self.flush()
+            try:
+                if not self._pending:
+                    await asyncio.to_thread(self._patch, {"heartbeatTime": utcnow().isoformat()})
+                else:
+                    await self.flush()
+            except (ApiException, HTTPError, OSError) as error:
+                log.warning("status heartbeat of %s/%s failed: %s", self.namespace, self.name, error)
 
     def _patch(self, fields: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": fields}
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            self.name,
+            {"status": fields},
+            _request_timeout=deadlines.REQUEST_TIMEOUT,
         )
         self.patches += 1

@@ -3,7 +3,8 @@
 Credentials come from the kubernetes client's own loaders (a kubeconfig, with its exec plugins and token
 refresh, or the pod's ServiceAccount, whose token is re-read as it rotates), as Kopf takes them. The
 requests are plain aiohttp calls: a create costs no thread hop and no generated-client validation,
-which were a quarter of the API's CPU per create (docs/benchmarks.md).
+which were a quarter of the API's CPU per create (docs/benchmarks.md). Every request has the connect
+and read deadlines of videojobs.deadlines, and the connections TCP keep-alive.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import aiohttp
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
+from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs_runner.errors import ConfigurationError
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
-CONNECT_SECONDS = 5.0
-READ_SECONDS = 30.0
 CREDENTIALS_SECONDS = 1.0
 """How long the credentials' headers are reused before the loaders' refresh hook is asked again."""
 MAX_LINE_BYTES = 2**21
@@ -69,7 +69,7 @@ def load_configuration(kubeconfig: Path | None) -> client.Configuration:
             suggestion="Set VIDEOJOBS_API_KUBECONFIG (or KUBECONFIG), run in a cluster, "
             "or use VIDEOJOBS_API_BACKEND=local.",
         ) from error
-    return configuration
+    return deadlines.configure(configuration)
 
 
 def _tls(configuration: client.Configuration) -> ssl.SSLContext | bool:
@@ -110,7 +110,9 @@ class VideoJobApi:
     def _http(self) -> aiohttp.ClientSession:
         """The connection pool, opened on first use (inside the running event loop)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._pool, ssl=_tls(self.configuration))
+            connector = aiohttp.TCPConnector(
+                limit=self._pool, ssl=_tls(self.configuration), socket_factory=deadlines.keepalive_socket
+            )
             self._session = aiohttp.ClientSession(connector=connector, read_bufsize=MAX_LINE_BYTES)
         return self._session
 
@@ -135,7 +137,7 @@ class VideoJobApi:
         body: Mapping[str, Any] | None = None,
         content_type: str = JSON,
         params: Mapping[str, str] | None = None,
-        read_seconds: float = READ_SECONDS,
+        read_seconds: float = deadlines.READ_SECONDS,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The answer to one request on the collection or one of its objects; ApiServerError for an error."""
         url = f"{self._collection}/{name}" if name else self._collection
@@ -146,7 +148,7 @@ class VideoJobApi:
             data=data,
             params=params,
             headers=self._headers(content_type if data is not None else None),
-            timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_SECONDS, sock_read=read_seconds),
+            timeout=aiohttp.ClientTimeout(sock_connect=deadlines.CONNECT_SECONDS, sock_read=read_seconds),
             proxy=self.configuration.proxy,
             server_hostname=self.configuration.tls_server_name,
         ) as response:
@@ -175,11 +177,12 @@ class VideoJobApi:
 
     @contextlib.asynccontextmanager
     async def watch(
-        self, resource_version: str, timeout_seconds: int
+        self, resource_version: str, timeout_seconds: int = deadlines.WATCH_SECONDS
     ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """The changes after `resource_version`, with bookmarks, until the server ends the watch.
 
-        Entering the context opens the watch (raising as a call does); an ERROR event raises it.
+        Entering the context opens the watch (raising as a call does); an ERROR event raises it, and so
+        does silence longer than the watch should last (a connection lost without a close).
         """
         params = {
             "watch": "true",
@@ -187,7 +190,7 @@ class VideoJobApi:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
-        read_seconds = READ_SECONDS + timeout_seconds  # the server ends the watch before that
+        read_seconds = timeout_seconds + deadlines.WATCH_SILENCE_SECONDS - deadlines.WATCH_SECONDS
         async with self._request("GET", params=params, read_seconds=read_seconds) as response:
             yield _events(response)
 

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from videojobs import deadlines
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
 from videojobs.crd import API_VERSION, GROUP, KIND
 from videojobs_api.auth import Principal
@@ -73,8 +75,6 @@ CREATED_ANNOTATION = f"{GROUP}/created-at"
 """Creation time in microseconds: creationTimestamp has whole seconds, too coarse to order a list."""
 HISTORY = 256
 """Snapshots kept per job for Last-Event-ID resumes."""
-WATCH_SECONDS = 290
-"""Server-side timeout of one watch request; it is then resumed from the last resourceVersion."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 """Back-off between failed list or watch attempts."""
 SYNC_WAIT_SECONDS = 10
@@ -246,6 +246,8 @@ class KubernetesBackend:
         """Cached jobs per owner in an active phase, kept up to date by `_changed` and `_removed`."""
         self._synced = asyncio.Event()
         self._problem: str | None = "the VideoJob cache has not synced yet"
+        self._heard = time.monotonic()
+        """When the API server last answered the list+watch (an event, a bookmark, a watch opened)."""
         self._watcher: asyncio.Task[None] | None = None
         self._webhook_lease = (
             WebhookLease(
@@ -276,9 +278,12 @@ class KubernetesBackend:
         await self._api.close()
 
     async def ready(self) -> None:
-        """Ready while the cache is synced and the watch is healthy."""
+        """Ready while the cache is synced and the watch is healthy: it answered within its deadline."""
         if self._problem is not None:
             raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        silent = time.monotonic() - self._heard
+        if silent > deadlines.WATCH_SILENCE_SECONDS:
+            raise BackendUnavailable(f"Kubernetes: the VideoJob watch has been silent for {silent:.0f} s.")
 
     # --- the watch ----------------------------------------------------------------------------
 
@@ -323,9 +328,11 @@ class KubernetesBackend:
 
     async def _watch(self, version: str) -> str:
         """Follow changes after `version` until the server ends the watch; the last version seen."""
-        async with self._api.watch(version, WATCH_SECONDS) as events:
+        async with self._api.watch(version, deadlines.WATCH_SECONDS) as events:
             self._set_problem(None)
+            self._heard = time.monotonic()
             async for event in events:
+                self._heard = time.monotonic()
                 kind, obj = event["type"], event["object"]
                 version = obj["metadata"]["resourceVersion"]
                 if kind == "DELETED":
@@ -352,6 +359,7 @@ class KubernetesBackend:
             self._deleting.pop(uid).set()
         self._synced.set()
         self._problem = None
+        self._heard = time.monotonic()
 
     def _changed(self, obj: dict[str, Any]) -> None:
         """A VideoJob as the API server has it now: cache it; publish it when its status view changed."""
