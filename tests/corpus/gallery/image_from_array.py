@@ -7,7 +7,7 @@ from manim import *
 class ArrayPicture(Scene):
     def construct(self):
         ramp = np.tile(np.linspace(0, 255, 128), (128, 1)).T.astype(np.uint8)
-        shade = ImageMobject(ramp).scale(1.5).shift(2.5 * LEFT)
+        shade = ImageMobject(ramp).scale(3).shift(2.5 * LEFT)
         shade.outline = SurroundingRectangle(shade, color=ORANGE, buff=0.1)
         rows, cols = np.mgrid[0:64, 0:64]
         colours = np.zeros((64, 64, 3), dtype=np.uint8)

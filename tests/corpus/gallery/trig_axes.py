@@ -15,6 +15,7 @@ class WaveAxes(Scene):
             x_axis_config={
                 "numbers_to_include": [-6, -4, -2, 2, 4, 6],
                 "numbers_with_elongated_ticks": [-2 * PI, 2 * PI],
+                "decimal_number_config": {"num_decimal_places": 0},
             },
             y_axis_config={"numbers_to_include": [-1, 1]},
             tips=False,
