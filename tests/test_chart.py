@@ -118,6 +118,7 @@ def test_crd_in_the_chart_is_the_generated_one() -> None:
         ("pipeline.storage.bucket", '""', "/pipeline/storage/bucket"),
         ("pipeline.concurrency.scenes", "0", "/pipeline/concurrency/scenes"),
         ("pipeline.extraEnv", '{"not a name": "x"}', "invalid propertyName 'not a name'"),
+        ("runner.renderIsolation", '"gvisor"', "/runner/renderIsolation"),
         ("runner.resources.gpu", "-1", "/runner/resources/gpu"),
         ("runner.resources.memory", '"lots"', "/runner/resources/memory"),
         ("runner.tolerations", '[{"key": "x", "operator": "Sometimes"}]', "/runner/tolerations/0/operator"),
@@ -274,6 +275,37 @@ def test_network_policies(render: Render) -> None:
     api = policies[f"{RELEASE}-videojobs-api"]
     assert api["policyTypes"] == ["Ingress"] and api["ingress"][0]["ports"][0]["port"] == "http"
     assert not of_kind(render(**{"networkPolicy.enabled": "false"}), "NetworkPolicy")
+
+
+def test_render_pods_get_an_account_without_rbac_and_egress_only_to_dns_and_s3(render: Render) -> None:
+    render_account = f"{RELEASE}-videojobs-render"
+    s3 = [{"to": [{"podSelector": {"matchLabels": {"app": "minio"}}}], "ports": [{"port": 9000}]}]
+    manifests = render(**{"networkPolicy.s3Egress": json.dumps(s3), "runner.render.memoryMb": "3000"})
+    (account,) = [m for m in of_kind(manifests, "ServiceAccount") if m["metadata"]["name"] == render_account]
+    assert account["automountServiceAccountToken"] is False
+    assert rules_bound_to(manifests, render_account) == []
+    policies = {m["metadata"]["name"]: m["spec"] for m in of_kind(manifests, "NetworkPolicy")}
+    policy = policies[render_account]
+    assert policy["podSelector"] == {"matchLabels": {"videojobs.io/role": "render"}}
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["ingress"] == []
+    dns, *rest = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53} and rest == s3  # no API server, no LLM
+    fallback = {m["metadata"]["name"]: m["spec"] for m in of_kind(render(), "NetworkPolicy")}[render_account]
+    (_, https) = fallback["egress"]  # s3Egress empty: public HTTPS only (AWS S3)
+    assert (
+        https["ports"] == [{"port": 443, "protocol": "TCP"}]
+        and "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"]
+    )
+    assert operator_env(manifests)["RENDER_ISOLATION"] == "pod"
+    (config_map,) = of_kind(manifests, "ConfigMap")
+    assert config_map["data"]["RENDER_SERVICE_ACCOUNT"] == render_account
+    assert config_map["data"]["RENDER_POD_MEMORY_MB"] == "3000"
+
+    unconfined = render(**{"runner.renderIsolation": '"none"'})
+    assert operator_env(unconfined)["RENDER_ISOLATION"] == "none"
+    assert render_account not in {m["metadata"]["name"] for m in unconfined}
+    (config_map,) = of_kind(unconfined, "ConfigMap")
+    assert not any(name.startswith("RENDER_POD") for name in config_map["data"])
 
 
 def test_pull_secrets_reach_the_runner_pods_through_the_operator(render: Render) -> None:

@@ -7,9 +7,11 @@ and args of the chart's Deployments, so the chart's RBAC and settings are what i
 applied with kubectl, and then a job submitted over REST, become Jobs with the chart's GPU settings;
 the runner runs as a local process with exactly the env and args of the Job's pod template and the
 token of the ServiceAccount the operator made for that VideoJob's runner, against the fake LLM and
-the S3 server on 127.0.0.1. Where a pod would see a volume, the local process sees a folder standing
-in for it (emptyDir: empty; Secret: its keys as files) and paths in its env point there; the API and
-the runner read their credentials from a kubeconfig with their token instead of the mounted one.
+the S3 server on 127.0.0.1; it renders each scene in a render pod (KWOK) whose container the test runs
+as a local process too (test_render_pod_k8s.Kubelet). Where a pod would see a volume, the local
+process sees a folder standing in for it (emptyDir: empty; Secret: its keys as files) and paths in its
+env point there; the API and the runner read their credentials from a kubeconfig with their token
+instead of the mounted one.
 KWOK plays the node: Jobs go through the Kueue path (spec.queueName, the test admits them) so that
 their pod stays Running while the local runner works, and ends with the runner's exit code.
 """
@@ -37,8 +39,10 @@ import yaml
 from api_harness import Stream, read_events
 from fake_llm import FakeLLM
 from k8s_cluster import K8sCluster
+from kubernetes import client, config
 from s3_server import S3Server
 from test_operator_k8s import RUN_FOR, Operator, get, jobs_of, pods_of, wait_for
+from test_render_pod_k8s import Kubelet
 
 from videojobs.contract import Stage, storage_job_id
 
@@ -153,10 +157,15 @@ def data_of(installed: Installed, kind: str, name: str) -> dict[str, str]:
 
 
 def pod_environment(
-    installed: Installed, pod_spec: dict[str, Any], container: dict[str, Any], root: Path
+    installed: Installed,
+    pod_spec: dict[str, Any],
+    container: dict[str, Any],
+    root: Path,
+    pod_metadata: dict[str, Any] | None = None,
 ) -> tuple[dict[str, str], Path]:
     """The env the kubelet would give `container` (envFrom, then env, references resolved) and its
-    working dir, with the pod's volumes as folders under `root` and env paths into them rewritten."""
+    working dir, with the pod's volumes as folders under `root` and env paths into them rewritten.
+    `pod_metadata` answers the downward API's metadata.name and metadata.uid (default: a name only)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -169,8 +178,11 @@ def pod_environment(
             continue
         ref = item["valueFrom"]
         if "fieldRef" in ref:
-            assert ref["fieldRef"]["fieldPath"] == "metadata.namespace", ref
-            env[item["name"]] = installed.namespace
+            path = ref["fieldRef"]["fieldPath"]
+            # A local process stands in for a Deployment's pod: it is named after its container.
+            metadata = {"namespace": installed.namespace, "name": f"{container['name']}-local"}
+            metadata |= pod_metadata or {}
+            env[item["name"]] = metadata[path.removeprefix("metadata.")]
             continue
         kind, key_ref = (
             ("secret", ref["secretKeyRef"])
@@ -209,7 +221,8 @@ def assert_can(
     denied: tuple[tuple[str, ...], ...] = (),
 ) -> None:
     """`account` may do what `allowed` lists; neither what `denied` lists nor what no chart identity needs."""
-    denied = [*denied, ("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
+    never = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
+    denied = [*denied, *(check for check in never if check not in allowed)]
     token = installed.cluster.token(installed.namespace, account, "1h")
     for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
         answer = installed.cluster.kubectl(
@@ -249,13 +262,20 @@ def run_like_the_job(installed: Installed, operator: Operator, name: str, root: 
         {"secretRef": {"name": "videojobs-llm"}},
         {"secretRef": {"name": "videojobs-s3"}},
     ]
-    # The runner's own identity, made by the operator with the chart's RBAC: its VideoJob, nothing else.
+    # The runner's own identity, made by the operator with the chart's RBAC: its VideoJob and its render
+    # pods (create, get, delete; runner.renderIsolation: pod), nothing else.
     account = pod_spec["serviceAccountName"]
     assert account == job["metadata"]["name"]
     assert_can(
         installed,
         account,
-        [("get", f"videojobs/{name}"), ("patch", f"videojobs/{name}", "--subresource=status")],
+        [
+            ("get", f"videojobs/{name}"),
+            ("patch", f"videojobs/{name}", "--subresource=status"),
+            ("create", "pods"),
+            ("delete", "pods"),
+        ],
+        (("list", "pods"), ("create", "pods", "--subresource=exec"), ("get", "configmaps")),
     )
     other = cluster.kubectl(
         "-n",
@@ -282,12 +302,19 @@ def run_like_the_job(installed: Installed, operator: Operator, name: str, root: 
     assert pod["spec"]["nodeName"].startswith("gpu-node-")
     wait_for(f"{name} Running", lambda: videojob_row(installed, name)[1] == "Running", operator=operator)
 
-    env, workdir = pod_environment(installed, pod_spec, container, root)
+    env, workdir = pod_environment(installed, pod_spec, container, root, pod["metadata"])
+    assert env["RENDER_ISOLATION"] == "pod" and env["RENDER_IMAGE"] == container["image"]
     env["KUBECONFIG"] = str(installed.kubeconfig(account, root / "kubeconfig"))
     env["PATH"] = os.environ["PATH"]  # the image's PATH: ffmpeg, TeX, the venv's console scripts
     assert container["args"] == ["run-videojob"] and "command" not in container  # the image's entrypoint
     stages: list[str] = []
     log = root / "runner.log"
+    # Each scene renders in a render pod (KWOK): the test plays its kubelet as test_render_pod_k8s does.
+    kubelet = Kubelet(
+        client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig))), namespace, root
+    )
+    kubelet_thread = threading.Thread(target=kubelet.loop, daemon=True)
+    kubelet_thread.start()
     with log.open("wb") as out:
         runner = subprocess.Popen(
             [str(VIDEOJOBS), *container["args"]], env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT
@@ -302,7 +329,13 @@ def run_like_the_job(installed: Installed, operator: Operator, name: str, root: 
         if runner.poll() is None:
             runner.kill()
     code = runner.wait()
+    kubelet.stop.set()
+    kubelet_thread.join(10)
     assert code == 0, log.read_text()[-4000:]
+    assert not kubelet.errors and kubelet.seen, "no scene rendered in a render pod"
+    for render_pod in kubelet.seen:
+        assert render_pod["spec"]["serviceAccountName"] == f"{FULLNAME}-render"
+        assert render_pod["metadata"]["ownerReferences"][0]["uid"] == pod["metadata"]["uid"]
 
     # KWOK ends the pod now, as the container would have: the operator follows the Job to Succeeded.
     cluster.kubectl(
@@ -383,6 +416,8 @@ def test_chart_installs_and_jobs_run_end_to_end(
         ("Service", f"{FULLNAME}-api"),
         ("ConfigMap", f"{FULLNAME}-pipeline"),
         ("NetworkPolicy", f"{FULLNAME}-runner"),
+        ("NetworkPolicy", f"{FULLNAME}-render"),
+        ("ServiceAccount", f"{FULLNAME}-render"),
         ("Role", f"{FULLNAME}-operator"),
     } <= kinds
     for component in ("operator", "api"):

@@ -81,6 +81,35 @@ def test_runner_identity_may_only_read_its_videojob_and_patch_its_status() -> No
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fourier", "namespace": "ns"}]
 
 
+def test_runners_render_in_pods_of_their_own_by_default() -> None:
+    settings = OperatorSettings(runner_image="registry.example/runner:1.2")
+    env = {item["name"]: item for item in _container(_job(settings=settings))["env"]}
+    assert env["RENDER_ISOLATION"]["value"] == "pod"
+    assert env["RENDER_IMAGE"]["value"] == "registry.example/runner:1.2"  # the runner's own image
+    downward = {
+        name: env[name]["valueFrom"]["fieldRef"]["fieldPath"]
+        for name in env
+        if name.startswith("RUNNER_POD_")
+    }
+    assert downward == {
+        "RUNNER_POD_NAMESPACE": "metadata.namespace",
+        "RUNNER_POD_NAME": "metadata.name",
+        "RUNNER_POD_UID": "metadata.uid",
+    }
+    *_, role, _ = runner_identity("ns", "fourier", "fourier", {}, render_pods=True)
+    assert role["rules"][-1] == {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "get", "delete"],
+    }
+    unconfined = {
+        item["name"]: item
+        for item in _container(_job(settings=OperatorSettings(render_isolation="none")))["env"]
+    }
+    assert unconfined["RENDER_ISOLATION"]["value"] == "none"
+    assert not any(name.startswith(("RUNNER_POD_", "RENDER_IMAGE")) for name in unconfined)
+
+
 def test_restricted_security_context_with_writable_scratch_only() -> None:
     job = _job()
     pod, container = _pod(job), _container(job)

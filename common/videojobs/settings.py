@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videojobs.contract import Quality, TTSBackend
@@ -127,6 +129,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     presigned_url_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    @field_validator("render_pod_node_selector", "render_pod_tolerations", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """JSON text (as a ConfigMap holds it) parsed, also where the environment source does not."""
+        return json.loads(value) if isinstance(value, str) else value
 
     @property
     def scratch_dir(self) -> Path:

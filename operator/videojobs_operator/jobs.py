@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from videojobs.contract import VideoJobSpec
+from videojobs.settings import RenderIsolation
 from videojobs_operator.settings import GPU_RESOURCE, OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -154,6 +155,8 @@ def _container(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dic
             {"name": "VIDEOJOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "VIDEOJOB_NAME", "value": name},
             {"name": "HOME", "value": HOME_DIR},
+            {"name": "RENDER_ISOLATION", "value": settings.render_isolation.value},
+            *(_render_pod_env(settings) if settings.render_isolation is RenderIsolation.POD else []),
         ],
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},  # Guaranteed QoS
         "securityContext": {
@@ -174,3 +177,14 @@ def _container(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dic
     if env_from:
         container["envFrom"] = env_from
     return container
+
+
+def _render_pod_env(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """What a runner needs to start render pods: their image (its own) and its pod's identity (owner)."""
+    fields = {"RUNNER_POD_NAMESPACE": "metadata.namespace", "RUNNER_POD_NAME": "metadata.name"}
+    fields["RUNNER_POD_UID"] = "metadata.uid"
+    return [
+        {"name": "RENDER_IMAGE", "value": settings.runner_image},
+        {"name": "RENDER_IMAGE_PULL_POLICY", "value": settings.runner_image_pull_policy},
+        *({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in fields.items()),
+    ]

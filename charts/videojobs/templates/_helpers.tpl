@@ -47,6 +47,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-runner" (include "videojobs.fullname" .)) .Values.runner.serviceAccount.name }}
 {{- end }}
 
+{{- define "videojobs.render.serviceAccountName" -}}
+{{- default (printf "%s-render" (include "videojobs.fullname" .)) .Values.runner.render.serviceAccount.name }}
+{{- end }}
+
 {{- define "videojobs.configMapName" -}}
 {{- printf "%s-pipeline" (include "videojobs.fullname" .) }}
 {{- end }}
@@ -103,8 +107,8 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end }}
 
-{{/* Egress to DNS and the Kubernetes API server (NetworkPolicyEgressRule list items). */}}
-{{- define "videojobs.egress.dnsAndApiServer" -}}
+{{/* Egress to DNS (a NetworkPolicyEgressRule list item). */}}
+{{- define "videojobs.egress.dns" -}}
 - to:
     - namespaceSelector:
         {{- toYaml .Values.networkPolicy.dns.namespaceSelector | nindent 8 }}
@@ -115,6 +119,11 @@ priorityClassName: {{ . }}
       protocol: UDP
     - port: 53
       protocol: TCP
+{{- end }}
+
+{{/* Egress to DNS and the Kubernetes API server (NetworkPolicyEgressRule list items). */}}
+{{- define "videojobs.egress.dnsAndApiServer" -}}
+{{ include "videojobs.egress.dns" . }}
 - ports:
     {{- range .Values.networkPolicy.apiServer.ports }}
     - port: {{ . }}
