@@ -30,6 +30,7 @@ from s3_server import S3Server
 from videojobs.contract import Quality
 from videojobs.settings import RenderIsolation
 from videojobs_operator.identity import runner_identity
+from videojobs_runner.errors import RenderingError
 from videojobs_runner.render_pod import (
     RENDER_UID,
     ROLE,
@@ -271,3 +272,30 @@ def test_render_pods_go_with_the_runner_pod(k8s_cluster: K8sCluster, namespace: 
     )
     with pytest.raises(ApiException):
         client.CoreV1Api(runner_api).list_namespaced_pod(namespace)  # no list: get by name only
+
+
+def test_a_render_pod_that_cannot_start_is_the_clusters_fault(
+    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
+) -> None:
+    """Unschedulable: a recoverable RenderingError naming why, not a scene error sent to the model."""
+    cluster = k8s_cluster
+    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
+    owner = runner_pod(cluster, namespace)
+    runner_api = config.new_client_from_config(
+        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
+    )
+    storage = S3Storage(
+        s3_server.create_bucket(), "v", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
+    )
+    nowhere = RenderPodConfig(image="runner", start_seconds=3, node_selector={"videojobs.test/no": "node"})
+    sandbox = SandboxConfig(
+        RenderIsolation.POD, pods=RenderPods(client.CoreV1Api(runner_api), storage, owner, nowhere)
+    )
+    code = write_scene(tmp_path, "self.wait(0.1)")
+    with pytest.raises(RenderingError, match="did not start within 3 s") as raised:
+        asyncio.run(render_scene(code, "Demo", Quality.LOW, tmp_path / "w", LIMITS, sandbox=sandbox))
+    assert raised.value.recoverable and "Unschedulable" in raised.value.message
+    pods = cluster.kubectl("-n", namespace, "get", "pods", "-l", f"{ROLE_LABEL}={ROLE}", "-o", "json").stdout
+    assert all("deletionTimestamp" in pod["metadata"] for pod in json.loads(pods)["items"])
+    assert storage.list_keys("_renders/") == []

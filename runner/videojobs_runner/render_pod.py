@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from videojobs.settings import Settings
-from videojobs_runner.errors import ConfigurationError
+from videojobs_runner.errors import ConfigurationError, RenderingError
 from videojobs_runner.isolation import Launch, worker_env
 from videojobs_runner.sandbox import (
     FILE_SIZE_LIMIT,
@@ -262,7 +262,9 @@ class RenderPods:
             create = self.core.create_namespaced_pod
             await asyncio.to_thread(create, self.owner.namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
             try:
-                pod = await self._wait(name, pod_deadline_seconds(self.config, limits))
+                pod = await self._wait(
+                    name, pod_deadline_seconds(self.config, limits), self.config.start_seconds
+                )
             finally:
                 await asyncio.to_thread(self._delete, name)
             return await asyncio.to_thread(self._collect, prefix, pod, workdir)
@@ -277,16 +279,28 @@ class RenderPods:
             result=self.storage.presigned_put_url(prefix + RESULT_FILE, expiry),
         )
 
-    async def _wait(self, name: str, deadline_seconds: float) -> client.V1Pod | None:
-        """The pod once it ended; None when it did not within `deadline_seconds`."""
+    async def _wait(self, name: str, deadline_seconds: float, start_seconds: float) -> client.V1Pod | None:
+        """The pod once it ended; None when it did not within `deadline_seconds`.
+
+        A pod still Pending after `start_seconds` (unschedulable, image not pulled) is the cluster's
+        fault, not the scene's: RenderingError (recoverable), never a message for the model.
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_seconds
-        while loop.time() < deadline:
+        started = loop.time()
+        while loop.time() < started + deadline_seconds:
             pod = await asyncio.to_thread(
                 self.core.read_namespaced_pod, name, self.owner.namespace, _request_timeout=REQUEST_TIMEOUT
             )
-            if pod.status is not None and pod.status.phase in ENDED_PHASES:
+            phase = pod.status.phase if pod.status is not None else None
+            if phase in ENDED_PHASES:
                 return pod
+            if phase in (None, "Pending") and loop.time() > started + start_seconds:
+                raise RenderingError(
+                    f"render pod {name} did not start within {start_seconds:g} s ({_pending_reason(pod)})",
+                    recoverable=True,
+                    suggestion="Check the render pods' image, resources and node selector "
+                    "(chart values runner.render.*), then resume the job.",
+                )
             await asyncio.sleep(POLL_SECONDS)
         return None
 
@@ -347,6 +361,19 @@ def _parse_result(data: bytes) -> _Finished:
         text("stdout"),
         text("stderr"),
     )
+
+
+def _pending_reason(pod: client.V1Pod) -> str:
+    """Why a pod has not started, from its container states and conditions."""
+    status = pod.status
+    for container in (status.container_statuses or []) if status is not None else []:
+        waiting = container.state.waiting if container.state is not None else None
+        if waiting is not None and waiting.reason:
+            return clean(f"{waiting.reason}: {waiting.message or ''}").strip(": ")
+    for condition in (status.conditions or []) if status is not None else []:
+        if condition.status != "True" and condition.reason:
+            return clean(f"{condition.reason}: {condition.message or ''}").strip(": ")
+    return "no reason given"
 
 
 def _from_pod_status(pod: client.V1Pod) -> _Finished:
