@@ -301,7 +301,19 @@ def test_render_pods_get_an_account_without_rbac_and_egress_only_to_dns_and_s3(r
     assert config_map["data"]["RENDER_SERVICE_ACCOUNT"] == render_account
     assert config_map["data"]["RENDER_POD_MEMORY_MB"] == "3000"
 
+    (policy,) = of_kind(manifests, "ValidatingAdmissionPolicy")
+    (binding,) = of_kind(manifests, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
+    }
+    expressions = " ".join(rule["expression"] for rule in policy["spec"]["validations"])
+    assert f'"{render_account}"' in expressions and "automountServiceAccountToken == false" in expressions
+    assert not of_kind(render(**{"runner.render.admissionPolicy": "false"}), "ValidatingAdmissionPolicy")
+
     unconfined = render(**{"runner.renderIsolation": '"none"'})
+    assert not of_kind(unconfined, "ValidatingAdmissionPolicy")
     assert operator_env(unconfined)["RENDER_ISOLATION"] == "none"
     assert render_account not in {m["metadata"]["name"] for m in unconfined}
     (config_map,) = of_kind(unconfined, "ConfigMap")

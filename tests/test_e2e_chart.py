@@ -42,7 +42,7 @@ from k8s_cluster import K8sCluster
 from kubernetes import client, config
 from s3_server import S3Server
 from test_operator_k8s import RUN_FOR, Operator, get, jobs_of, pods_of, wait_for
-from test_render_pod_k8s import Kubelet
+from test_render_pod_k8s import RESTRICTED_CONTAINER, Kubelet
 
 from videojobs.contract import Stage, storage_job_id
 
@@ -277,6 +277,35 @@ def run_like_the_job(installed: Installed, operator: Operator, name: str, root: 
         ],
         (("list", "pods"), ("create", "pods", "--subresource=exec"), ("get", "configmaps")),
     )
+    # The chart's admission policy: the pods a runner may create are render pods, nothing that mounts a
+    # Secret (or runs as another ServiceAccount, or gets a token).
+    sneaky = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sneaky", "labels": {"videojobs.io/role": "render"}},
+        "spec": {
+            "serviceAccountName": f"{FULLNAME}-render",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {"name": "c", "image": container["image"], "securityContext": RESTRICTED_CONTAINER}
+            ],
+            "volumes": [{"name": "keys", "secret": {"secretName": "videojobs-llm"}}],
+        },
+    }
+    runner_token = cluster.token(namespace, account, "1h")
+    refused = cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=json.dumps(sneaky),
+        token=runner_token,
+        check=False,
+    )
+    assert refused.returncode != 0 and "emptyDir volumes only" in refused.stderr, refused.stderr
     other = cluster.kubectl(
         "-n",
         namespace,
