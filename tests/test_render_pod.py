@@ -11,7 +11,6 @@ from videojobs.settings import RenderIsolation, Settings
 from videojobs_runner.errors import ConfigurationError
 from videojobs_runner.render_pod import (
     CODE_URL_ENV,
-    RENDER_UID,
     RESULT_URL_ENV,
     ROLE,
     ROLE_LABEL,
@@ -54,7 +53,11 @@ def test_render_pod_has_no_token_no_secrets_and_its_own_uid() -> None:
     assert spec["enableServiceLinks"] is False
     assert spec["serviceAccountName"] == "videojobs-render"
     assert spec["restartPolicy"] == "Never"
-    assert spec["securityContext"]["runAsUser"] == RENDER_UID != 1000
+    uid = spec["securityContext"]["runAsUser"]
+    assert (
+        200_000 <= uid < 300_000
+        and spec["securityContext"]["runAsGroup"] == spec["securityContext"]["fsGroup"] == uid
+    )
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert "imagePullSecrets" not in spec and "hostNetwork" not in spec
@@ -75,7 +78,7 @@ def test_render_pod_has_no_token_no_secrets_and_its_own_uid() -> None:
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    assert security["runAsUser"] == RENDER_UID
+    assert security["runAsUser"] == uid  # a uid of its own: not the runner's 1000, not another render's
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/render", "/tmp"}
     assert container["resources"]["limits"] == {"cpu": "1", "memory": f"{2048 + 512}Mi"}
     assert container["resources"]["requests"] == container["resources"]["limits"]

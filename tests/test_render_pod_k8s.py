@@ -32,7 +32,6 @@ from videojobs.settings import RenderIsolation
 from videojobs_operator.identity import runner_identity
 from videojobs_runner.errors import RenderingError
 from videojobs_runner.render_pod import (
-    RENDER_UID,
     ROLE,
     ROLE_LABEL,
     WORK_DIR,
@@ -229,7 +228,7 @@ def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
         spec = pod["spec"]
         assert spec["automountServiceAccountToken"] is False and spec["serviceAccountName"] == RENDER_ACCOUNT
         assert [volume["name"] for volume in spec["volumes"]] == ["work"]  # no kube-api-access token volume
-        assert spec["securityContext"]["runAsUser"] == RENDER_UID
+        assert spec["securityContext"]["runAsUser"] >= 200_000  # a uid of its own (RENDER_UID_BASE...)
         assert spec["nodeName"] == "cpu-node-0"
         assert pod["metadata"]["ownerReferences"][0]["uid"] == owner.uid
         (container,) = spec["containers"]

@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         ),
     )
     render_uid_base: int = Field(
-        default=200_000, ge=1000, description="A root runner gives each render a uid from this range."
+        default=200_000,
+        ge=1001,
+        description="A root runner, or a render pod, gives each render a uid from here.",
     )
     render_uid_count: int = Field(default=100_000, ge=1)
 

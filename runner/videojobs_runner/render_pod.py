@@ -48,8 +48,6 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "videojobs-runner"
 """Not the operator's value: the runners' NetworkPolicy selects that one, and must not select render pods."""
 CONTAINER = "render"
-RENDER_UID = 2000
-"""The render pod's uid and gid: neither the runner's (1000) nor root."""
 WORK_DIR = PurePosixPath("/render")
 """The render pod's work dir (an emptyDir), its only writable place with /tmp (a folder of it)."""
 CODE_FILE = "scene.py"
@@ -108,6 +106,9 @@ class RenderPodConfig:
     """The pod's memory limit; default the render's memory limit + POD_MEMORY_OVERHEAD_MB."""
     work_dir_mb: int = 4096
     start_seconds: float = 300.0
+    uids: range = field(default_factory=lambda: range(200_000, 300_000))
+    """Each render pod runs as a uid (and gid) of its own from here: never the runner's 1000, never
+    shared with another render pod on the node (RLIMIT_NPROC counts per uid across the node)."""
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, str]] = field(default_factory=list)
 
@@ -126,6 +127,7 @@ class RenderPodConfig:
             memory_mb=settings.render_pod_memory_mb,
             work_dir_mb=settings.render_pod_work_dir_mb,
             start_seconds=settings.render_pod_start_seconds,
+            uids=range(settings.render_uid_base, settings.render_uid_base + settings.render_uid_count),
             node_selector=dict(settings.render_pod_node_selector),
             tolerations=list(settings.render_pod_tolerations),
         )
@@ -163,6 +165,7 @@ def render_pod_manifest(
     urls: RenderUrls,
 ) -> dict[str, Any]:
     """The render pod: restricted Pod Security, no token, no Secrets, presigned URLs its only way out."""
+    uid = config.uids[secrets.randbelow(len(config.uids))]
     memory_mb = config.memory_mb or limits.memory_mb + POD_MEMORY_OVERHEAD_MB
     amounts = {"cpu": config.cpu, "memory": f"{memory_mb}Mi"}
     env = {"HOME": str(WORK_DIR), CODE_URL_ENV: urls.code, VIDEO_URL_ENV: urls.video}
@@ -193,9 +196,9 @@ def render_pod_manifest(
             "terminationGracePeriodSeconds": 5,
             "securityContext": {
                 "runAsNonRoot": True,
-                "runAsUser": RENDER_UID,
-                "runAsGroup": RENDER_UID,
-                "fsGroup": RENDER_UID,
+                "runAsUser": uid,
+                "runAsGroup": uid,
+                "fsGroup": uid,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "nodeSelector": dict(config.node_selector),
@@ -215,7 +218,7 @@ def render_pod_manifest(
                         "privileged": False,
                         "readOnlyRootFilesystem": True,
                         "runAsNonRoot": True,
-                        "runAsUser": RENDER_UID,
+                        "runAsUser": uid,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "volumeMounts": [
