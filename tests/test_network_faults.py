@@ -66,8 +66,8 @@ def _ready(client: httpx.Client) -> int:
 
 
 def _api_phases_match(client: httpx.Client, cluster: K8sCluster, namespace: str) -> bool:
-    listed = client.get("/v1/videos/jobs", params={"limit": 100}).json()["jobs"]
-    seen = {job["id"]: job["status"]["phase"] for job in listed}
+    listed = client.get("/v1/videos/jobs", params={"limit": 100}).json()["data"]
+    seen = {job["id"]: job["phase"] for job in listed}
     template = "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}"
     done = cluster.kubectl("-n", namespace, "get", "videojobs", "-o", template)
     truth = dict(pair.split("=", 1) for pair in done.stdout.split())

@@ -26,6 +26,7 @@ class _Connection:
     flowing: asyncio.Event = field(default_factory=asyncio.Event)
     upstream: asyncio.StreamWriter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    handler: asyncio.Task[Any] | None = None
 
     def close(self) -> None:
         for writer in (self.client, self.upstream):
@@ -95,7 +96,11 @@ class FaultyNetwork:
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
+        handlers = [c.handler for c in self._connections if c.handler is not None]
         self._drop()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     def _freeze(self) -> None:
         self._frozen = True
@@ -114,7 +119,7 @@ class FaultyNetwork:
         self._connections.clear()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        connection = _Connection(client_writer)
+        connection = _Connection(client_writer, handler=asyncio.current_task())
         self._connections.add(connection)
         if not self._frozen:
             connection.flowing.set()
