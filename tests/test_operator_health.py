@@ -4,10 +4,12 @@ shows them against a real API server behind a faulty network)."""
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from videojobs import deadlines
@@ -87,3 +89,19 @@ def test_kubernetes_client_connections_get_keepalive_and_no_hidden_read_retries(
     sock = deadlines.keepalive_socket((socket.AF_INET, socket.SOCK_STREAM, 0, "", ("127.0.0.1", 0)))
     with sock:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_a_pooled_connection_idle_for_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = deadlines.api_client(client.Configuration(host="https://127.0.0.1:6443"))
+    pool = api.rest_client.pool_manager.connection_from_url("https://127.0.0.1:6443")
+    assert isinstance(pool, deadlines.FreshHTTPSConnectionPool)
+    connection = pool._get_conn()
+    ours, theirs = socket.socketpair()
+    connection.sock = ours  # as if connected
+    pool._put_conn(connection)
+    assert pool._get_conn().sock is not None  # just used: reused as it is
+    pool._put_conn(connection)
+    clock = time.monotonic() + deadlines.IDLE_SECONDS + 1
+    monkeypatch.setattr(deadlines.time, "monotonic", lambda: clock)
+    assert pool._get_conn().sock is None  # idle too long: closed, so the request opens a new one
+    theirs.close()

@@ -9,11 +9,16 @@ WATCH_SILENCE_SECONDS without a byte, and idle connections are probed by TCP kee
 from __future__ import annotations
 
 import socket
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 from kubernetes.utils.keepalive import tcp_keepalive_socket_options
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 CONNECT_SECONDS = 5.0
 """TCP connect + TLS handshake: milliseconds in a cluster; 5 s covers two lost SYNs (1 s, then 3 s)."""
@@ -29,6 +34,9 @@ reopened watch costs the API server little (served from its watch cache): 0.2 re
 WATCH_SILENCE_SECONDS = WATCH_SECONDS + 3.0
 """A watch silent for this long is dead (its connection lost without a close); it is reopened. The 3 s
 margin covers a loaded API server ending the watch late."""
+IDLE_SECONDS = 5.0
+"""The longest a pooled connection may sit idle and still be reused: one idle for longer may have gone
+silent meanwhile (a new connection costs a TLS handshake, milliseconds; a silent one a read timeout)."""
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 """TCP keep-alive: an idle connection is probed after 10 s, and dropped after 3 probes 5 s apart
 unanswered (25 s), before the connection pool hands out a connection whose peer is gone."""
@@ -40,6 +48,38 @@ def socket_options() -> list[tuple[int, int, int]]:
         KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT
     )
     return options
+
+
+class _FreshConnections(HTTPConnectionPool):
+    """A pool that does not reuse a connection idle for longer than IDLE_SECONDS (it reconnects it)."""
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        connection = super()._get_conn(timeout)
+        idle_since = getattr(connection, "videojobs_idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since > IDLE_SECONDS:
+            connection.close()  # urllib3 opens it again for the request
+        return connection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        if conn is not None:
+            conn.videojobs_idle_since = time.monotonic()  # type: ignore[attr-defined]
+        super()._put_conn(conn)
+
+
+class FreshHTTPConnectionPool(_FreshConnections, HTTPConnectionPool):
+    """HTTP, no stale connections."""
+
+
+class FreshHTTPSConnectionPool(_FreshConnections, HTTPSConnectionPool):
+    """HTTPS, no stale connections."""
+
+
+def api_client(configuration: client.Configuration) -> client.ApiClient:
+    """A kubernetes ApiClient with `configure`d sockets whose pool drops connections idle too long."""
+    api = client.ApiClient(configure(configuration))
+    pools = api.rest_client.pool_manager
+    pools.pool_classes_by_scheme = {"http": FreshHTTPConnectionPool, "https": FreshHTTPSConnectionPool}
+    return api
 
 
 def configure(configuration: client.Configuration) -> client.Configuration:

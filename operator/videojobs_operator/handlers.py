@@ -58,7 +58,10 @@ async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
     watches: WatchTracker | None = memo.get("watches")
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            limit=0, ssl=info.as_ssl_context(), socket_factory=deadlines.keepalive_socket
+            limit=0,
+            ssl=info.as_ssl_context(),
+            socket_factory=deadlines.keepalive_socket,
+            keepalive_timeout=deadlines.IDLE_SECONDS,
         ),
         headers=info.as_http_headers(),
         proxy=info.proxy_url,

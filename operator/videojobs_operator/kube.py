@@ -81,7 +81,7 @@ def api_client(concurrency: int) -> client.ApiClient:
     else:
         config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = 2 * concurrency  # headroom: responses release late
-    return client.ApiClient(deadlines.configure(configuration))
+    return deadlines.api_client(configuration)
 
 
 class KubeApi:

@@ -40,12 +40,11 @@ class VideoJobRef:
 
 
 def load_kube_config() -> None:
-    """In-cluster credentials inside a pod, the kubeconfig elsewhere; TCP keep-alive (videojobs.deadlines)."""
+    """In-cluster credentials inside a pod, the kubeconfig elsewhere."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
     else:
         config.load_kube_config()
-    client.Configuration.set_default(deadlines.configure(client.Configuration.get_default_copy()))
 
 
 def exit_code(status: JobStatus) -> int:
@@ -57,7 +56,7 @@ def exit_code(status: JobStatus) -> int:
 
 async def run_videojob(ref: VideoJobRef, settings: Settings) -> JobStatus:
     """Run (or resume, on a pod retry) the pipeline for one VideoJob."""
-    api = client.CustomObjectsApi()
+    api = client.CustomObjectsApi(deadlines.api_client(client.Configuration.get_default_copy()))
     obj = api.get_namespaced_custom_object(
         GROUP, VERSION, ref.namespace, PLURAL, ref.name, _request_timeout=deadlines.REQUEST_TIMEOUT
     )

@@ -111,7 +111,10 @@ class VideoJobApi:
         """The connection pool, opened on first use (inside the running event loop)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._pool, ssl=_tls(self.configuration), socket_factory=deadlines.keepalive_socket
+                limit=self._pool,
+                ssl=_tls(self.configuration),
+                socket_factory=deadlines.keepalive_socket,
+                keepalive_timeout=deadlines.IDLE_SECONDS,
             )
             self._session = aiohttp.ClientSession(connector=connector, read_bufsize=MAX_LINE_BYTES)
         return self._session

@@ -19,6 +19,7 @@ from typing import Any
 
 from kubernetes import client
 
+from videojobs import deadlines
 from videojobs.crd import GROUP
 from videojobs.leader import LeaderElector, candidate_identity
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi
@@ -46,7 +47,7 @@ class WebhookLease:
         self.api = api
         self._jobs = jobs
         self._changed = changed
-        coordination = client.CoordinationV1Api(client.ApiClient(api.configuration))
+        coordination = client.CoordinationV1Api(deadlines.api_client(api.configuration))
         self.elector = LeaderElector(coordination, namespace, lease, candidate_identity())
         self._task: asyncio.Task[None] | None = None
         webhooks.sending = False  # not even for the first list's jobs: they may have been sent before
