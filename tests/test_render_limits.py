@@ -145,7 +145,7 @@ def test_memory_spread_over_child_processes_hits_the_memory_limit(tmp_path: Path
     """Three children of 600 MB each stay under a per-process 1024 MB limit; the render's total does not."""
     body = """
     def hoard():
-        kept = bytearray(600_000_000)
+        kept = b"x" * 600_000_000  # written, so resident: untouched pages would cost nothing
         forever(30)
     children = [spawn(hoard) for _ in range(3)]
     time.sleep(8)

@@ -291,7 +291,7 @@ def error_kind(error: BaseException) -> str:
     causes = _causes(error)
     if any(_out_of_memory(cause) for cause in causes):
         return "memory"
-    if any(getattr(cause, "errno", None) == errno.EAGAIN for cause in causes):
+    if any(_too_many_tasks(cause) for cause in causes):
         return "process_limit"
     if LATEX_FAILURE.search(str(error)):
         return "latex"
@@ -306,6 +306,12 @@ def _causes(error: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     return chain
+
+
+def _too_many_tasks(error: BaseException) -> bool:
+    """A process or thread that could not start: fork's EAGAIN, or Python's "can't start new thread"."""
+    thread_refused = isinstance(error, RuntimeError) and "can't start new thread" in str(error)
+    return thread_refused or getattr(error, "errno", None) == errno.EAGAIN
 
 
 def _out_of_memory(error: BaseException) -> bool:

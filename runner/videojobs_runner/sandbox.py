@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import resource
+import secrets
 import signal
 import stat
 import sys
@@ -30,6 +31,7 @@ from videojobs_runner.isolation import (
     worker_env,
 )
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation
+from videojobs_runner.memory_cgroup import MemoryCgroup
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ class _Finished:
     timed_out: bool
     stdout: str
     stderr: str
+    out_of_memory: bool = False
+    """The kernel killed a process of the render for going over the memory of its cgroup."""
 
     @property
     def log(self) -> str:
@@ -207,11 +211,13 @@ def _launch(command: list[str], code_path: Path, workdir: Path, sandbox: Sandbox
     return bwrap_launch(command, code_path, workdir, sandbox.uids)
 
 
-def limit_resources(limits: RenderLimits) -> Callable[[], None]:
-    """A preexec_fn setting the worker's memory, CPU, core-dump and file-size limits."""
+def limit_resources(limits: RenderLimits, cgroup: MemoryCgroup | None = None) -> Callable[[], None]:
+    """A preexec_fn setting the worker's memory, CPU, core-dump and file-size limits (and its cgroup)."""
     memory = limits.memory_mb * 1024**2
 
     def apply() -> None:
+        if cgroup is not None:
+            cgroup.enter()
         _set_limit(resource.RLIMIT_AS, memory, memory)
         _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + CPU_GRACE_SECONDS)
         _set_limit(resource.RLIMIT_CORE, 0, 0)
@@ -234,6 +240,19 @@ async def _run(launch: Launch, workdir: Path, limits: RenderLimits) -> _Finished
     Under bubblewrap the worker is the first child of the sandbox's PID namespace: when it ends, or
     when bubblewrap is killed, the kernel ends every process left in the namespace.
     """
+    name = f"videojobs-render-{os.getpid()}-{secrets.token_hex(4)}"
+    cgroup = await asyncio.to_thread(MemoryCgroup.create, name, limits.memory_mb * 1024**2)
+    try:
+        return await _run_in(cgroup, launch, workdir, limits)
+    finally:
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
+
+
+async def _run_in(
+    cgroup: MemoryCgroup | None, launch: Launch, workdir: Path, limits: RenderLimits
+) -> _Finished:
+    """_run with the worker in `cgroup`, when there is one."""
     process = await asyncio.create_subprocess_exec(
         *launch.argv,
         cwd=workdir,
@@ -242,7 +261,7 @@ async def _run(launch: Launch, workdir: Path, limits: RenderLimits) -> _Finished
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=limit_resources(limits),
+        preexec_fn=limit_resources(limits, cgroup),
     )
     assert process.stdout is not None and process.stderr is not None
     stdout, stderr = bytearray(), bytearray()
@@ -259,7 +278,8 @@ async def _run(launch: Launch, workdir: Path, limits: RenderLimits) -> _Finished
         await asyncio.wait_for(readers, READER_GRACE_SECONDS)
     if launch.wrapped and returncode > SIGNAL_EXIT_BASE:
         returncode = SIGNAL_EXIT_BASE - returncode  # bubblewrap reports a signal as 128 + its number
-    return _Finished(returncode, timed_out, _decode(stdout), _decode(stderr))
+    out_of_memory = cgroup is not None and await asyncio.to_thread(cgroup.ran_out)
+    return _Finished(returncode, timed_out, _decode(stdout), _decode(stderr), out_of_memory)
 
 
 async def _drain(stream: asyncio.StreamReader, sink: bytearray) -> None:
@@ -289,6 +309,12 @@ def clean(text: str) -> str:
 def interpret(finished: _Finished, workdir: Path, limits: RenderLimits) -> RenderOutcome:
     """Turn how the worker ended into a RenderOutcome."""
     log = finished.log
+    if finished.out_of_memory:  # even where the worker went on without the process the kernel killed
+        message = (
+            f"The scene's processes together ran out of memory (limit {limits.memory_mb} MB) and one was "
+            "killed. Use fewer, smaller objects and do not start processes."
+        )
+        return RenderOutcome.failed(FailureKind.MEMORY, message, log)
     if finished.timed_out:
         message = (
             f"The render did not finish within {limits.timeout_seconds:g} seconds and was stopped. "
