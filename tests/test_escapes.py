@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from cli_runs import cli_env, job_folders, read_json, run_cli
 from fake_llm import FakeLLM
+from processes import wait_for_no_process_with
 
 from videojobs_runner.codecheck import check_scene_code
 from videojobs_runner.sandbox import RenderLimits
@@ -45,7 +46,6 @@ CLASSES = frozenset(
 PLACEHOLDERS = ("__SECRET_FILE__", "__MARKER_DIR__", "__PORT__", "__UDP_PORT__", "__TOKEN__", "__REAL_HOME__")
 LIMITS = {"timeout_seconds": 60, "memory_mb": 2048, "cpu_seconds": 60, "max_processes": 64}
 ENV_SECRETS = ("OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "GEMINI_API_KEY")
-LEFTOVER_WAIT_SECONDS = 3.0
 HOST_SECRET_FILES = (Path("/etc/shadow"), Path("/var/run/secrets/kubernetes.io/serviceaccount/token"))
 
 DRIVER = """
@@ -89,26 +89,6 @@ def host_secrets() -> list[str]:
         with contextlib.suppress(OSError):
             found.extend(line for line in path.read_text().splitlines() if len(line) >= 12)
     return found
-
-
-def processes_with(token: str) -> list[str]:
-    """'pid: cmdline' of every live process whose command line contains `token` (detection only)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if token in cmdline:
-                    found.append(f"{proc.name}: {cmdline.strip()}")
-    return found
-
-
-def wait_for_no_process_with(token: str, seconds: float = LEFTOVER_WAIT_SECONDS) -> list[str]:
-    """The processes still carrying `token` after up to `seconds` (time for killed ones to be reaped)."""
-    deadline = time.monotonic() + seconds
-    while (left := processes_with(token)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
 
 
 def files_under(root: Path) -> dict[str, bytes]:

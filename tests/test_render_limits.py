@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import secrets
 import textwrap
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_for_no_process_with
 
 from videojobs.contract import Quality
 from videojobs_runner.sandbox import CPU_GRACE_SECONDS, FailureKind, RenderLimits, RenderOutcome, render_scene
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.render
 STARTUP_SLACK_SECONDS = 15.0
 """Wall time for starting the sandbox and importing Manim on a busy machine, on top of any limit."""
 KILL_SLACK_SECONDS = 5.0
-LEFTOVER_WAIT_SECONDS = 3.0
 PROCESS_LIMIT = getattr(FailureKind, "PROCESS_LIMIT", None)
 
 SPAWN = """
@@ -63,18 +62,6 @@ def limits(**values: float) -> RenderLimits:
     return RenderLimits(**chosen)  # type: ignore[arg-type]
 
 
-def processes_with(token: str) -> list[str]:
-    """'pid: cmdline' of every live process whose command line holds `token` (detection only)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if token in cmdline:
-                    found.append(f"{proc.name}: {cmdline.strip()}")
-    return found
-
-
 def detonate(tmp_path: Path, body: str, render_limits: RenderLimits) -> Bomb:
     """Render a scene running `body`; the file name and class name carry a token found in every copy."""
     token = f"bomb{secrets.token_hex(6)}"
@@ -86,10 +73,7 @@ def detonate(tmp_path: Path, body: str, render_limits: RenderLimits) -> Bomb:
     started = time.monotonic()
     outcome = asyncio.run(render_scene(code, f"Bomb_{token}", Quality.LOW, tmp_path / "work", render_limits))
     seconds = time.monotonic() - started
-    deadline = time.monotonic() + LEFTOVER_WAIT_SECONDS
-    while (left := processes_with(token)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return Bomb(outcome, seconds, left)
+    return Bomb(outcome, seconds, wait_for_no_process_with(token))
 
 
 def test_busy_loop_stops_at_the_cpu_limit_within_its_grace(tmp_path: Path) -> None:
