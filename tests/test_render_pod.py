@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from kubernetes import client
 
 from videojobs.settings import RenderIsolation, Settings
 from videojobs_runner.errors import ConfigurationError
@@ -18,12 +20,13 @@ from videojobs_runner.render_pod import (
     RenderPodConfig,
     RenderUrls,
     RunnerPod,
+    _from_pod_status,
     _media_target,
     _parse_result,
     render_pod_manifest,
     render_pod_name,
 )
-from videojobs_runner.sandbox import LOG_LIMIT_BYTES, RenderLimits, SandboxConfig
+from videojobs_runner.sandbox import LOG_LIMIT_BYTES, FailureKind, RenderLimits, SandboxConfig, interpret
 
 LIMITS = RenderLimits(timeout_seconds=120, memory_mb=2048, cpu_seconds=100, max_processes=64)
 OWNER = RunnerPod("videojobs", "fourier-abcde", "0b7c6e2a-1111-2222-3333-444455556666")
@@ -145,9 +148,44 @@ def test_results_from_the_pod_are_checked_and_bounded() -> None:
     )
     assert (finished.returncode, finished.timed_out) == (0, False)
     assert len(finished.stdout) == LOG_LIMIT_BYTES and finished.stderr == "e"
+    assert _parse_result(b'{"returncode": -9, "out_of_memory": true}').out_of_memory
     assert _parse_result(b"not json").returncode == 1
     assert _parse_result(b'{"returncode": true, "timed_out": "yes"}').returncode == 1
     media = Path("/w/media")
     assert _media_target(media, "videos/scene/480p15/Demo.mp4") == media / "videos/scene/480p15/Demo.mp4"
     for bad in ("/etc/passwd", "../x.mp4", "a/../../x", "", 3, None, "a\\..\\b"):
         assert _media_target(media, bad) is None
+
+
+def test_render_manifests_for_installs_without_the_chart() -> None:
+    path = Path(__file__).resolve().parents[1] / "operator" / "rbac" / "render.yaml"
+    account, policy = yaml.safe_load_all(path.read_text())
+    assert account["metadata"]["name"] == Settings().render_service_account  # the runner's default
+    assert account["automountServiceAccountToken"] is False
+    assert policy["spec"]["podSelector"] == {"matchLabels": {ROLE_LABEL: ROLE}}
+    assert policy["spec"]["ingress"] == [] and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    dns, s3 = policy["spec"]["egress"]
+    assert {port["port"] for port in dns["ports"]} == {53} and s3["ports"] == [
+        {"port": 443, "protocol": "TCP"}
+    ]
+
+
+def test_a_pod_that_left_no_result_is_read_from_its_status() -> None:
+    def pod(reason: str | None = None, terminated: str | None = None, code: int = 137) -> client.V1Pod:
+        state = client.V1ContainerState(
+            terminated=client.V1ContainerStateTerminated(exit_code=code, reason=terminated)
+        )
+        status = client.V1ContainerStatus(
+            name="render", image="i", image_id="", ready=False, restart_count=0, state=state
+        )
+        return client.V1Pod(
+            status=client.V1PodStatus(phase="Failed", reason=reason, container_statuses=[status])
+        )
+
+    outcome = interpret(_from_pod_status(pod(terminated="OOMKilled")), Path("/nowhere"), LIMITS)
+    assert outcome.failure is FailureKind.MEMORY
+    assert interpret(_from_pod_status(pod("DeadlineExceeded")), Path("/nowhere"), LIMITS).failure is (
+        FailureKind.TIMEOUT
+    )
+    crashed = interpret(_from_pod_status(pod(terminated="Error", code=3)), Path("/nowhere"), LIMITS)
+    assert crashed.failure is FailureKind.ERROR and "without a result" in crashed.error

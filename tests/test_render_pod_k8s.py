@@ -298,3 +298,25 @@ def test_a_render_pod_that_cannot_start_is_the_clusters_fault(
     pods = cluster.kubectl("-n", namespace, "get", "pods", "-l", f"{ROLE_LABEL}={ROLE}", "-o", "json").stdout
     assert all("deletionTimestamp" in pod["metadata"] for pod in json.loads(pods)["items"])
     assert storage.list_keys("_renders/") == []
+
+
+def test_a_render_pod_the_api_server_refuses_is_the_deployments_fault(
+    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
+) -> None:
+    """No render ServiceAccount in the namespace: a recoverable RenderingError quoting the API server."""
+    cluster = k8s_cluster
+    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
+    owner = runner_pod(cluster, namespace)
+    runner_api = config.new_client_from_config(
+        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
+    )
+    storage = S3Storage(
+        s3_server.create_bucket(), "v", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
+    )
+    pods = RenderPods(client.CoreV1Api(runner_api), storage, owner, RenderPodConfig(image="runner"))
+    sandbox = SandboxConfig(RenderIsolation.POD, pods=pods)
+    code = write_scene(tmp_path, "self.wait(0.1)")
+    with pytest.raises(RenderingError, match="cannot create render pod") as raised:
+        asyncio.run(render_scene(code, "Demo", Quality.LOW, tmp_path / "w", LIMITS, sandbox=sandbox))
+    assert raised.value.recoverable and RENDER_ACCOUNT in raised.value.message
+    assert storage.list_keys("_renders/") == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import secrets
@@ -25,9 +26,10 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from videojobs.settings import Settings
-from videojobs_runner.errors import ConfigurationError, RenderingError
+from videojobs_runner.errors import ConfigurationError, RenderingError, StorageError
 from videojobs_runner.isolation import Launch, worker_env
 from videojobs_runner.sandbox import (
     FILE_SIZE_LIMIT,
@@ -41,6 +43,8 @@ from videojobs_runner.sandbox import (
     clean,
 )
 from videojobs_runner.storage import S3Storage, storage_from_settings
+
+logger = logging.getLogger(__name__)
 
 ROLE_LABEL = "videojobs.io/role"
 ROLE = "render"
@@ -262,8 +266,7 @@ class RenderPods:
             await asyncio.to_thread(self.storage.put_file, prefix + CODE_FILE, code_path)
             urls = self._urls(prefix, limits)
             manifest = render_pod_manifest(name, self.owner, self.config, limits, worker_args, urls)
-            create = self.core.create_namespaced_pod
-            await asyncio.to_thread(create, self.owner.namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+            await asyncio.to_thread(self._create, manifest)
             try:
                 pod = await self._wait(
                     name, pod_deadline_seconds(self.config, limits), self.config.start_seconds
@@ -272,7 +275,22 @@ class RenderPods:
                 await asyncio.to_thread(self._delete, name)
             return await asyncio.to_thread(self._collect, prefix, pod, workdir)
         finally:
-            await asyncio.to_thread(self.storage.delete_prefix, prefix)
+            try:
+                await asyncio.to_thread(self.storage.delete_prefix, prefix)
+            except StorageError as error:
+                logger.warning("could not remove the render objects under %s: %s", prefix, error.message)
+
+    def _create(self, manifest: dict[str, Any]) -> None:
+        """Create the render pod; the API server's refusal is the deployment's fault, not the scene's."""
+        try:
+            self.core.create_namespaced_pod(self.owner.namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as error:
+            raise RenderingError(
+                f"cannot create render pod {manifest['metadata']['name']}: {_api_message(error)}",
+                recoverable=True,
+                suggestion="Check that the render ServiceAccount (RENDER_SERVICE_ACCOUNT) exists in the "
+                "namespace and that the runner may create pods (RENDER_ISOLATION=pod), then resume.",
+            ) from error
 
     def _urls(self, prefix: str, limits: RenderLimits) -> RenderUrls:
         expiry = pod_deadline_seconds(self.config, limits) + URL_SLACK_SECONDS
@@ -291,9 +309,10 @@ class RenderPods:
         loop = asyncio.get_running_loop()
         started = loop.time()
         while loop.time() < started + deadline_seconds:
-            pod = await asyncio.to_thread(
-                self.core.read_namespaced_pod, name, self.owner.namespace, _request_timeout=REQUEST_TIMEOUT
-            )
+            pod = await asyncio.to_thread(self._read, name)
+            if pod is None:
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             phase = pod.status.phase if pod.status is not None else None
             if phase in ENDED_PHASES:
                 return pod
@@ -307,14 +326,33 @@ class RenderPods:
             await asyncio.sleep(POLL_SECONDS)
         return None
 
+    def _read(self, name: str) -> client.V1Pod | None:
+        """The pod; None after a failure worth another try. A pod gone is a RenderingError."""
+        try:
+            pod: client.V1Pod = self.core.read_namespaced_pod(
+                name, self.owner.namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise RenderingError(f"render pod {name} disappeared", recoverable=True) from error
+            logger.warning("reading render pod %s failed, trying again: %s", name, _api_message(error))
+            return None
+        except (HTTPError, OSError) as error:
+            logger.warning("reading render pod %s failed, trying again: %s", name, error)
+            return None
+        return pod
+
     def _delete(self, name: str) -> None:
+        """Delete the pod now; one that cannot be deleted ends at its deadline and goes with the runner's."""
         try:
             self.core.delete_namespaced_pod(
                 name, self.owner.namespace, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
             )
         except ApiException as error:
             if error.status != 404:
-                raise
+                logger.warning("could not delete render pod %s: %s", name, _api_message(error))
+        except (HTTPError, OSError) as error:
+            logger.warning("could not delete render pod %s: %s", name, error)
 
     def _collect(self, prefix: str, pod: client.V1Pod | None, workdir: Path) -> _Finished:
         """How the render ended, from the pod's result (bounded, untrusted) or else from the pod's status."""
@@ -332,6 +370,15 @@ class RenderPods:
         if target is not None and video_size is not None and 0 < video_size <= FILE_SIZE_LIMIT:
             self.storage.download(prefix + VIDEO_FILE, target)
         return finished
+
+
+def _api_message(error: ApiException) -> str:
+    """The API server's message for a failed call (its Status body), bounded."""
+    try:
+        message = json.loads(error.body or "").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return clean(f"{error.status} {error.reason}: {message or ''}".strip(": "))[:500]
 
 
 def _media_target(media: Path, reported: object) -> Path | None:
@@ -363,6 +410,7 @@ def _parse_result(data: bytes) -> _Finished:
         timed_out is True,
         text("stdout"),
         text("stderr"),
+        out_of_memory=result.get("out_of_memory") is True,
     )
 
 
@@ -387,7 +435,7 @@ def _from_pod_status(pod: client.V1Pod) -> _Finished:
     statuses = (pod.status.container_statuses or []) if pod.status is not None else []
     terminated = statuses[0].state.terminated if statuses and statuses[0].state else None
     if terminated is not None and terminated.reason == "OOMKilled":
-        return _Finished(-9, False, "", "The render pod was OOMKilled: Cannot allocate memory.")
+        return _Finished(-9, False, "", "The render pod was OOMKilled.", out_of_memory=True)
     code = terminated.exit_code if terminated is not None else 1
     detail = clean(f"{reason} {terminated.reason or ''}" if terminated is not None else reason).strip()
     message = f"The render pod ended without a result ({detail or 'no reason'})."
