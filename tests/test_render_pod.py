@@ -123,6 +123,8 @@ def test_render_pod_settings_and_names() -> None:
     spec = manifest(config)["spec"]
     assert isinstance(spec, dict)
     assert spec["nodeSelector"] == {"a": "b"} and spec["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert "hostUsers" not in spec
+    assert manifest(RenderPodConfig(image="i", user_namespace=True))["spec"]["hostUsers"] is False
     assert spec["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "3000Mi"}
     assert spec["volumes"][0]["emptyDir"]["sizeLimit"] == "100Mi"
     name = render_pod_name("x" * 80)

@@ -362,6 +362,7 @@ def run_videojob_command() -> None:
     "render-pod",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
+    hidden=True,  # the render pods' entry, not a command for people
 )
 def render_pod_command(ctx: typer.Context) -> None:
     """Inside a render pod (RENDER_ISOLATION=pod): fetch the scene, render it, upload the clip and result."""

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     render_pod_start_seconds: float = Field(
         default=300.0, gt=0, description="Time a render pod may take to be scheduled and start."
     )
+    render_pod_user_namespace: bool = Field(
+        default=False, description="hostUsers: false on render pods (needs node support: Kubernetes 1.33+)."
+    )
     render_pod_node_selector: dict[str, str] = Field(default_factory=dict)
     render_pod_tolerations: list[dict[str, str]] = Field(default_factory=list)
 

@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from videojobs import deadlines
 from videojobs.settings import Settings
 from videojobs_runner.errors import ConfigurationError, RenderingError, StorageError
 from videojobs_runner.isolation import Launch, worker_env
@@ -68,8 +69,6 @@ TRANSFER_SECONDS = 120
 """Allowed for the pod's download and uploads, on top of the render's timeout."""
 URL_SLACK_SECONDS = 300
 POLL_SECONDS = 1.0
-REQUEST_TIMEOUT = (5.0, 30.0)
-"""Connect and read deadlines of each Kubernetes API call."""
 HTTP_TIMEOUT_SECONDS = 60.0
 CODE_MAX_BYTES = 1024**2
 RESULT_MAX_BYTES = 2 * LOG_LIMIT_BYTES + 64 * 1024
@@ -113,6 +112,8 @@ class RenderPodConfig:
     uids: range = field(default_factory=lambda: range(200_000, 300_000))
     """Each render pod runs as a uid (and gid) of its own from here: never the runner's 1000, never
     shared with another render pod on the node (RLIMIT_NPROC counts per uid across the node)."""
+    user_namespace: bool = False
+    """hostUsers: false: the pod's uids map to unprivileged ones on the node (defence against escapes)."""
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, str]] = field(default_factory=list)
 
@@ -132,6 +133,7 @@ class RenderPodConfig:
             work_dir_mb=settings.render_pod_work_dir_mb,
             start_seconds=settings.render_pod_start_seconds,
             uids=range(settings.render_uid_base, settings.render_uid_base + settings.render_uid_count),
+            user_namespace=settings.render_pod_user_namespace,
             node_selector=dict(settings.render_pod_node_selector),
             tolerations=list(settings.render_pod_tolerations),
         )
@@ -182,7 +184,7 @@ def render_pod_manifest(
         f"--max-processes={limits.max_processes}",
         f"--worker-args={json.dumps(worker_args)}",
     ]
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -234,6 +236,9 @@ def render_pod_manifest(
             "volumes": [{"name": "work", "emptyDir": {"sizeLimit": f"{config.work_dir_mb}Mi"}}],
         },
     }
+    if config.user_namespace:
+        pod["spec"]["hostUsers"] = False
+    return pod
 
 
 class RenderPods:
@@ -283,7 +288,9 @@ class RenderPods:
     def _create(self, manifest: dict[str, Any]) -> None:
         """Create the render pod; the API server's refusal is the deployment's fault, not the scene's."""
         try:
-            self.core.create_namespaced_pod(self.owner.namespace, manifest, _request_timeout=REQUEST_TIMEOUT)
+            self.core.create_namespaced_pod(
+                self.owner.namespace, manifest, _request_timeout=deadlines.REQUEST_TIMEOUT
+            )
         except ApiException as error:
             raise RenderingError(
                 f"cannot create render pod {manifest['metadata']['name']}: {_api_message(error)}",
@@ -330,7 +337,7 @@ class RenderPods:
         """The pod; None after a failure worth another try. A pod gone is a RenderingError."""
         try:
             pod: client.V1Pod = self.core.read_namespaced_pod(
-                name, self.owner.namespace, _request_timeout=REQUEST_TIMEOUT
+                name, self.owner.namespace, _request_timeout=deadlines.REQUEST_TIMEOUT
             )
         except ApiException as error:
             if error.status == 404:
@@ -346,7 +353,7 @@ class RenderPods:
         """Delete the pod now; one that cannot be deleted ends at its deadline and goes with the runner's."""
         try:
             self.core.delete_namespaced_pod(
-                name, self.owner.namespace, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
+                name, self.owner.namespace, grace_period_seconds=0, _request_timeout=deadlines.REQUEST_TIMEOUT
             )
         except ApiException as error:
             if error.status != 404:
