@@ -9,11 +9,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import kopf
 import pytest
 from kubernetes import client
 
 from videojobs import deadlines
 from videojobs_operator import health
+from videojobs_operator.handlers import set_deadlines
 from videojobs_operator.health import OperatorHealth, WatchTracker, serve
 
 
@@ -105,3 +107,15 @@ def test_a_pooled_connection_idle_for_too_long_is_not_reused(monkeypatch: pytest
     monkeypatch.setattr(deadlines.time, "monotonic", lambda: clock)
     assert pool._get_conn().sock is None  # idle too long: closed, so the request opens a new one
     theirs.close()
+
+
+def test_kopf_watches_are_short_and_reopened_when_silent() -> None:
+    settings = kopf.OperatorSettings()
+    assert settings.watching.inactivity_timeout == 70  # Kopf's default: a silent watch went unnoticed
+    set_deadlines(settings)
+    assert settings.watching.server_timeout == deadlines.WATCH_SECONDS
+    assert settings.watching.inactivity_timeout == deadlines.WATCH_SILENCE_SECONDS > deadlines.WATCH_SECONDS
+    assert (
+        settings.watching.connect_timeout == settings.networking.connect_timeout == deadlines.CONNECT_SECONDS
+    )
+    assert settings.networking.request_timeout is not None
