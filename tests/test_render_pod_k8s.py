@@ -11,12 +11,14 @@ marks the pod's phase from the exit code. The clip comes back to the runner thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from videojobs_runner.render_pod import (
     RunnerPod,
     render_pod_manifest,
 )
-from videojobs_runner.sandbox import FailureKind, RenderLimits, SandboxConfig, render_scene
+from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, SandboxConfig, render_scene
 from videojobs_runner.storage import S3Storage
 
 pytestmark = [pytest.mark.k8s, pytest.mark.render, pytest.mark.s3]
@@ -61,28 +63,44 @@ RESTRICTED_CONTAINER = {
 
 @dataclass
 class Kubelet:
-    """Runs each Running render pod's container as a local process and ends the pod with its exit code."""
+    """Runs each Running render pod's container as a local process and ends the pod with its exit code.
+
+    Each pod runs in a thread of its own, as pods on a node do: renders in flight at once overlap.
+    """
 
     core: client.CoreV1Api
     namespace: str
     root: Path
     seen: list[dict[str, Any]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Each pod's container: when it started and ended (monotonic)."""
     stop: threading.Event = field(default_factory=threading.Event)
 
     def loop(self) -> None:
         done: set[str] = set()
+        threads: list[threading.Thread] = []
         while not self.stop.wait(0.3):
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}={ROLE}").items
             for pod in pods:
                 if pod.metadata.name not in done and pod.status.phase == "Running":
                     done.add(pod.metadata.name)
-                    try:
-                        self.run(self.core.api_client.sanitize_for_serialization(pod))
-                    except Exception as error:  # the test reports it; the pod must still end
-                        self.errors.append(error)
-                        failed = {"status": {"phase": "Failed", "reason": "KubeletStandIn"}}
-                        self.core.patch_namespaced_pod_status(pod.metadata.name, self.namespace, failed)
+                    manifest = self.core.api_client.sanitize_for_serialization(pod)
+                    threads.append(threading.Thread(target=self.run_or_fail, args=(manifest,), daemon=True))
+                    threads[-1].start()
+        for thread in threads:
+            thread.join(300)
+
+    def run_or_fail(self, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        started = time.monotonic()
+        try:
+            self.run(pod)
+        except Exception as error:  # the test reports it; the pod must still end
+            self.errors.append(error)
+            failed = {"status": {"phase": "Failed", "reason": "KubeletStandIn"}}
+            self.core.patch_namespaced_pod_status(name, self.namespace, failed)
+        self.spans[name] = (started, time.monotonic())
 
     def run(self, pod: dict[str, Any]) -> None:
         self.seen.append(pod)
@@ -165,13 +183,65 @@ def write_scene(folder: Path, body: str) -> Path:
     return path
 
 
-def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
-    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
-) -> None:
-    cluster = k8s_cluster
-    # The operator's runner identity (with render pods) and the render pods' account (no RBAC at all).
-    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
-    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
+@dataclass
+class Rig:
+    """A namespace with the operator's runner identity (render pods allowed), a runner pod in KWOK and
+    the render ServiceAccount (no RBAC); the runner's API client carries only its token."""
+
+    cluster: K8sCluster
+    namespace: str
+    owner: RunnerPod
+    runner: client.CoreV1Api
+    storage: S3Storage
+    root: Path
+
+    def sandbox(self, config: RenderPodConfig | None = None) -> SandboxConfig:
+        """RENDER_ISOLATION=pod with this runner's identity, pod and storage."""
+        pods = RenderPods(self.runner, self.storage, self.owner, config or RenderPodConfig(image="runner"))
+        return SandboxConfig(RenderIsolation.POD, pods=pods)
+
+    def render(self, body: str, name: str, sandbox: SandboxConfig) -> Coroutine[Any, Any, RenderOutcome]:
+        """render_scene of a scene whose construct() is `body`, in its own folder `name`."""
+        folder = self.root / name
+        folder.mkdir()
+        return render_scene(
+            write_scene(folder, body), "Demo", Quality.LOW, folder / "work", LIMITS, sandbox=sandbox
+        )
+
+    @contextlib.contextmanager
+    def kubelet(self) -> Iterator[Kubelet]:
+        """The stand-in kubelet for this namespace's render pods, while the block runs."""
+        admin = client.CoreV1Api(config.new_client_from_config(str(self.cluster.kubeconfig)))
+        kubelet = Kubelet(admin, self.namespace, self.root / "kubelet")
+        thread = threading.Thread(target=kubelet.loop, daemon=True)
+        thread.start()
+        try:
+            yield kubelet
+        finally:
+            kubelet.stop.set()
+            thread.join(60)
+
+    def terminating(self, name: str) -> bool:
+        pod = _get(self.cluster, self.namespace, "pod", name)
+        return pod is None or "deletionTimestamp" in pod["metadata"]
+
+
+@pytest.fixture
+def rig(k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path) -> Rig:
+    apply(k8s_cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
+    k8s_cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
+    owner = runner_pod(k8s_cluster, namespace)
+    kubeconfig = k8s_cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "runner.kubeconfig")
+    runner = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+    session = s3_server.session()
+    storage = S3Storage(
+        s3_server.create_bucket(), "v", s3_server.endpoint_url, s3_server.region, session=session
+    )
+    return Rig(k8s_cluster, namespace, owner, runner, storage, tmp_path)
+
+
+def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(rig: Rig, s3_server: S3Server) -> None:
+    cluster, namespace = rig.cluster, rig.namespace
     assert can_i(cluster, namespace, RUNNER, "create", "pods") == "yes"
     for check in (
         ("get", "secrets"),
@@ -182,45 +252,18 @@ def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
         assert can_i(cluster, namespace, RUNNER, *check) == "no", check
     for check in (("get", "pods"), ("get", "secrets"), ("get", "configmaps")):
         assert can_i(cluster, namespace, RENDER_ACCOUNT, *check) == "no", check
-    owner = runner_pod(cluster, namespace)
 
-    runner_api = config.new_client_from_config(
-        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
-    )
-    admin_api = config.new_client_from_config(str(cluster.kubeconfig))
-    bucket = s3_server.create_bucket()
-    storage = S3Storage(
-        bucket, "videojobs", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
-    )
-    pods = RenderPods(
-        client.CoreV1Api(runner_api),
-        storage,
-        owner,
-        RenderPodConfig(image="registry.example/runner:test", start_seconds=60),
-    )
-    sandbox = SandboxConfig(RenderIsolation.POD, pods=pods)
-    kubelet = Kubelet(client.CoreV1Api(admin_api), namespace, tmp_path / "kubelet")
-    thread = threading.Thread(target=kubelet.loop, daemon=True)
-    thread.start()
-    try:
-        good = write_scene(tmp_path, "self.play(Create(Circle()), run_time=0.5)")
-        outcome = asyncio.run(
-            render_scene(good, "Demo", Quality.LOW, tmp_path / "good", LIMITS, sandbox=sandbox)
-        )
+    sandbox = rig.sandbox(RenderPodConfig(image="registry.example/runner:test", start_seconds=60))
+    with rig.kubelet() as kubelet:
+        outcome = asyncio.run(rig.render("self.play(Create(Circle()), run_time=0.5)", "good", sandbox))
         assert outcome.ok, outcome.log
         assert outcome.video is not None and outcome.video.stat().st_size > 0
-        assert outcome.video.is_relative_to((tmp_path / "good" / "media").resolve())
+        assert outcome.video.is_relative_to((rig.root / "good" / "work" / "media").resolve())
         assert outcome.duration_seconds is not None and outcome.duration_seconds > 0.4
 
-        bad = write_scene(tmp_path, "raise ValueError('the scene broke')")
-        failed = asyncio.run(
-            render_scene(bad, "Demo", Quality.LOW, tmp_path / "bad", LIMITS, sandbox=sandbox)
-        )
+        failed = asyncio.run(rig.render("raise ValueError('the scene broke')", "bad", sandbox))
         assert not failed.ok and failed.failure is FailureKind.ERROR
         assert "the scene broke" in failed.error
-    finally:
-        kubelet.stop.set()
-        thread.join(10)
 
     # What the API server admitted under the restricted profile: no token volume, no Secret, own uid.
     assert not kubelet.errors and len(kubelet.seen) == 2
@@ -230,7 +273,7 @@ def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
         assert [volume["name"] for volume in spec["volumes"]] == ["work"]  # no kube-api-access token volume
         assert spec["securityContext"]["runAsUser"] >= 200_000  # a uid of its own (RENDER_UID_BASE...)
         assert spec["nodeName"] == "cpu-node-0"
-        assert pod["metadata"]["ownerReferences"][0]["uid"] == owner.uid
+        assert pod["metadata"]["ownerReferences"][0]["uid"] == rig.owner.uid
         (container,) = spec["containers"]
         values = " ".join(item["value"] for item in container["env"])
         # The presigned URLs name the access key id (X-Amz-Credential, public); the secret never travels.
@@ -238,85 +281,59 @@ def test_runner_renders_in_a_render_pod_and_gets_the_clip_back(
         assert all(
             "X-Amz-Signature=" in item["value"] for item in container["env"] if item["name"].endswith("_URL")
         )
-    # The runner removed what it made: its render pods and their objects.
-    for pod in kubelet.seen:
-        assert _terminating(cluster, namespace, pod["metadata"]["name"])
-    assert storage.list_keys("_renders/") == []
+        # The runner removed what it made: its render pods and their objects.
+        assert rig.terminating(pod["metadata"]["name"])
+    assert rig.storage.list_keys("_renders/") == []
 
 
-def _terminating(cluster: K8sCluster, namespace: str, name: str) -> bool:
-    pod = _get(cluster, namespace, "pod", name)
-    return pod is None or "deletionTimestamp" in pod["metadata"]
-
-
-def test_render_pods_go_with_the_runner_pod(k8s_cluster: K8sCluster, namespace: str, tmp_path: Path) -> None:
+def test_render_pods_go_with_the_runner_pod(rig: Rig) -> None:
     """A runner that dies mid-render leaves nothing behind: the garbage collector removes its render pods."""
-    cluster = k8s_cluster
-    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
-    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
-    owner = runner_pod(cluster, namespace)
     urls = RenderUrls(
         code="http://127.0.0.1:9/c", video="http://127.0.0.1:9/v", result="http://127.0.0.1:9/r"
     )
     manifest = render_pod_manifest(
-        "orphan", owner, RenderPodConfig(image="runner"), LIMITS, ["Demo", "low"], urls
+        "orphan", rig.owner, RenderPodConfig(image="runner"), LIMITS, ["Demo"], urls
     )
-    runner_api = config.new_client_from_config(
-        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
-    )
-    client.CoreV1Api(runner_api).create_namespaced_pod(namespace, manifest)
-    cluster.kubectl("-n", namespace, "delete", "pod", RUNNER, "--wait=false")
-    wait_for(
-        "the garbage collector to remove the render pod", lambda: _terminating(cluster, namespace, "orphan")
-    )
+    rig.runner.create_namespaced_pod(rig.namespace, manifest)
+    rig.cluster.kubectl("-n", rig.namespace, "delete", "pod", RUNNER, "--wait=false")
+    wait_for("the garbage collector to remove the render pod", lambda: rig.terminating("orphan"))
     with pytest.raises(ApiException):
-        client.CoreV1Api(runner_api).list_namespaced_pod(namespace)  # no list: get by name only
+        rig.runner.list_namespaced_pod(rig.namespace)  # no list: get by name only
 
 
-def test_a_render_pod_that_cannot_start_is_the_clusters_fault(
-    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
-) -> None:
+def test_a_render_pod_that_cannot_start_is_the_clusters_fault(rig: Rig) -> None:
     """Unschedulable: a recoverable RenderingError naming why, not a scene error sent to the model."""
-    cluster = k8s_cluster
-    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
-    cluster.kubectl("-n", namespace, "create", "serviceaccount", RENDER_ACCOUNT)
-    owner = runner_pod(cluster, namespace)
-    runner_api = config.new_client_from_config(
-        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
-    )
-    storage = S3Storage(
-        s3_server.create_bucket(), "v", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
-    )
     nowhere = RenderPodConfig(image="runner", start_seconds=3, node_selector={"videojobs.test/no": "node"})
-    sandbox = SandboxConfig(
-        RenderIsolation.POD, pods=RenderPods(client.CoreV1Api(runner_api), storage, owner, nowhere)
-    )
-    code = write_scene(tmp_path, "self.wait(0.1)")
     with pytest.raises(RenderingError, match="did not start within 3 s") as raised:
-        asyncio.run(render_scene(code, "Demo", Quality.LOW, tmp_path / "w", LIMITS, sandbox=sandbox))
+        asyncio.run(rig.render("self.wait(0.1)", "w", rig.sandbox(nowhere)))
     assert raised.value.recoverable and "Unschedulable" in raised.value.message
-    pods = cluster.kubectl("-n", namespace, "get", "pods", "-l", f"{ROLE_LABEL}={ROLE}", "-o", "json").stdout
-    assert all("deletionTimestamp" in pod["metadata"] for pod in json.loads(pods)["items"])
-    assert storage.list_keys("_renders/") == []
+    listed = rig.cluster.kubectl(
+        "-n", rig.namespace, "get", "pods", "-l", f"{ROLE_LABEL}={ROLE}", "-o", "json"
+    )
+    pods = json.loads(listed.stdout)
+    assert all(rig.terminating(pod["metadata"]["name"]) for pod in pods["items"])
+    assert rig.storage.list_keys("_renders/") == []
 
 
-def test_a_render_pod_the_api_server_refuses_is_the_deployments_fault(
-    k8s_cluster: K8sCluster, s3_server: S3Server, namespace: str, tmp_path: Path
-) -> None:
+def test_a_render_pod_the_api_server_refuses_is_the_deployments_fault(rig: Rig) -> None:
     """No render ServiceAccount in the namespace: a recoverable RenderingError quoting the API server."""
-    cluster = k8s_cluster
-    apply(cluster, namespace, *runner_identity(namespace, "job", RUNNER, {}, render_pods=True))
-    owner = runner_pod(cluster, namespace)
-    runner_api = config.new_client_from_config(
-        str(cluster.token_kubeconfig(namespace, RUNNER, tmp_path / "kc"))
-    )
-    storage = S3Storage(
-        s3_server.create_bucket(), "v", s3_server.endpoint_url, s3_server.region, session=s3_server.session()
-    )
-    pods = RenderPods(client.CoreV1Api(runner_api), storage, owner, RenderPodConfig(image="runner"))
-    sandbox = SandboxConfig(RenderIsolation.POD, pods=pods)
-    code = write_scene(tmp_path, "self.wait(0.1)")
+    rig.cluster.kubectl("-n", rig.namespace, "delete", "serviceaccount", RENDER_ACCOUNT)
     with pytest.raises(RenderingError, match="cannot create render pod") as raised:
-        asyncio.run(render_scene(code, "Demo", Quality.LOW, tmp_path / "w", LIMITS, sandbox=sandbox))
+        asyncio.run(rig.render("self.wait(0.1)", "w", rig.sandbox()))
     assert raised.value.recoverable and RENDER_ACCOUNT in raised.value.message
-    assert storage.list_keys("_renders/") == []
+    assert rig.storage.list_keys("_renders/") == []
+
+
+def test_the_scenes_of_a_video_render_at_once_in_pods_of_their_own(rig: Rig) -> None:
+    """Render pods are scheduled one by one: two renders in flight are two pods running at once."""
+    sandbox = rig.sandbox()
+
+    async def both() -> list[RenderOutcome]:
+        body = "self.play(Create(Square()), run_time=1.5)"
+        return await asyncio.gather(rig.render(body, "one", sandbox), rig.render(body, "two", sandbox))
+
+    with rig.kubelet() as kubelet:
+        outcomes = asyncio.run(both())
+    assert not kubelet.errors and all(outcome.ok for outcome in outcomes), [o.log for o in outcomes]
+    (first_start, first_end), (second_start, second_end) = kubelet.spans.values()
+    assert first_start < second_end and second_start < first_end, kubelet.spans  # they overlapped
