@@ -16,6 +16,7 @@ import av
 import pytest
 from cli_runs import parse_srt
 
+from videojobs.errors import CombiningError
 from videojobs_runner import combine
 from videojobs_runner.combine import (
     CombinedVideo,
@@ -29,7 +30,6 @@ from videojobs_runner.combine import (
     to_srt,
     to_vtt,
 )
-from videojobs_runner.errors import CombiningError
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="needs ffmpeg and ffprobe"

@@ -13,7 +13,7 @@ import pytest
 from fake_llm import FakeLLM
 
 from videojobs.contract import Stage
-from videojobs_runner.errors import (
+from videojobs.errors import (
     BudgetExceededError,
     ConfigurationError,
     PlanningError,

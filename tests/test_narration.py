@@ -12,14 +12,14 @@ from cli_runs import ffprobe, job_folders, parse_srt, read_json, run_cli
 from fake_llm import FakeLLM
 
 from videojobs.contract import GenerationRequest, Phase, Quality, Stage, VoiceSpec
+from videojobs.errors import BudgetExceededError, ConfigurationError
 from videojobs.settings import Settings
+from videojobs.storage import LocalStorage
 from videojobs_runner.combine import MAX_CUE_CHARS, sentences
-from videojobs_runner.errors import BudgetExceededError, ConfigurationError
 from videojobs_runner.jobs import create_job, resolve, run_job
 from videojobs_runner.llm import LLMClient, UsageLedger, litellm
 from videojobs_runner.narration import build_track, cues, lay_out
 from videojobs_runner.sandbox import RenderLimits, render_scene
-from videojobs_runner.storage import LocalStorage
 from videojobs_runner.tts import SPEECH_CACHE_PREFIX, Narrator, SceneNarration, Segment, audio_seconds
 
 SHORT, LONG = "One, two.", "Three, four, five, six, seven, eight, nine and ten."

@@ -113,6 +113,15 @@ def test_with_two_replicas_a_1_s_freeze_is_survived(
         assert run.freeze(1, timeout=RECOVERY_BOUND_SECONDS) < RECOVERY_BOUND_SECONDS
 
 
+@pytest.mark.parametrize("seconds", [1, 120])
+def test_after_a_freeze_every_videojob_matches_its_job(
+    cluster: K8sCluster, namespace: str, tmp_path: Path, seconds: int
+) -> None:
+    with scenario(cluster, namespace, 1, tmp_path) as run:
+        run.prepare()
+        assert run.freeze(seconds, timeout=RECOVERY_BOUND_SECONDS) < RECOVERY_BOUND_SECONDS
+
+
 def test_a_leader_whose_calls_hang_is_replaced(cluster: K8sCluster, namespace: str, tmp_path: Path) -> None:
     with scenario(cluster, namespace, 2, tmp_path) as run:
         run.prepare()

@@ -9,6 +9,7 @@ from s3_server import S3Server
 from test_storage import s3_storage
 
 from videojobs.contract import Quality
+from videojobs.storage import LocalStorage, Storage
 from videojobs_runner.combine import Chapter, CombinedVideo, MediaInfo, SceneClip
 from videojobs_runner.layout import LayoutViolation, ViolationKind
 from videojobs_runner.render_cache import (
@@ -19,7 +20,6 @@ from videojobs_runner.render_cache import (
     combine_key,
     render_key,
 )
-from videojobs_runner.storage import LocalStorage, Storage
 
 CODE = "from manim import *\n\nclass Scene1(Scene):\n    def construct(self):\n        self.wait(0.1)\n"
 RECORD = CachedRender(

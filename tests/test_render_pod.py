@@ -9,13 +9,12 @@ import pytest
 import yaml
 from kubernetes import client
 
+from videojobs.errors import ConfigurationError
+from videojobs.keys import RENDER_ROLE, ROLE_LABEL
 from videojobs.settings import RenderIsolation, Settings
-from videojobs_runner.errors import ConfigurationError
 from videojobs_runner.render_pod import (
     CODE_URL_ENV,
     RESULT_URL_ENV,
-    ROLE,
-    ROLE_LABEL,
     VIDEO_URL_ENV,
     RenderPodConfig,
     RenderUrls,
@@ -91,7 +90,7 @@ def test_render_pod_has_no_token_no_secrets_and_its_own_uid() -> None:
 def test_render_pod_is_labelled_and_owned_by_the_runner_pod() -> None:
     metadata = manifest()["metadata"]
     assert isinstance(metadata, dict)
-    assert metadata["labels"][ROLE_LABEL] == ROLE
+    assert metadata["labels"][ROLE_LABEL] == RENDER_ROLE
     # The runners' NetworkPolicy selects the operator's managed-by label: render pods must not carry it.
     assert metadata["labels"]["app.kubernetes.io/managed-by"] != "videojobs-operator"
     assert metadata["namespace"] == OWNER.namespace
@@ -164,7 +163,7 @@ def test_render_manifests_for_installs_without_the_chart() -> None:
     account, policy = yaml.safe_load_all(path.read_text())
     assert account["metadata"]["name"] == Settings().render_service_account  # the runner's default
     assert account["automountServiceAccountToken"] is False
-    assert policy["spec"]["podSelector"] == {"matchLabels": {ROLE_LABEL: ROLE}}
+    assert policy["spec"]["podSelector"] == {"matchLabels": {ROLE_LABEL: RENDER_ROLE}}
     assert policy["spec"]["ingress"] == [] and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     dns, s3 = policy["spec"]["egress"]
     assert {port["port"] for port in dns["ports"]} == {53} and s3["ports"] == [

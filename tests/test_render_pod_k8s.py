@@ -30,12 +30,12 @@ from kubernetes.client.exceptions import ApiException
 from s3_server import S3Server
 
 from videojobs.contract import Quality
+from videojobs.errors import RenderingError
+from videojobs.keys import RENDER_ROLE, ROLE_LABEL
 from videojobs.settings import RenderIsolation
+from videojobs.storage import S3Storage
 from videojobs_operator.identity import runner_identity
-from videojobs_runner.errors import RenderingError
 from videojobs_runner.render_pod import (
-    ROLE,
-    ROLE_LABEL,
     WORK_DIR,
     RenderPodConfig,
     RenderPods,
@@ -44,7 +44,6 @@ from videojobs_runner.render_pod import (
     render_pod_manifest,
 )
 from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, SandboxConfig, render_scene
-from videojobs_runner.storage import S3Storage
 
 pytestmark = [pytest.mark.k8s, pytest.mark.render, pytest.mark.s3]
 
@@ -81,7 +80,9 @@ class Kubelet:
         done: set[str] = set()
         threads: list[threading.Thread] = []
         while not self.stop.wait(0.3):
-            pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}={ROLE}").items
+            pods = self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"{ROLE_LABEL}={RENDER_ROLE}"
+            ).items
             for pod in pods:
                 if pod.metadata.name not in done and pod.status.phase == "Running":
                     done.add(pod.metadata.name)
@@ -308,7 +309,7 @@ def test_a_render_pod_that_cannot_start_is_the_clusters_fault(rig: Rig) -> None:
         asyncio.run(rig.render("self.wait(0.1)", "w", rig.sandbox(nowhere)))
     assert raised.value.recoverable and "Unschedulable" in raised.value.message
     listed = rig.cluster.kubectl(
-        "-n", rig.namespace, "get", "pods", "-l", f"{ROLE_LABEL}={ROLE}", "-o", "json"
+        "-n", rig.namespace, "get", "pods", "-l", f"{ROLE_LABEL}={RENDER_ROLE}", "-o", "json"
     )
     pods = json.loads(listed.stdout)
     assert all(rig.terminating(pod["metadata"]["name"]) for pod in pods["items"])

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from s3_server import S3Server
 
+from videojobs import storage as storage_module
+from videojobs.errors import ConfigurationError, StorageError
 from videojobs.settings import Settings, StorageBackend
-from videojobs_runner import storage as storage_module
-from videojobs_runner.errors import ConfigurationError, StorageError
-from videojobs_runner.storage import (
+from videojobs.storage import (
     TEMP_PREFIX,
     LocalStorage,
     S3Storage,

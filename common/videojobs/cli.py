@@ -21,7 +21,7 @@ from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase,
 from videojobs.settings import Settings, StorageBackend
 
 if TYPE_CHECKING:
-    from videojobs_runner.checkpoint import JobArtifacts, JobRecord
+    from videojobs.artifacts import JobArtifacts, JobRecord
     from videojobs_runner.evaluate import TopicResult
 
 app = typer.Typer(
@@ -86,7 +86,7 @@ def _validation_message(error: ValidationError, *, environment: bool = False) ->
 
 def run_with_progress(record: JobRecord, artifacts: JobArtifacts, settings: Settings) -> JobStatus:
     """Run a job with a progress bar; Ctrl-C or SIGTERM stops it cleanly (resume continues it)."""
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.jobs import run_job
     from videojobs_runner.progress import ConsoleReporter
 
@@ -113,7 +113,7 @@ def _run_cancellable(job: Coroutine[Any, Any, JobStatus]) -> JobStatus:
 
 def _print_usage(status: JobStatus, artifacts: JobArtifacts) -> None:
     """The job's LLM and speech usage per stage and in total (over all its runs)."""
-    from videojobs_runner.checkpoint import USAGE_FILE
+    from videojobs.artifacts import USAGE_FILE
 
     by_stage = json.loads(artifacts.load_text(USAGE_FILE) or "{}")
     table = Table(title="Usage (LLM and TTS calls, tokens, characters spoken, cost)", title_justify="left")
@@ -189,7 +189,7 @@ def generate(
     ] = None,
 ) -> None:
     """Run the whole pipeline for TOPIC and print where the video and its artifacts are."""
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.jobs import create_job, resolve
     from videojobs_runner.llm import require_credentials
 
@@ -224,8 +224,8 @@ def resume(
     max_cost: Annotated[float | None, typer.Option(help="Raise the job's budget (USD).")] = None,
 ) -> None:
     """Continue a stopped or failed job: stored stages and scenes are kept, the rest is redone."""
-    from videojobs_runner.checkpoint import JOB_FILE
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.artifacts import JOB_FILE
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.jobs import open_job
 
     try:
@@ -248,7 +248,7 @@ def demo(
     quality: Annotated[Quality, typer.Option(help="Render preset.")] = Quality.MEDIUM,
 ) -> None:
     """Render the bundled example (plans and code committed) to a stored video; needs no LLM key."""
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.jobs import EXAMPLE_REQUEST_FILE, copy_example, create_job, resolve
 
     example = examples_dir() / DEMO_EXAMPLE
@@ -284,7 +284,7 @@ def eval_command(
     ] = None,
 ) -> None:
     """Run each topic of TOPICS_FILE as a job; report produced, fixes, layout, drift, tokens, cost, time."""
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.evaluate import evaluate, load_topics, report_table
     from videojobs_runner.llm import require_credentials
 
@@ -344,7 +344,7 @@ def run_videojob_command() -> None:
 
     Exit code 0: succeeded; 1: failed but a retry may succeed; 2: failed for good.
     """
-    from videojobs_runner.errors import VideoGenerationError
+    from videojobs.errors import VideoGenerationError
     from videojobs_runner.kube_entry import VideoJobRef, exit_code, load_kube_config, run_videojob
 
     settings = load_settings(None)
@@ -396,10 +396,10 @@ def serve(
     """Start the REST API (uvicorn) with the backend from the settings (VIDEOJOBS_API_*)."""
     import uvicorn
 
+    from videojobs.errors import VideoGenerationError
     from videojobs_api.app import create_app
     from videojobs_api.backends.kubernetes import probe
     from videojobs_api.settings import ApiSettings, BackendKind
-    from videojobs_runner.errors import VideoGenerationError
 
     runner_settings = load_settings(None)
     try:

@@ -15,15 +15,15 @@ import kopf
 
 from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
+from videojobs.keys import MANAGED_BY_LABEL, NAME_ANNOTATION, OPERATOR_MANAGER
 from videojobs_operator.controller import Controller, Key
 from videojobs_operator.health import WatchTracker
-from videojobs_operator.jobs import MANAGED_BY_LABEL, MANAGER, NAME_ANNOTATION
 from videojobs_operator.kube import KubeApi
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import JobView, PodView, VideoJobView
 
-MANAGED = {MANAGED_BY_LABEL: MANAGER}
-SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
+MANAGED = {MANAGED_BY_LABEL: OPERATOR_MANAGER}
+SELECTOR = f"{MANAGED_BY_LABEL}={OPERATOR_MANAGER}"
 LIST_SECONDS = 60.0
 """Kopf's deadline for one whole list or patch (a list of thousands of objects takes seconds)."""
 WATCHED_RESOURCES = 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from videojobs.crd import GROUP, PLURAL
-from videojobs_operator.jobs import MANAGED_BY_LABEL, MANAGER, NAME_ANNOTATION
+from videojobs.keys import MANAGED_BY_LABEL, NAME_ANNOTATION, OPERATOR_MANAGER
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 
@@ -32,7 +32,7 @@ def runner_identity(
         return {
             "name": identity,
             "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGER},
+            "labels": {MANAGED_BY_LABEL: OPERATOR_MANAGER},
             "annotations": {NAME_ANNOTATION: videojob, **(extra or {})},
         }
 

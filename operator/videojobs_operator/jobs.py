@@ -6,17 +6,17 @@ import hashlib
 from typing import Any
 
 from videojobs.contract import VideoJobSpec
+from videojobs.keys import (
+    JOB_CREATED_ANNOTATION,
+    KUEUE_QUEUE_LABEL,
+    MANAGED_BY_LABEL,
+    NAME_ANNOTATION,
+    NAME_LABEL,
+    OPERATOR_MANAGER,
+    PRIORITY_ANNOTATION,
+)
 from videojobs.settings import RenderIsolation
 from videojobs_operator.settings import GPU_RESOURCE, OperatorSettings
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "videojobs-operator"
-NAME_LABEL = "videojobs.io/name"
-NAME_ANNOTATION = "videojobs.io/name"
-PRIORITY_ANNOTATION = "videojobs.io/priority"
-CREATED_ANNOTATION = "videojobs.io/created"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 CONTAINER = "runner"
 RUNNER_UID = 1000
@@ -58,7 +58,7 @@ def build_job(
     `priority` (the value of spec.priorityClassName) and `created` order the operator's queue;
     `suspend` holds the Job in it. With spec.queueName the Job is left to Kueue, suspended.
     """
-    labels = {MANAGED_BY_LABEL: MANAGER}
+    labels = {MANAGED_BY_LABEL: OPERATOR_MANAGER}
     if len(name) <= _MAX_NAME:
         labels[NAME_LABEL] = name
     job_labels = dict(labels)
@@ -97,7 +97,7 @@ def build_job(
             "annotations": {
                 NAME_ANNOTATION: name,
                 PRIORITY_ANNOTATION: str(priority),
-                CREATED_ANNOTATION: created,
+                JOB_CREATED_ANNOTATION: created,
             },
         },
         "spec": job_spec,

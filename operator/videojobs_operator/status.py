@@ -10,12 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from videojobs.contract import ConditionStatus, Phase
-from videojobs_operator.jobs import (
-    CREATED_ANNOTATION,
-    KUEUE_QUEUE_LABEL,
-    NAME_ANNOTATION,
-    PRIORITY_ANNOTATION,
-)
+from videojobs.keys import JOB_CREATED_ANNOTATION, KUEUE_QUEUE_LABEL, NAME_ANNOTATION, PRIORITY_ANNOTATION
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Queued", "Running", "Succeeded", "Failed", "Cancelled"
 """Condition types the operator maintains."""
@@ -253,7 +248,7 @@ class JobView:
             suspended=bool(spec.get("suspend", False)),
             kueue_queue=(meta.get("labels") or {}).get(KUEUE_QUEUE_LABEL),
             priority=priority,
-            created=annotations.get(CREATED_ANNOTATION, meta.get("creationTimestamp", "")),
+            created=annotations.get(JOB_CREATED_ANNOTATION, meta.get("creationTimestamp", "")),
             deleting=meta.get("deletionTimestamp") is not None,
             failed_pods=int(status.get("failed", 0)),
             start_time=status.get("startTime"),

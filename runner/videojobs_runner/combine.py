@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from videojobs_runner.errors import CombiningError
+from videojobs.errors import CombiningError
 
 logger = logging.getLogger(__name__)
 

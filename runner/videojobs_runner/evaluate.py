@@ -13,10 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.table import Table
 
+from videojobs.artifacts import METADATA_FILE, JobArtifacts
 from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality
+from videojobs.errors import ConfigurationError
 from videojobs.settings import Settings
-from videojobs_runner.checkpoint import METADATA_FILE, JobArtifacts
-from videojobs_runner.errors import ConfigurationError
 from videojobs_runner.jobs import create_job, resolve, run_job
 
 _CODE_FILE = re.compile(r"/scenes/(\d+)/code_v\d+\.py$")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from videojobs.artifacts import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
 from videojobs.contract import GenerationRequest, JobStatus, VoiceSpec
+from videojobs.errors import ConfigurationError, StorageError
 from videojobs.settings import Settings, StorageBackend
-from videojobs_runner.checkpoint import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
-from videojobs_runner.errors import ConfigurationError, StorageError
+from videojobs.storage import LocalStorage, storage_from_settings
 from videojobs_runner.pipeline import VideoPipeline
 from videojobs_runner.progress import ProgressReporter, StatusFileReporter
-from videojobs_runner.storage import LocalStorage, storage_from_settings
 
 
 def resolve(request: GenerationRequest, settings: Settings, job_id: str | None = None) -> JobRecord:

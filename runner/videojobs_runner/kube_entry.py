@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from kubernetes import client, config
 
 from videojobs import deadlines
+from videojobs.artifacts import JobArtifacts
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
 from videojobs.crd import GROUP, PLURAL, VERSION
+from videojobs.errors import ConfigurationError
 from videojobs.settings import Settings
-from videojobs_runner.checkpoint import JobArtifacts
-from videojobs_runner.errors import ConfigurationError
+from videojobs.storage import storage_from_settings
 from videojobs_runner.jobs import create_job, resolve, run_job
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
-from videojobs_runner.storage import storage_from_settings
 
 EXIT_SUCCEEDED = 0
 EXIT_RETRYABLE = 1

@@ -16,7 +16,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from videojobs.contract import Stage, Usage
-from videojobs_runner.errors import BudgetExceededError, ConfigurationError, VideoGenerationError
+from videojobs.errors import BudgetExceededError, ConfigurationError, VideoGenerationError
 
 # Clusters are often air-gapped: never fetch litellm's price list from the internet at import.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

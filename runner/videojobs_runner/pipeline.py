@@ -14,10 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
-from videojobs.settings import RenderIsolation, Settings
-from videojobs_runner import grounding, prompts
-from videojobs_runner.checkpoint import (
+from videojobs.artifacts import (
     METADATA_FILE,
     OUTLINE_FILE,
     SUBTITLES_SRT_FILE,
@@ -29,9 +26,8 @@ from videojobs_runner.checkpoint import (
     JobRecord,
     scene_dir,
 )
-from videojobs_runner.codecheck import check_scene_code
-from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe
-from videojobs_runner.errors import (
+from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
+from videojobs.errors import (
     CodeGenerationError,
     ConfigurationError,
     PlanningError,
@@ -40,6 +36,10 @@ from videojobs_runner.errors import (
     StorageError,
     VideoGenerationError,
 )
+from videojobs.settings import RenderIsolation, Settings
+from videojobs_runner import grounding, prompts
+from videojobs_runner.codecheck import check_scene_code
+from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe
 from videojobs_runner.isolation import SandboxUnavailableError, check_available
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
 from videojobs_runner.llm import InvalidReply, LLMClient, Message, UsageLedger, fenced_block, json_reply

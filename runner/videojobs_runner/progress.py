@@ -10,8 +10,8 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from videojobs.artifacts import STATUS_FILE, JobArtifacts
 from videojobs.contract import STAGE_PROGRESS, JobStatus, Stage, utcnow
-from videojobs_runner.checkpoint import STATUS_FILE, JobArtifacts
 
 # Share of the per-scene stages in overall progress, from the contract's stage marks.
 _PER_SCENE_STAGES = (Stage.SCENARIO_CREATION, Stage.CODE_GENERATION, Stage.RENDERING)

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs.storage import Storage
 from videojobs_runner.combine import CombinedVideo, SceneClip
 from videojobs_runner.layout import LayoutViolation
-from videojobs_runner.storage import Storage
 
 CACHE_PREFIX = "_cache/renders/"
 """Next to the job folders; '_' can never start a job id (DNS-1123), so no job can collide with it."""

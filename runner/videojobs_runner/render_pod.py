@@ -29,8 +29,10 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from videojobs import deadlines
+from videojobs.errors import ConfigurationError, RenderingError, StorageError
+from videojobs.keys import MANAGED_BY_LABEL, RENDER_ROLE, ROLE_LABEL, RUNNER_MANAGER
 from videojobs.settings import Settings
-from videojobs_runner.errors import ConfigurationError, RenderingError, StorageError
+from videojobs.storage import S3Storage, storage_from_settings
 from videojobs_runner.isolation import Launch, worker_env
 from videojobs_runner.sandbox import (
     FILE_SIZE_LIMIT,
@@ -43,15 +45,9 @@ from videojobs_runner.sandbox import (
     _run,
     clean,
 )
-from videojobs_runner.storage import S3Storage, storage_from_settings
 
 logger = logging.getLogger(__name__)
 
-ROLE_LABEL = "videojobs.io/role"
-ROLE = "render"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "videojobs-runner"
-"""Not the operator's value: the runners' NetworkPolicy selects that one, and must not select render pods."""
 CONTAINER = "render"
 WORK_DIR = PurePosixPath("/render")
 """The render pod's work dir (an emptyDir), its only writable place with /tmp (a folder of it)."""
@@ -190,7 +186,7 @@ def render_pod_manifest(
         "metadata": {
             "name": name,
             "namespace": owner.namespace,
-            "labels": {ROLE_LABEL: ROLE, MANAGED_BY_LABEL: MANAGER},
+            "labels": {ROLE_LABEL: RENDER_ROLE, MANAGED_BY_LABEL: RUNNER_MANAGER},
             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": owner.name, "uid": owner.uid}],
         },
         "spec": {

@@ -12,10 +12,10 @@ import av
 from pydantic import BaseModel, Field
 
 from videojobs.contract import Stage, TTSBackend, Usage, VoiceSpec
+from videojobs.errors import ConfigurationError, ScenarioError
+from videojobs.storage import Storage
 from videojobs_runner.combine import sentences
-from videojobs_runner.errors import ConfigurationError, ScenarioError
 from videojobs_runner.llm import LLMClient
-from videojobs_runner.storage import Storage
 
 SPEECH_CACHE_PREFIX = "_cache/tts"
 """One audio file per (backend, voice, sentence), shared by all jobs; no job id starts with '_'."""

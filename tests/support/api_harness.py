@@ -62,7 +62,7 @@ if "fail" in topic:
 report(stage="rendering", progress=80, message="Rendered scene 3/3", scenes={"total": 3, "rendered": 3})
 if order["settings"]["storage_backend"] == "s3":
     from videojobs.settings import Settings
-    from videojobs_runner.storage import storage_from_settings
+    from videojobs.storage import storage_from_settings
 
     storage = storage_from_settings(Settings.model_validate(order["settings"]))
     store = lambda name, data: storage.put_bytes(f"{job_id}/{name}", data)

@@ -32,8 +32,8 @@ from kubernetes import client, config
 
 from videojobs.contract import JobError, JobResult, JobStatus, SceneCounts, Stage, storage_job_id
 from videojobs.crd import GROUP, PLURAL, VERSION
+from videojobs.storage import Storage
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
-from videojobs_runner.storage import Storage
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "videojobs-system"

@@ -24,7 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
-from videojobs_runner.errors import ConfigurationError
+from videojobs.errors import ConfigurationError
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"

@@ -10,18 +10,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from videojobs.contract import Phase, utcnow
-from videojobs_api.auth import Principal
-from videojobs_api.models import JobCreateRequest, StoredJob
-from videojobs_api.problems import ArtifactNotFound
-from videojobs_runner.checkpoint import (
+from videojobs.artifacts import (
     METADATA_FILE,
     SUBTITLES_SRT_FILE,
     SUBTITLES_VTT_FILE,
     THUMBNAIL_FILE,
     VIDEO_FILE,
 )
-from videojobs_runner.storage import LocalStorage, Storage, guess_content_type
+from videojobs.contract import Phase, utcnow
+from videojobs.storage import LocalStorage, Storage, guess_content_type
+from videojobs_api.auth import Principal
+from videojobs_api.models import JobCreateRequest, StoredJob
+from videojobs_api.problems import ArtifactNotFound
 
 ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING})
 """Phases that count against a principal's cap of active jobs."""

@@ -31,8 +31,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from videojobs import deadlines
+from videojobs.artifacts import new_job_id
 from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
-from videojobs.crd import API_VERSION, GROUP, KIND
+from videojobs.crd import API_VERSION, KIND
+from videojobs.errors import ConfigurationError
+from videojobs.keys import (
+    CREATED_AT_ANNOTATION,
+    FINGERPRINT_ANNOTATION,
+    IDEMPOTENCY_LABEL,
+    OWNER_ANNOTATION,
+    OWNER_LABEL,
+    REQUEST_ANNOTATION,
+    WEBHOOK_SENT_ANNOTATION,
+)
+from videojobs.storage import storage_from_settings
 from videojobs_api.auth import Principal
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi, load_configuration
 from videojobs_api.backends.base import (
@@ -43,7 +55,7 @@ from videojobs_api.backends.base import (
     Page,
     backlog_then_live,
 )
-from videojobs_api.backends.webhook_lease import WEBHOOK_SENT_ANNOTATION, WebhookLease
+from videojobs_api.backends.webhook_lease import WebhookLease
 from videojobs_api.events import EventBus
 from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
 from videojobs_api.problems import (
@@ -57,22 +69,9 @@ from videojobs_api.problems import (
 )
 from videojobs_api.settings import ApiSettings
 from videojobs_api.webhooks import WebhookDispatcher
-from videojobs_runner.checkpoint import new_job_id
-from videojobs_runner.errors import ConfigurationError
-from videojobs_runner.storage import storage_from_settings
 
 log = logging.getLogger(__name__)
 
-OWNER_LABEL = f"{GROUP}/owner"
-"""The owner principal in label-safe form: `kubectl get vj -l videojobs.io/owner=alice`."""
-IDEMPOTENCY_LABEL = f"{GROUP}/idempotency-key"
-"""A hash of the owner and Idempotency-Key (keys are not label-safe)."""
-OWNER_ANNOTATION = f"{GROUP}/owner"
-REQUEST_ANNOTATION = f"{GROUP}/request"
-"""The whole API request as JSON (tags, webhook, priority, ...); the spec holds the runner's part."""
-FINGERPRINT_ANNOTATION = f"{GROUP}/request-fingerprint"
-CREATED_ANNOTATION = f"{GROUP}/created-at"
-"""Creation time in microseconds: creationTimestamp has whole seconds, too coarse to order a list."""
 HISTORY = 256
 """Snapshots kept per job for Last-Event-ID resumes."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
@@ -135,7 +134,7 @@ def probe(settings: ApiSettings) -> None:
 
 
 def _created_at(meta: dict[str, Any]) -> datetime:
-    stamp = (meta.get("annotations") or {}).get(CREATED_ANNOTATION) or meta.get("creationTimestamp")
+    stamp = (meta.get("annotations") or {}).get(CREATED_AT_ANNOTATION) or meta.get("creationTimestamp")
     try:
         return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
     except ValueError:
@@ -473,7 +472,7 @@ class KubernetesBackend:
         annotations = {
             OWNER_ANNOTATION: principal.name,
             REQUEST_ANNOTATION: request.model_dump_json(),
-            CREATED_ANNOTATION: datetime.now(UTC).isoformat(),
+            CREATED_AT_ANNOTATION: datetime.now(UTC).isoformat(),
         }
         if idempotency is not None:
             labels[IDEMPOTENCY_LABEL] = _idempotency_hash(principal.name, idempotency.key)

@@ -28,6 +28,7 @@ from typing import TextIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from videojobs.artifacts import JobArtifacts, new_job_id
 from videojobs.contract import (
     RUNNER_STATUS_FIELDS,
     Condition,
@@ -39,7 +40,9 @@ from videojobs.contract import (
     Stage,
     utcnow,
 )
+from videojobs.errors import VideoGenerationError
 from videojobs.settings import Settings
+from videojobs.storage import storage_from_settings
 from videojobs_api.auth import Principal
 from videojobs_api.backends.base import (
     ACTIVE_PHASES,
@@ -60,9 +63,6 @@ from videojobs_api.problems import (
     TooManyActiveJobs,
 )
 from videojobs_api.settings import API_ENV_PREFIX, ApiSettings
-from videojobs_runner.checkpoint import JobArtifacts, new_job_id
-from videojobs_runner.errors import VideoGenerationError
-from videojobs_runner.storage import storage_from_settings
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,13 @@ from typing import Any
 from kubernetes import client
 
 from videojobs import deadlines
-from videojobs.crd import GROUP
+from videojobs.keys import WEBHOOK_SENT_ANNOTATION
 from videojobs.leader import LeaderElector, candidate_identity
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi
 from videojobs_api.models import StoredJob
 from videojobs_api.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
-
-WEBHOOK_SENT_ANNOTATION = f"{GROUP}/webhook-sent"
 
 
 class WebhookLease:

@@ -19,8 +19,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from videojobs.errors import ConfigurationError, StorageError
 from videojobs.settings import Settings, StorageBackend
-from videojobs_runner.errors import ConfigurationError, StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client

@@ -11,8 +11,8 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError
 
 from videojobs.contract import GenerationRequest, JobStatus, Quality, TTSBackend, VoiceSpec, utcnow
-from videojobs_runner.errors import StorageError
-from videojobs_runner.storage import Storage
+from videojobs.errors import StorageError
+from videojobs.storage import Storage
 
 M = TypeVar("M", bound=BaseModel)
 
