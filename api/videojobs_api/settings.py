@@ -36,7 +36,8 @@ def _default_backend() -> BackendKind:
 
 
 def _default_worker_command() -> list[str]:
-    return [sys.executable, "-m", "videojobs.cli", "work"]
+    """The runner's local worker, started by the API's interpreter (job id appended)."""
+    return [sys.executable, "-m", "videojobs_runner.local_worker"]
 
 
 class ApiSettings(BaseSettings):

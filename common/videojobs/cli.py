@@ -421,13 +421,5 @@ def serve(
     uvicorn.run(api, host=host, port=port)
 
 
-@app.command("work", hidden=True)
-def work(job: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
-    """Run one job for the API's local backend: a work order on stdin, status lines on stdout."""
-    from videojobs_api.backends.local import run_worker
-
-    raise typer.Exit(code=run_worker(job))
-
-
 if __name__ == "__main__":
     main()

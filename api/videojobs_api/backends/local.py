@@ -1,9 +1,10 @@
 """The local backend: jobs in SQLite, run by the runner in worker processes under a concurrency limit.
 
 The backend plays the operator's part: it owns the lifecycle status fields (phase, start and completion
-times, conditions) and merges in the runner-owned fields each worker reports. A worker is `videojobs work
-<job-id>`: it reads a WorkOrder line on stdin, writes one JobStatus JSON line per progress report on
-stdout, and stops (its renders too) when stdin closes, which is how the backend cancels it.
+times, conditions) and merges in the runner-owned fields each worker reports. A worker is
+`python -m videojobs_runner.local_worker <job-id>`: it reads a WorkOrder line on stdin, writes one
+JobStatus JSON line per progress report on stdout, and stops (its renders too) when stdin closes, which
+is how the backend cancels it (videojobs.work_order).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -26,23 +26,21 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from videojobs.artifacts import JobArtifacts, new_job_id
+from videojobs.artifacts import new_job_id
 from videojobs.contract import (
     RUNNER_STATUS_FIELDS,
     Condition,
     ConditionStatus,
-    GenerationRequest,
     JobError,
     JobStatus,
     Phase,
     Stage,
     utcnow,
 )
-from videojobs.errors import VideoGenerationError
-from videojobs.settings import Settings
 from videojobs.storage import storage_from_settings
+from videojobs.work_order import STATUS_LINE_LIMIT, WorkOrder
 from videojobs_api.auth import Principal
 from videojobs_api.backends.base import (
     ACTIVE_PHASES,
@@ -70,7 +68,6 @@ T = TypeVar("T")
 StatusChange = Callable[[StoredJob], JobStatus | None]
 """Computes a job's next status from its current one; None leaves it unchanged."""
 
-STATUS_LINE_LIMIT = 1024 * 1024
 ID_ATTEMPTS = 3
 INTERRUPTED = "Interrupted"
 
@@ -639,76 +636,3 @@ def _worker_environment() -> dict[str, str]:
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-# --- the worker process -------------------------------------------------------------------------
-
-
-class WorkOrder(BaseModel):
-    """What the backend hands a worker on stdin: the runner's settings and the job's request."""
-
-    settings: Settings
-    request: GenerationRequest
-
-
-class StatusLineReporter:
-    """A ProgressReporter that writes each status as one JSON line to the backend."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    async def publish(self, status: JobStatus) -> None:
-        """Send the status; a closed pipe is ignored (stdin's end stops the job anyway)."""
-        with contextlib.suppress(BrokenPipeError):
-            self.stream.write(status.model_dump_json() + "\n")
-            self.stream.flush()
-
-
-def run_worker(job_id: str) -> int:
-    """`videojobs work`: run or resume one job for the local backend; 0 when it succeeded."""
-    status_lines = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything else printed goes to the worker log
-    return asyncio.run(_work(job_id, StatusLineReporter(status_lines)))
-
-
-async def _work(job_id: str, reporter: StatusLineReporter) -> int:
-    """Read the order, run it, and cancel it when stdin ends (the backend's stop) or on SIGTERM."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=STATUS_LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    order = WorkOrder.model_validate_json(await stdin.readline())
-    job = asyncio.create_task(_run_order(job_id, order, reporter))
-    loop.add_signal_handler(signal.SIGTERM, job.cancel)
-    stop = asyncio.create_task(_cancel_at_end_of_input(stdin, job))
-    try:
-        return await job
-    except asyncio.CancelledError:  # stopped; the pipeline recorded where it was
-        return 1
-    finally:
-        stop.cancel()
-
-
-async def _cancel_at_end_of_input(stdin: asyncio.StreamReader, job: asyncio.Task[int]) -> None:
-    await stdin.read()
-    job.cancel()
-
-
-async def _run_order(job_id: str, order: WorkOrder, reporter: StatusLineReporter) -> int:
-    # The pipeline (litellm, Manim) loads only in workers, never in the API server.
-    from videojobs_runner.jobs import create_job, resolve, run_job
-    from videojobs_runner.llm import require_credentials
-
-    settings = order.settings
-    try:
-        artifacts = JobArtifacts(storage_from_settings(settings), job_id)
-        record = artifacts.load_job()
-        if record is None:
-            record = resolve(order.request, settings, job_id)
-            artifacts = create_job(record, settings)
-        for model in {record.models.planner, record.models.scene, record.models.helper}:
-            require_credentials(model)
-        status = await run_job(record, artifacts, settings, [reporter])
-    except VideoGenerationError as error:  # before the pipeline could record it
-        await reporter.publish(JobStatus(stage=error.stage, message=error.message, error=error.to_contract()))
-        return 1
-    return 0 if status.phase is Phase.SUCCEEDED else 1
