@@ -96,7 +96,7 @@ def serving(out: Path, **environment: str) -> Iterator[int]:
         "VIDEOJOBS_API_MAX_ACTIVE_JOBS": "1000000",
         **environment,
     }
-    command = [sys.executable, "-m", "videojobs.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "videojobs_cli.main", "serve", "--port", str(port)]
     with (out / "server.log").open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:

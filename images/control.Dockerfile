@@ -19,6 +19,7 @@ COPY common common
 COPY runner runner
 COPY api api
 COPY operator operator
+COPY cli cli
 COPY examples examples
 RUN python -m venv /opt/videojobs \
     && /opt/videojobs/bin/pip install --no-cache-dir .
