@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from videojobs.contract import STAGE_PROGRESS, GenerationRequest, JobStatus, Phase, Stage, stage_progress
+from videojobs.contract import STAGES, GenerationRequest, JobStatus, Phase, Stage, stage_progress
 
 
 def test_stage_marks_follow_the_seed_and_only_grow() -> None:
-    assert [STAGE_PROGRESS[s] for s in Stage] == [5, 15, 30, 50, 80, 90, 95, 100]
+    assert [STAGES[s].progress for s in Stage] == [5, 15, 30, 50, 80, 90, 95, 100]
     assert stage_progress(Stage.INITIALIZING) == 0
     assert stage_progress(Stage.RENDERING, 0.5) == 65
     assert stage_progress(Stage.RENDERING, 7) == 80  # fractions are clamped

@@ -9,7 +9,7 @@ import pytest
 from cli_runs import cli_env, job_folders, read_json, run_cli
 from fake_llm import FakeLLM
 
-from videojobs.contract import STAGE_PROGRESS, GenerationRequest, JobStatus, Phase, Quality, Stage
+from videojobs.contract import STAGES, GenerationRequest, JobStatus, Phase, Quality, Stage
 from videojobs.settings import Settings
 from videojobs_runner.jobs import create_job, resolve, run_job
 
@@ -39,7 +39,7 @@ def test_progress_only_moves_forward_through_the_stages(fake_llm: FakeLLM, tmp_p
     assert set(stages) == set(Stage)  # every stage was reported
     # Inside the per-scene stages progress advances scene by scene, not in one jump.
     rendering = {s.progress for s in recorder.statuses if s.stage is Stage.RENDERING}
-    assert len(rendering) >= 3 and max(rendering) <= STAGE_PROGRESS[Stage.RENDERING]
+    assert len(rendering) >= 3 and max(rendering) <= STAGES[Stage.RENDERING].progress
     assert any("scene 2/3" in s.message for s in recorder.statuses)
     assert all(s.heartbeat_time is not None for s in recorder.statuses)
 

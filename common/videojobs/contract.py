@@ -59,36 +59,34 @@ class Stage(StrEnum):
     COMPLETED = "completed"
 
 
-STAGE_PROGRESS: dict[Stage, int] = {
-    Stage.INITIALIZING: 5,
-    Stage.PLANNING: 15,
-    Stage.SCENARIO_CREATION: 30,
-    Stage.CODE_GENERATION: 50,
-    Stage.RENDERING: 80,
-    Stage.COMBINING: 90,
-    Stage.STORAGE: 95,
-    Stage.COMPLETED: 100,
-}
-"""Overall progress (percent) reached when each stage finishes."""
+class StageInfo(NamedTuple):
+    """What the status says of a stage."""
 
-STAGE_DESCRIPTIONS: dict[Stage, str] = {
-    Stage.INITIALIZING: "Initializing video generation",
-    Stage.PLANNING: "Creating scene outline",
-    Stage.SCENARIO_CREATION: "Generating scene implementations",
-    Stage.CODE_GENERATION: "Creating Manim code",
-    Stage.RENDERING: "Rendering video scenes",
-    Stage.COMBINING: "Combining scenes",
-    Stage.STORAGE: "Uploading to storage",
-    Stage.COMPLETED: "Video generation completed",
+    progress: int
+    """Overall progress (percent) reached when the stage finishes."""
+    description: str
+    """The status message while the stage runs, unless the pipeline says more."""
+
+
+STAGES: dict[Stage, StageInfo] = {
+    Stage.INITIALIZING: StageInfo(5, "Initializing video generation"),
+    Stage.PLANNING: StageInfo(15, "Creating scene outline"),
+    Stage.SCENARIO_CREATION: StageInfo(30, "Generating scene implementations"),
+    Stage.CODE_GENERATION: StageInfo(50, "Creating Manim code"),
+    Stage.RENDERING: StageInfo(80, "Rendering video scenes"),
+    Stage.COMBINING: StageInfo(90, "Combining scenes"),
+    Stage.STORAGE: StageInfo(95, "Uploading to storage"),
+    Stage.COMPLETED: StageInfo(100, "Video generation completed"),
 }
+"""Every stage's progress mark and description, in one table."""
 
 
 def stage_progress(stage: Stage, fraction: float = 0.0) -> int:
     """Overall progress with `stage` `fraction` (0..1) done: from the previous stage's mark to its own."""
     stages = list(Stage)
     index = stages.index(stage)
-    start = STAGE_PROGRESS[stages[index - 1]] if index > 0 else 0
-    end = STAGE_PROGRESS[stage]
+    start = STAGES[stages[index - 1]].progress if index > 0 else 0
+    end = STAGES[stage].progress
     bounded = min(max(fraction, 0.0), 1.0)
     return int(start + (end - start) * bounded)
 
@@ -347,7 +345,7 @@ class JobStatus(ContractModel):
         """Move to `stage` at `fraction` of its work, with the stage's description unless told otherwise."""
         self.stage = stage
         self.progress = stage_progress(stage, fraction)
-        self.message = message if message is not None else STAGE_DESCRIPTIONS[stage]
+        self.message = message if message is not None else STAGES[stage].description
         self.heartbeat_time = utcnow()
 
 

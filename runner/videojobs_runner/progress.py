@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from videojobs.artifacts import STATUS_FILE, JobArtifacts
-from videojobs.contract import STAGE_PROGRESS, JobStatus, Stage, utcnow
+from videojobs.contract import STAGES, JobStatus, Stage, utcnow
 
 # Share of the per-scene stages in overall progress, from the contract's stage marks.
 _PER_SCENE_STAGES = (Stage.SCENARIO_CREATION, Stage.CODE_GENERATION, Stage.RENDERING)
 _SCENE_WEIGHTS = {
-    stage: STAGE_PROGRESS[stage] - STAGE_PROGRESS[previous]
+    stage: STAGES[stage].progress - STAGES[previous].progress
     for previous, stage in zip((Stage.PLANNING, *_PER_SCENE_STAGES), _PER_SCENE_STAGES, strict=False)
 }
 
@@ -148,5 +148,5 @@ class ProgressTracker:
         stage = min((s.stage for s in self._scenes.values()), key=list(Stage).index)
         done = sum(s.done_weight for s in self._scenes.values()) / total
         self.status.stage = min(stage, Stage.RENDERING, key=list(Stage).index)
-        self.status.progress = int(STAGE_PROGRESS[Stage.PLANNING] + done)
+        self.status.progress = int(STAGES[Stage.PLANNING].progress + done)
         self.status.message = message
