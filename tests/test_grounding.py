@@ -74,8 +74,12 @@ def test_prompts_carry_the_reference() -> None:
     scene = SceneOutline(title="Shapes", purpose="Show shapes.")
     scene_plan = plan("A Circle.", ["Circle"])
     reference = grounding.plan_reference(scene_plan)
-    code = prompts.code_messages(scene, scene_plan, 1, Quality.LOW, reference=reference)[-1]["content"]
+    code = prompts.code_messages(prompts.SceneBrief(1, scene, scene_plan, Quality.LOW), reference=reference)[
+        -1
+    ]["content"]
     assert reference in code
-    fix_request = prompts.fix_messages(scene, scene_plan, 1, Quality.LOW, "code", "boom", reference="REF")
+    fix_request = prompts.fix_messages(
+        prompts.SceneBrief(1, scene, scene_plan, Quality.LOW), "code", "boom", "REF"
+    )
     fix = fix_request[-1]["content"]
     assert "boom\n\nREF\n" in fix

@@ -258,9 +258,7 @@ class VideoPipeline:
                 scene.index,
                 1,
                 self.job.models.scene,
-                prompts.code_messages(
-                    scene.outline, scene.plan, scene.index, self.job.quality, scene.narration, reference
-                ),
+                prompts.code_messages(self._brief(scene), reference),
                 Stage.CODE_GENERATION,
             )
         await self.tracker.scene_done_with(scene.index, Stage.CODE_GENERATION, f"Code ready for {name}")
@@ -268,6 +266,11 @@ class VideoPipeline:
             await self.tracker.scene_done_with(scene.index, Stage.RENDERING, f"Rendered {name} (stored)")
             return SceneOutcome.RENDERED
         return await self._render_with_fixes(scene, name)
+
+    def _brief(self, scene: _Scene) -> prompts.SceneBrief:
+        """What the code prompts say of `scene` (planned by now)."""
+        assert scene.plan is not None
+        return prompts.SceneBrief(scene.index, scene.outline, scene.plan, self.job.quality, scene.narration)
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
         plan_name = f"{scene_dir(scene.index)}/plan.json"
@@ -325,16 +328,7 @@ class VideoPipeline:
                 scene.index,
                 version,
                 self.job.models.helper,
-                prompts.fix_messages(
-                    scene.outline,
-                    scene.plan,
-                    scene.index,
-                    self.job.quality,
-                    code,
-                    error,
-                    scene.narration,
-                    grounding.error_reference(error),
-                ),
+                prompts.fix_messages(self._brief(scene), code, error, grounding.error_reference(error)),
                 Stage.RENDERING,
             )
         await self.tracker.scene_failed(scene.index, f"Gave up on {name}")
@@ -368,13 +362,7 @@ class VideoPipeline:
                 version,
                 self.job.models.helper,
                 prompts.layout_fix_messages(
-                    scene.outline,
-                    scene.plan,
-                    scene.index,
-                    self.job.quality,
-                    best.code,
-                    describe_violations(best.record.layout_violations),
-                    scene.narration,
+                    self._brief(scene), best.code, describe_violations(best.record.layout_violations)
                 ),
                 Stage.RENDERING,
             )

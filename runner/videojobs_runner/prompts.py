@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from videojobs.contract import QUALITY_PRESETS, Quality
 from videojobs_runner.llm import Message
@@ -86,14 +87,27 @@ def scene_class_name(index: int) -> str:
     return f"Scene{index}"
 
 
-def _plan_text(scene: SceneOutline, plan: ScenePlan) -> str:
-    return (
-        f"Scene title: {scene.title}\nPurpose: {scene.purpose}\n\nStoryboard:\n{plan.storyboard}\n\n"
-        f"Technical plan:\n{plan.technical}\n\nNarration:\n{plan.narration}"
-    )
+@dataclass(frozen=True)
+class SceneBrief:
+    """What every scene-code prompt says of its scene: where it stands, its plans and its narration."""
+
+    index: int
+    scene: SceneOutline
+    plan: ScenePlan
+    quality: Quality
+    narration: SceneNarration | None = None
+
+    def plan_text(self) -> str:
+        """The scene's title, purpose and three plans as the prompts show them."""
+        return (
+            f"Scene title: {self.scene.title}\nPurpose: {self.scene.purpose}\n\n"
+            f"Storyboard:\n{self.plan.storyboard}\n\nTechnical plan:\n{self.plan.technical}\n\n"
+            f"Narration:\n{self.plan.narration}"
+        )
 
 
-def _code_rules(index: int, plan: ScenePlan, quality: Quality, narration: SceneNarration | None) -> str:
+def _code_rules(brief: SceneBrief) -> str:
+    plan, narration, quality, index = brief.plan, brief.narration, brief.quality, brief.index
     words = len(plan.narration.split())
     spoken = sum(narration.seconds) if narration and narration.segments else words / 2.5
     seconds = max(4, min(40, round(spoken)))
@@ -113,9 +127,7 @@ def _with_reference(reference: str) -> str:
     return f"\n\n{reference}" if reference else ""
 
 
-def _scene_code_task(
-    request: str, index: int, plan: ScenePlan, quality: Quality, narration: SceneNarration | None
-) -> list[Message]:
+def _scene_code_task(request: str, brief: SceneBrief) -> list[Message]:
     """A scene-code request (`request` names the task, gives the scene), then the layout and code rules."""
     return [
         {"role": "system", "content": SYSTEM},
@@ -124,45 +136,29 @@ def _scene_code_task(
             "content": f"""{request}
 
 {LAYOUT_RULES}
-{_code_rules(index, plan, quality, narration)}""",
+{_code_rules(brief)}""",
         },
     ]
 
 
-def code_messages(
-    scene: SceneOutline,
-    plan: ScenePlan,
-    index: int,
-    quality: Quality,
-    narration: SceneNarration | None = None,
-    reference: str = "",
-) -> list[Message]:
+def code_messages(brief: SceneBrief, reference: str = "") -> list[Message]:
     """Ask for the Manim code of one scene; `reference` gives the signatures of the Manim names it uses."""
-    request = f"""Task: scene code {index}
+    request = f"""Task: scene code {brief.index}
 Write the Manim code for this scene.
 
-{_plan_text(scene, plan)}{_with_reference(reference)}"""
-    return _scene_code_task(request, index, plan, quality, narration)
+{brief.plan_text()}{_with_reference(reference)}"""
+    return _scene_code_task(request, brief)
 
 
-def fix_messages(
-    scene: SceneOutline,
-    plan: ScenePlan,
-    index: int,
-    quality: Quality,
-    code: str,
-    error: str,
-    narration: SceneNarration | None = None,
-    reference: str = "",
-) -> list[Message]:
+def fix_messages(brief: SceneBrief, code: str, error: str, reference: str = "") -> list[Message]:
     """Ask for a corrected version of code that failed the static check or the render.
 
     `reference` holds the real signatures of the Manim names the error is about.
     """
-    request = f"""Task: fix scene code {index}
+    request = f"""Task: fix scene code {brief.index}
 This Manim code for the scene below failed. Fix the cause and return the whole corrected file.
 
-{_plan_text(scene, plan)}
+{brief.plan_text()}
 
 Code:
 ```python
@@ -171,25 +167,17 @@ Code:
 
 What went wrong:
 {error}{_with_reference(reference)}"""
-    return _scene_code_task(request, index, plan, quality, narration)
+    return _scene_code_task(request, brief)
 
 
-def layout_fix_messages(
-    scene: SceneOutline,
-    plan: ScenePlan,
-    index: int,
-    quality: Quality,
-    code: str,
-    violations: str,
-    narration: SceneNarration | None = None,
-) -> list[Message]:
+def layout_fix_messages(brief: SceneBrief, code: str, violations: str) -> list[Message]:
     """Ask for a version of code that rendered, with the layout problems the render's check found fixed."""
-    request = f"""Task: fix scene layout {index}
+    request = f"""Task: fix scene layout {brief.index}
 This Manim code rendered, but the layout check found objects outside the frame's safe area or text
 and formulas overlapping. Move, scale, arrange or fade out objects so none of these problems is left,
 keep the animations and their timing, and return the whole corrected file.
 
-{_plan_text(scene, plan)}
+{brief.plan_text()}
 
 Code:
 ```python
@@ -199,4 +187,4 @@ Code:
 Layout problems (x, y are scene coordinates of each object's centre; animations count self.play and
 self.wait calls from 1):
 {violations}"""
-    return _scene_code_task(request, index, plan, quality, narration)
+    return _scene_code_task(request, brief)
