@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -63,9 +64,57 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
-def scene_dir(index: int) -> str:
-    """Storage folder of scene `index` (1-based)."""
-    return f"scenes/{index:02d}"
+@dataclass(frozen=True)
+class SceneFiles:
+    """The names of scene `index`'s artifacts (1-based), relative to the job: one accessor per file."""
+
+    index: int
+
+    @property
+    def folder(self) -> str:
+        """The scene's folder."""
+        return f"scenes/{self.index:02d}"
+
+    @property
+    def plan(self) -> str:
+        """Its storyboard, technical and narration plans."""
+        return f"{self.folder}/plan.json"
+
+    @property
+    def narration(self) -> str:
+        """Its narration segments and their spoken lengths."""
+        return f"{self.folder}/narration.json"
+
+    @property
+    def render(self) -> str:
+        """The record of its kept render (its presence marks the scene done)."""
+        return f"{self.folder}/render.json"
+
+    @property
+    def video(self) -> str:
+        """Its kept render."""
+        return f"{self.folder}/scene.mp4"
+
+    @property
+    def timing(self) -> str:
+        """Where its narration lies under its blocks."""
+        return f"{self.folder}/timing.json"
+
+    def code(self, version: int) -> str:
+        """Code version `version`."""
+        return f"{self.folder}/code_v{version}.py"
+
+    def log(self, version: int) -> str:
+        """The render log of code version `version`."""
+        return f"{self.folder}/code_v{version}.log"
+
+    def error(self, version: int) -> str:
+        """Why code version `version` failed its check or render."""
+        return f"{self.folder}/code_v{version}.error.txt"
+
+    def layout(self, version: int) -> str:
+        """The layout check of code version `version`'s render."""
+        return f"{self.folder}/code_v{version}.layout.json"
 
 
 class JobArtifacts:
@@ -127,7 +176,7 @@ class JobArtifacts:
 
     def code_versions(self, index: int) -> list[int]:
         """The code version numbers stored for a scene, ascending."""
-        keys = self.storage.list_keys(self.key(scene_dir(index)) + "/")
+        keys = self.storage.list_keys(self.key(SceneFiles(index).folder) + "/")
         return sorted(int(m.group(1)) for key in keys if (m := _CODE_VERSION.search(key)))
 
     def load_status(self) -> JobStatus | None:

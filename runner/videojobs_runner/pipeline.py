@@ -24,7 +24,7 @@ from videojobs.artifacts import (
     VIDEO_FILE,
     JobArtifacts,
     JobRecord,
-    scene_dir,
+    SceneFiles,
 )
 from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
 from videojobs.errors import (
@@ -241,13 +241,13 @@ class VideoPipeline:
             error_type = CodeGenerationError if never_ran else RenderingError
             raise error_type(
                 f"{len(failed)} of {len(scenes)} scenes failed after every fix attempt: scene {names}; "
-                f"see {self.artifacts.location(scene_dir(failed[0].index))}",
+                f"see {self.artifacts.location(SceneFiles(failed[0].index).folder)}",
                 recoverable=True,
             )
 
     async def _scene(self, outline: VideoOutline, scene: _Scene) -> SceneOutcome:
         name = f"scene {scene.index}/{len(outline.scenes)}"
-        done = self.artifacts.load_model(f"{scene_dir(scene.index)}/render.json", SceneRender)
+        done = self.artifacts.load_model(SceneFiles(scene.index).render, SceneRender)
         scene.plan = await self._scene_plan(outline, scene, name)
         scene.narration = await self._narration(scene)
         await self.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
@@ -273,7 +273,7 @@ class VideoPipeline:
         return prompts.SceneBrief(scene.index, scene.outline, scene.plan, self.job.quality, scene.narration)
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
-        plan_name = f"{scene_dir(scene.index)}/plan.json"
+        plan_name = SceneFiles(scene.index).plan
         stored = self.artifacts.load_model(plan_name, ScenePlan)
         if stored is not None:
             return stored
@@ -293,7 +293,7 @@ class VideoPipeline:
     async def _narration(self, scene: _Scene) -> SceneNarration | None:
         """The scene's narration spoken and measured (stored; None when the voice is `none`)."""
         assert scene.plan is not None
-        name = f"{scene_dir(scene.index)}/narration.json"
+        name = SceneFiles(scene.index).narration
         stored = self.artifacts.load_model(name, SceneNarration)
         if stored is not None or not self.narrator.enabled:
             return stored
@@ -310,8 +310,8 @@ class VideoPipeline:
         version = self.artifacts.code_versions(scene.index)[-1]
         outcome = SceneOutcome.RENDER_FAILED
         for fixes in range(self.settings.max_fix_attempts + 1):
-            code = self.artifacts.load_text(_code_name(scene.index, version)) or ""
-            error = self.artifacts.load_text(_error_name(scene.index, version))
+            code = self.artifacts.load_text(SceneFiles(scene.index).code(version)) or ""
+            error = self.artifacts.load_text(SceneFiles(scene.index).error(version))
             if error is None:
                 attempt = f" (fix {fixes})" if fixes else ""
                 await self.tracker.scene_step(scene.index, Stage.RENDERING, f"Rendering {name}{attempt}")
@@ -341,7 +341,7 @@ class VideoPipeline:
         async with self._scene_slots:
             reply = await self.llm.complete(model, messages, stage=stage)
         code = fenced_block(reply) + "\n"
-        self.artifacts.save_text(_code_name(index, version), code)
+        self.artifacts.save_text(SceneFiles(index).code(version), code)
         return code
 
     async def _settle_layout(self, scene: _Scene, name: str, rendered: _Rendered) -> None:
@@ -369,8 +369,8 @@ class VideoPipeline:
             _, _, candidate = await self._render_version(scene, version, code)
             if candidate is not None and candidate.layout_cost <= best.layout_cost:
                 best = candidate
-        folder = scene_dir(scene.index)
-        await asyncio.to_thread(self.artifacts.save_file, f"{folder}/scene.mp4", best.video)
+        files = SceneFiles(scene.index)
+        await asyncio.to_thread(self.artifacts.save_file, files.video, best.video)
         record = SceneRender(
             version=best.version,
             scene_class=best.record.scene_class,
@@ -381,7 +381,7 @@ class VideoPipeline:
             from_cache=best.from_cache,
             harness_faults=best.record.harness_faults,
         )
-        self.artifacts.save_model(f"{folder}/render.json", record)
+        self.artifacts.save_model(files.render, record)
 
     async def _render_version(
         self, scene: _Scene, version: int, code: str
@@ -394,12 +394,12 @@ class VideoPipeline:
         check = check_scene_code(code)
         if not check.ok or check.scene_class is None:
             error = "The code was rejected by the safety check before running:\n" + "\n".join(check.issues)
-            self.artifacts.save_text(_error_name(index, version), error)
+            self.artifacts.save_text(SceneFiles(index).error(version), error)
             return SceneOutcome.CHECK_FAILED, error, None
-        workdir = self.scratch / scene_dir(index) / f"v{version}"
+        workdir = self.scratch / SceneFiles(index).folder / f"v{version}"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-        log_name = f"{scene_dir(index)}/code_v{version}.log"
+        log_name = SceneFiles(index).log(version)
         narration = scene.narration
         audio_digest = hashlib.sha256(narration.model_dump_json().encode()).hexdigest() if narration else None
         key = render_key(
@@ -428,7 +428,7 @@ class VideoPipeline:
                 )
             self.artifacts.save_text(log_name, outcome.log)
             if not outcome.ok or outcome.video is None:
-                self.artifacts.save_text(_error_name(index, version), outcome.error)
+                self.artifacts.save_text(SceneFiles(index).error(version), outcome.error)
                 return SceneOutcome.RENDER_FAILED, outcome.error, None
             video = outcome.video
             record = CachedRender(
@@ -441,7 +441,7 @@ class VideoPipeline:
             if cache is not None:
                 await asyncio.to_thread(cache.store, key, video, record)
         layout = VIOLATIONS.dump_json(record.layout_violations, indent=2).decode()
-        self.artifacts.save_text(f"{scene_dir(index)}/code_v{version}.layout.json", layout)
+        self.artifacts.save_text(SceneFiles(index).layout(version), layout)
         return SceneOutcome.RENDERED, "", _Rendered(version, code, video, record, from_cache)
 
     # --- combining and storage -------------------------------------------------------------
@@ -469,15 +469,15 @@ class VideoPipeline:
         """Scene `index`'s render fetched from storage, with its narration track."""
         local = self.scratch / "combine" / f"scene_{index:02d}.mp4"
         local.parent.mkdir(parents=True, exist_ok=True)
-        if not await asyncio.to_thread(self.artifacts.fetch_file, f"{scene_dir(index)}/scene.mp4", local):
+        if not await asyncio.to_thread(self.artifacts.fetch_file, SceneFiles(index).video, local):
             raise StorageError(f"the render of scene {index} is missing from storage", recoverable=True)
-        plan = self.artifacts.load_model(f"{scene_dir(index)}/plan.json", ScenePlan)
+        plan = self.artifacts.load_model(SceneFiles(index).plan, ScenePlan)
         return await self._voiced(index, local, scene.title, plan.narration if plan else "")
 
     async def _voiced(self, index: int, video: Path, title: str, text: str) -> SceneClip:
         """A scene clip with its narration track laid under its blocks, and its timing stored."""
-        narration = self.artifacts.load_model(f"{scene_dir(index)}/narration.json", SceneNarration)
-        render = self.artifacts.load_model(f"{scene_dir(index)}/render.json", SceneRender)
+        narration = self.artifacts.load_model(SceneFiles(index).narration, SceneNarration)
+        render = self.artifacts.load_model(SceneFiles(index).render, SceneRender)
         if narration is None or not narration.segments or render is None:
             return SceneClip(video=video, title=title, narration=text)
         workdir = video.parent / f"narration_{index:02d}"
@@ -489,7 +489,7 @@ class VideoPipeline:
         video_seconds = (await probe(video)).scene_duration
         track = workdir / "narration.wav"
         timing = await build_track(audio, lay_out(narration, render.blocks, video_seconds), track)
-        self.artifacts.save_model(f"{scene_dir(index)}/timing.json", timing)
+        self.artifacts.save_model(SceneFiles(index).timing, timing)
         self.timings[index] = timing
         return SceneClip(video=video, title=title, narration=text, audio=track, cues=cues(narration, timing))
 
@@ -541,7 +541,7 @@ class VideoPipeline:
         per_scene: list[dict[str, object]] = []
         fixes = violations = cache_hits = harness_faults = 0
         for index in range(1, scenes + 1):
-            render = self.artifacts.load_model(f"{scene_dir(index)}/render.json", SceneRender)
+            render = self.artifacts.load_model(SceneFiles(index).render, SceneRender)
             if render is None:
                 raise StorageError(
                     f"the render record of scene {index} is missing from storage", recoverable=True
@@ -596,11 +596,3 @@ class VideoPipeline:
         self.status.message = error.message
         self.status.completion_time = utcnow()
         await self.tracker.publish()
-
-
-def _code_name(index: int, version: int) -> str:
-    return f"{scene_dir(index)}/code_v{version}.py"
-
-
-def _error_name(index: int, version: int) -> str:
-    return f"{scene_dir(index)}/code_v{version}.error.txt"
