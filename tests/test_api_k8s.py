@@ -402,7 +402,7 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
 
     async def scenario() -> list[tuple[int, str, int]]:
         backend = KubernetesBackend(settings, EventBus(), VideoJobApi(client.Configuration(), "ns"))
-        backend._replace_all([_videojob("a", 10, phase="Queued")])
+        backend.cache._replace_all([_videojob("a", 10, phase="Queued")])
         events = await backend.events(alice, "a", after=None)
         seen = []
 
@@ -419,12 +419,12 @@ def test_the_cache_publishes_status_changes_only_and_drops_what_a_relist_lacks(t
             (14, {"phase": "Running", "progress": 15, "conditions": []}),  # same view: no event
             (15, {"phase": "Running", "progress": 50}),
         ]:
-            backend._changed(_videojob("a", version, **status))
+            backend.cache.changed(_videojob("a", version, **status))
             await asyncio.sleep(0)
         assert (await backend.get(alice, "a")).event_id == 15
         resumed = await anext(aiter(await backend.events(alice, "a", after=13)))
         assert resumed.event_id == 15 and resumed.status.progress == 50
-        backend._replace_all([_videojob("b", 20, owner="bob")])  # a relist without "a": it was deleted
+        backend.cache._replace_all([_videojob("b", 20, owner="bob")])  # a relist without "a": it was deleted
         await asyncio.wait_for(follower, 5)
         assert [
             job.id for job in (await backend.list_jobs(alice, cursor=None, limit=10, phases=())).jobs

@@ -21,18 +21,13 @@ import contextlib
 import hashlib
 import logging
 import re
-import time
-from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Collection, Iterable
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from videojobs import deadlines
 from videojobs.artifacts import new_job_id
-from videojobs.contract import JobStatus, Phase, VideoJobSpec, storage_job_id
+from videojobs.contract import Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
 from videojobs.errors import ConfigurationError
 from videojobs.keys import (
@@ -42,22 +37,21 @@ from videojobs.keys import (
     OWNER_ANNOTATION,
     OWNER_LABEL,
     REQUEST_ANNOTATION,
-    WEBHOOK_SENT_ANNOTATION,
 )
 from videojobs.storage import storage_from_settings
 from videojobs_api.auth import Principal
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi, load_configuration
 from videojobs_api.backends.base import (
-    ACTIVE_PHASES,
     ArtifactStore,
     Created,
     Idempotency,
     Page,
     backlog_then_live,
 )
+from videojobs_api.backends.videojob_cache import CacheEntry, VideoJobCache, explain
 from videojobs_api.backends.webhook_lease import WebhookLease
 from videojobs_api.events import EventBus
-from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
+from videojobs_api.models import JobCreateRequest, StoredJob
 from videojobs_api.problems import (
     BackendUnavailable,
     IdempotencyKeyInUse,
@@ -99,17 +93,6 @@ def _idempotent_name(key_hash: str) -> str:
     return f"idem-{key_hash[:24]}"
 
 
-def _explain(error: Exception, namespace: str) -> str:
-    """One line on why the API server could not be used."""
-    if isinstance(error, ApiServerError):
-        if error.status == 404:
-            return f"the VideoJob CRD is not installed (kubectl apply -f crds/videojob.yaml): {error}"
-        if error.status in (401, 403):
-            return f"not allowed to use VideoJobs in namespace {namespace} (api/rbac.yaml): {error}"
-        return f"the API server answered {error}"
-    return f"the API server is not reachable: {error or type(error).__name__}"
-
-
 def probe(settings: ApiSettings) -> None:
     """Check that the cluster answers and VideoJobs can be listed; ConfigurationError says why not."""
     api = VideoJobApi(load_configuration(settings.kubeconfig), settings.namespace, pool=1)
@@ -124,80 +107,10 @@ def probe(settings: ApiSettings) -> None:
         asyncio.run(list_one())
     except (ApiServerError, *UNREACHABLE) as error:
         raise ConfigurationError(
-            f"the kubernetes backend cannot use {api.host}: {_explain(error, settings.namespace)}",
+            f"the kubernetes backend cannot use {api.host}: {explain(error, settings.namespace)}",
             suggestion="Check VIDEOJOBS_API_KUBECONFIG / VIDEOJOBS_API_NAMESPACE, "
             "or use VIDEOJOBS_API_BACKEND=local.",
         ) from error
-
-
-# --- VideoJob <-> StoredJob --------------------------------------------------------------------------
-
-
-def _created_at(meta: dict[str, Any]) -> datetime:
-    stamp = (meta.get("annotations") or {}).get(CREATED_AT_ANNOTATION) or meta.get("creationTimestamp")
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
-
-
-def _request(obj: dict[str, Any]) -> JobCreateRequest:
-    """The API request a VideoJob was made from; for one made elsewhere (kubectl), its spec's part."""
-    annotations = obj["metadata"].get("annotations") or {}
-    with contextlib.suppress(KeyError, ValidationError):
-        return JobCreateRequest.model_validate_json(annotations[REQUEST_ANNOTATION])
-    spec = obj.get("spec") or {}
-    return JobCreateRequest.model_validate(
-        {
-            "topic": spec.get("topic") or "untitled",
-            "description": spec.get("description", ""),
-            "quality": spec.get("quality"),
-            "model": (spec.get("models") or {}).get("planner"),
-        }
-    )
-
-
-def _status(obj: dict[str, Any]) -> JobStatus:
-    try:
-        return JobStatus.model_validate(obj.get("status") or {})
-    except ValidationError as error:
-        log.warning("VideoJob %s: unreadable status (%s)", obj["metadata"]["name"], error.errors()[0]["msg"])
-        return JobStatus()
-
-
-def stored_job(obj: dict[str, Any], namespace: str) -> StoredJob:
-    """The API's view of a VideoJob; its event id is its resourceVersion."""
-    meta = obj["metadata"]
-    return StoredJob(
-        id=meta["name"],
-        owner=(meta.get("annotations") or {}).get(OWNER_ANNOTATION, ""),
-        created_at=_created_at(meta),
-        request=_request(obj),
-        status=_status(obj),
-        event_id=int(meta["resourceVersion"]),
-        storage_id=storage_job_id(namespace, meta["name"], meta["uid"]),
-        webhook_sent=(meta.get("annotations") or {}).get(WEBHOOK_SENT_ANNOTATION),
-    )
-
-
-def _view(job: StoredJob) -> JobStatusResponse:
-    """What a status event shows: a change elsewhere (heartbeat, conditions, annotations) is no event."""
-    return JobStatusResponse.of(job)
-
-
-@dataclass
-class _Entry:
-    """A cached job: its latest snapshot, recent distinct snapshots, and what an idempotent create finds."""
-
-    job: StoredJob
-    uid: str
-    version: int
-    """The latest resourceVersion seen (job.event_id is that of the latest status change)."""
-    status: dict[str, Any]
-    """The VideoJob's status as last seen, without the heartbeat."""
-    history: deque[StoredJob]
-    fingerprint: str | None = None
-    suspended: bool = False
 
 
 def _encode_cursor(job: StoredJob) -> str:
@@ -236,21 +149,17 @@ class KubernetesBackend:
             storage_from_settings(settings.runner), settings.runner.presigned_url_expiry_seconds
         )
         self._api = api or VideoJobApi(load_configuration(settings.kubeconfig), settings.namespace)
-        self._entries: dict[str, _Entry] = {}
-        self._deleting: dict[str, asyncio.Event] = {}
-        """Uids this process deletes, until the watch reports them gone (never brought back meanwhile)."""
+        self.cache = VideoJobCache(self._api, settings.namespace, bus)
         self._reserved: defaultdict[str, int] = defaultdict(int)
         """Creations in flight per owner: counted against the cap before their VideoJob is cached."""
-        self._active: Counter[str] = Counter()
-        """Cached jobs per owner in an active phase, kept up to date by `_changed` and `_removed`."""
-        self._synced = asyncio.Event()
-        self._problem: str | None = "the VideoJob cache has not synced yet"
-        self._heard = time.monotonic()
-        """When the API server last answered the list+watch (an event, a bookmark, a watch opened)."""
-        self._watcher: asyncio.Task[None] | None = None
         self._webhook_lease = (
             WebhookLease(
-                webhooks, self._api, self.namespace, settings.webhook_lease, self._cached_jobs, self._changed
+                webhooks,
+                self._api,
+                self.namespace,
+                settings.webhook_lease,
+                self.cache.jobs,
+                self.cache.changed,
             )
             if webhooks is not None and webhooks.key is not None
             else None
@@ -259,10 +168,10 @@ class KubernetesBackend:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the list+watch task; readiness waits for its first list."""
-        self._watcher = asyncio.create_task(self._watch_forever(), name="videojobs-watch")
+        """Start the cache's list+watch; readiness waits for its first list."""
+        self.cache.start()
         with contextlib.suppress(TimeoutError):  # serve anyway: /readyz says why not synced
-            await asyncio.wait_for(self._synced.wait(), SYNC_WAIT_SECONDS)
+            await asyncio.wait_for(self.cache.synced.wait(), SYNC_WAIT_SECONDS)
         if self._webhook_lease is not None:
             await self._webhook_lease.start()
 
@@ -270,175 +179,28 @@ class KubernetesBackend:
         """Stop the watch and close the connections."""
         if self._webhook_lease is not None:
             await self._webhook_lease.stop()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self.cache.stop()
         await self._api.close()
 
     async def ready(self) -> None:
-        """Ready while the cache is synced and the watch is healthy: it answered within its deadline."""
-        if self._problem is not None:
-            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
-        silent = time.monotonic() - self._heard
-        if silent > deadlines.WATCH_SILENCE_SECONDS:
-            raise BackendUnavailable(f"Kubernetes: the VideoJob watch has been silent for {silent:.0f} s.")
-
-    # --- the watch ----------------------------------------------------------------------------
-
-    async def _watch_forever(self) -> None:
-        version: str | None = None
-        failures = 0
-        while True:
-            try:
-                if version is None:
-                    version = await self._list()
-                version = await self._watch(version)
-                failures = 0
-            except ApiServerError as error:
-                if error.status == 410:  # too old to resume: list again
-                    log.info("VideoJob watch expired (410 Gone); relisting")
-                    version = None
-                    continue
-                failures += 1
-                self._report_problem(_explain(error, self.namespace))
-            except (*UNREACHABLE, ValueError) as error:
-                failures += 1
-                self._report_problem(_explain(error, self.namespace))
-            if failures:
-                await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
-
-    def _report_problem(self, problem: str) -> None:
-        log.warning("VideoJob watch: %s", problem)
-        self._set_problem(problem)
-
-    async def _list(self) -> str:
-        """List every VideoJob (in pages) into the cache; the resourceVersion to watch from."""
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = await self._api.list(limit=500, continue_token=token)
-            items += page["items"]
-            token = page["metadata"].get("continue")
-            if not token:
-                version: str = page["metadata"]["resourceVersion"]
-                self._replace_all(items)
-                return version
-
-    async def _watch(self, version: str) -> str:
-        """Follow changes after `version` until the server ends the watch; the last version seen."""
-        async with self._api.watch(version, deadlines.WATCH_SECONDS) as events:
-            self._set_problem(None)
-            self._heard = time.monotonic()
-            async for event in events:
-                self._heard = time.monotonic()
-                kind, obj = event["type"], event["object"]
-                version = obj["metadata"]["resourceVersion"]
-                if kind == "DELETED":
-                    self._removed(obj["metadata"]["name"], obj["metadata"]["uid"])
-                elif kind in ("ADDED", "MODIFIED"):
-                    self._changed(obj)
-        return version
-
-    # --- the cache ----------------------------------------------------------------------------
-
-    def _cached_jobs(self) -> Iterable[StoredJob]:
-        return (entry.job for entry in self._entries.values())
-
-    def _set_problem(self, problem: str | None) -> None:
-        self._problem = problem if problem is not None or self._synced.is_set() else self._problem
-
-    def _replace_all(self, items: list[dict[str, Any]]) -> None:
-        names = {obj["metadata"]["name"] for obj in items}
-        for name in [name for name in self._entries if name not in names]:
-            self._removed(name)
-        for obj in items:
-            self._changed(obj)
-        for uid in self._deleting.keys() - {obj["metadata"]["uid"] for obj in items}:
-            self._deleting.pop(uid).set()
-        self._synced.set()
-        self._problem = None
-        self._heard = time.monotonic()
-
-    def _changed(self, obj: dict[str, Any]) -> None:
-        """A VideoJob as the API server has it now: cache it; publish it when its status view changed."""
-        meta = obj["metadata"]
-        name, uid = meta["name"], meta["uid"]
-        if uid in self._deleting or meta.get("deletionTimestamp"):
-            return
-        version = int(meta["resourceVersion"])
-        entry = self._entries.get(name)
-        if entry is not None and entry.uid != uid:  # a new VideoJob of the same name
-            self._removed(name)
-            entry = None
-        before = entry.job if entry is not None else None
-        self._update(name, entry, obj, version)
-        self._tally(before, -1)
-        self._tally(self._entries[name].job, +1)
-
-    def _update(self, name: str, entry: _Entry | None, obj: dict[str, Any], version: int) -> None:
-        """Cache a new VideoJob or a newer version of a cached one; publish a changed status view."""
-        meta = obj["metadata"]
-        status = {key: value for key, value in (obj.get("status") or {}).items() if key != "heartbeatTime"}
-        if entry is None:
-            job = stored_job(obj, self.namespace)
-            fingerprint = (meta.get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
-            entry = _Entry(job, meta["uid"], version, status, deque([job], maxlen=HISTORY), fingerprint)
-            self._entries[name] = entry
-            self.bus.publish(job)
-        elif version > entry.version:
-            entry.version = version
-            sent = (meta.get("annotations") or {}).get(WEBHOOK_SENT_ANNOTATION)
-            if sent != entry.job.webhook_sent:  # no event: what the webhook sender recorded
-                entry.job = replace(entry.job, webhook_sent=sent)
-            if status != entry.status:  # not a heartbeat, label or annotation change alone
-                entry.status = status
-                job = stored_job(obj, self.namespace)
-                if _view(job) == _view(entry.job):
-                    entry.job = replace(job, event_id=entry.job.event_id)
-                else:
-                    entry.job = job
-                    entry.history.append(job)
-                    self.bus.publish(job)
-        entry.suspended = bool((obj.get("spec") or {}).get("suspend"))
-
-    def _removed(self, name: str, uid: str | None = None) -> None:
-        """The VideoJob is gone (only that incarnation of it, given its uid)."""
-        if uid is not None and (gone := self._deleting.pop(uid, None)) is not None:
-            gone.set()
-        self._forget(name, uid)
-
-    def _forget(self, name: str, uid: str | None = None) -> None:
-        """Drop the cached VideoJob (only that incarnation of it, given its uid)."""
-        entry = self._entries.get(name)
-        if entry is not None and uid in (None, entry.uid):
-            del self._entries[name]
-            self._tally(entry.job, -1)
-            self.bus.close(name)
-
-    def _tally(self, job: StoredJob | None, change: int) -> None:
-        """Count `job` in (+1) or out (-1) of its owner's active jobs, if it is active."""
-        if job is not None and job.status.phase in ACTIVE_PHASES:
-            self._active[job.owner] += change
-            if not self._active[job.owner]:
-                del self._active[job.owner]
+        """Ready while the cache is synced and its watch is healthy."""
+        self.cache.ready()
 
     # --- jobs ---------------------------------------------------------------------------------
 
-    async def _visible(self, principal: Principal, job_id: str) -> _Entry:
+    async def _visible(self, principal: Principal, job_id: str) -> CacheEntry:
         """The cached job if `principal` may see it (JobNotFound otherwise).
 
         A name the cache lacks is asked of the API server once: another replica may have created it a
         moment ago, and a client that follows its `Location` must not get a 404 for its own job.
         """
-        if not self._synced.is_set():
-            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
-        entry = self._entries.get(job_id) or await self._fetch(job_id)
+        self.cache.require_synced()
+        entry = self.cache.entries.get(job_id) or await self._fetch(job_id)
         if entry is None or not (principal.is_admin or entry.job.owner == principal.name):
             raise JobNotFound(job_id)
         return entry
 
-    async def _fetch(self, name: str) -> _Entry | None:
+    async def _fetch(self, name: str) -> CacheEntry | None:
         """That VideoJob from the API server, now cached; None when it does not exist or is being deleted."""
         try:
             obj = await self._api.get(name)
@@ -448,14 +210,14 @@ class KubernetesBackend:
             raise self._unavailable(error) from error
         except UNREACHABLE as error:
             raise self._unavailable(error) from error
-        self._changed(obj)
-        return self._entries.get(name)
+        self.cache.changed(obj)
+        return self.cache.entries.get(name)
 
-    def _find_idempotent(self, owner: str, key_hash: str) -> _Entry | None:
-        entry = self._entries.get(_idempotent_name(key_hash))
+    def _find_idempotent(self, owner: str, key_hash: str) -> CacheEntry | None:
+        entry = self.cache.entries.get(_idempotent_name(key_hash))
         return entry if entry is not None and entry.job.owner == owner else None
 
-    def _replay(self, entry: _Entry, idempotency: Idempotency) -> Created:
+    def _replay(self, entry: CacheEntry, idempotency: Idempotency) -> Created:
         if entry.fingerprint != idempotency.fingerprint:
             raise IdempotencyKeyReused()
         return Created(entry.job, replayed=True)
@@ -488,15 +250,14 @@ class KubernetesBackend:
         self, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
     ) -> Created:
         """Create the VideoJob; an Idempotency-Key names it, so a concurrent retry (any replica) finds it."""
-        if not self._synced.is_set():
-            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        self.cache.require_synced()
         key_hash = _idempotency_hash(principal.name, idempotency.key) if idempotency else None
         if idempotency is not None and key_hash is not None:
             found = self._find_idempotent(principal.name, key_hash)
             if found is not None:
                 return self._replay(found, idempotency)
         owner = principal.name
-        if self._active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
+        if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
         self._reserved[owner] += 1
         try:
@@ -515,27 +276,27 @@ class KubernetesBackend:
                     continue
                 except UNREACHABLE as error:
                     raise self._unavailable(error) from error
-                self._changed(obj)
-                return Created(self._entries[name].job, replayed=False)
+                self.cache.changed(obj)
+                return Created(self.cache.entries[name].job, replayed=False)
             raise AssertionError("unreachable")
         finally:
             self._reserved[owner] -= 1
             if not self._reserved[owner]:
                 del self._reserved[owner]
 
-    async def _existing(self, name: str) -> _Entry:
+    async def _existing(self, name: str) -> CacheEntry:
         """The VideoJob an Idempotency-Key named, which another request (or replica) created.
 
         IdempotencyKeyInUse (409, retry) while it is still being deleted.
         """
-        entry = self._entries.get(name) or await self._fetch(name)
+        entry = self.cache.entries.get(name) or await self._fetch(name)
         if entry is None:  # being deleted
             raise IdempotencyKeyInUse()
         return entry
 
     def _unavailable(self, error: Exception) -> BackendUnavailable:
         log.warning("Kubernetes API call failed: %s", error)
-        return BackendUnavailable(f"Kubernetes: {_explain(error, self.namespace)}.")
+        return BackendUnavailable(f"Kubernetes: {explain(error, self.namespace)}.")
 
     async def get(self, principal: Principal, job_id: str) -> StoredJob:
         """One job, from the cache (or, for a name it lacks yet, the API server)."""
@@ -545,13 +306,12 @@ class KubernetesBackend:
         self, principal: Principal, *, cursor: str | None, limit: int, phases: Collection[Phase]
     ) -> Page:
         """Newest first (by creation time, then name), from the cache; admins see every job."""
-        if not self._synced.is_set():
-            raise BackendUnavailable(f"Kubernetes: {self._problem}.")
+        self.cache.require_synced()
         after = _decode_cursor(cursor) if cursor is not None else None
         jobs = sorted(
             (
                 entry.job
-                for entry in self._entries.values()
+                for entry in self.cache.entries.values()
                 if (principal.is_admin or entry.job.owner == principal.name)
                 and (not phases or entry.job.status.phase in phases)
             ),
@@ -579,7 +339,7 @@ class KubernetesBackend:
 
     def _settled(self, job_id: str) -> bool:
         """Whether the job has ended or is gone."""
-        entry = self._entries.get(job_id)
+        entry = self.cache.entries.get(job_id)
         return entry is None or entry.job.status.phase.is_terminal
 
     async def _patch_spec(self, name: str, spec: dict[str, Any]) -> None:
@@ -592,7 +352,7 @@ class KubernetesBackend:
             raise self._unavailable(error) from error
         except UNREACHABLE as error:
             raise self._unavailable(error) from error
-        self._changed(obj)
+        self.cache.changed(obj)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Delete that VideoJob, its Job and pod (foreground: awaited, briefly), then its artifacts.
@@ -601,18 +361,18 @@ class KubernetesBackend:
         would come back in part, belonging to no job.
         """
         entry = await self._visible(principal, job_id)
-        gone = self._deleting.setdefault(entry.uid, asyncio.Event())  # before the watch can tell
+        gone = self.cache.deleting.setdefault(entry.uid, asyncio.Event())  # before the watch can tell
         try:
             await self._api.delete(job_id, entry.uid)
         except ApiServerError as error:
             if error.status not in (404, 409):  # gone already, or replaced by a new one (uid precondition)
-                self._deleting.pop(entry.uid, None)
+                self.cache.deleting.pop(entry.uid, None)
                 raise self._unavailable(error) from error
             gone.set()
         except UNREACHABLE as error:
-            self._deleting.pop(entry.uid, None)
+            self.cache.deleting.pop(entry.uid, None)
             raise self._unavailable(error) from error
-        self._forget(job_id, entry.uid)
+        self.cache.forget(job_id, entry.uid)
         try:
             async with asyncio.timeout(self.settings.delete_wait_seconds):
                 await gone.wait()
@@ -633,7 +393,7 @@ class KubernetesBackend:
 
     async def _event_stream(self, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
         with self.bus.subscribe(job_id) as live:
-            entry = self._entries.get(job_id)
+            entry = self.cache.entries.get(job_id)
             if entry is None:
                 return
             latest = entry.job
