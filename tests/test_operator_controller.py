@@ -305,23 +305,23 @@ def test_queue_admits_up_to_max_running_then_releases_by_priority_then_age() -> 
         assert world.api.take("create")[0][2]["spec"]["suspend"] is True  # others wait: f queues
         world.add_job(job_body("f", suspend=True, created="2026-01-01T00:00:09Z"))
 
-        await world.controller._release()
+        await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == []  # both slots taken
 
         world.add_job(job_body("running", done=True))
-        await world.controller._release()
+        await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == [("release", "d")]  # highest priority first
-        await world.controller._release()
+        await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == []  # d's slot is reserved until its Job shows it
 
         world.add_job(job_body("d", priority=10, created="2026-01-01T00:00:03Z"))
         world.add_job(job_body("b", done=True))
-        await world.controller._release()
+        await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == [("release", "e")]  # then the oldest
 
         world.add_videojob(body("c", created="2026-01-01T00:00:02Z", suspend=True))  # cancelled while queued
         world.add_job(job_body("d", done=True))
-        await world.controller._release()
+        await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == [("release", "f")]
 
     asyncio.run(scenario())
@@ -419,10 +419,10 @@ def test_finished_videojobs_are_deleted_after_their_ttl() -> None:
         fresh = {"phase": "Failed", "completionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         world.add_videojob(body("fresh", status=fresh, ttlSecondsAfterFinished=600))
         world.add_videojob(body("running", status={"phase": "Running"}, ttlSecondsAfterFinished=0))
-        next_due = await world.controller._expire()
+        next_due = await world.controller.expiry.expire(world.controller._videojobs.values())
         assert world.api.take("delete-videojob") == [("delete-videojob", "old")]
         assert 590 <= next_due <= 600
-        await world.controller._expire()
+        await world.controller.expiry.expire(world.controller._videojobs.values())
         assert world.api.take("delete-videojob") == []  # asked once
 
     asyncio.run(scenario())

@@ -1,4 +1,5 @@
-"""One cluster-wide reconciler: Jobs for VideoJobs, their status, the MAX_RUNNING queue and TTL deletion.
+"""One cluster-wide reconciler: Jobs for VideoJobs and their status; it runs admission.py's MAX_RUNNING queue
+and expiry.py's TTL deletion on its housekeeper.
 
 Kopf keeps three in-memory indexes (VideoJobs, the operator's Jobs, their pods; see handlers.py). Its
 handlers only call `kick`; everything else happens here, on a few worker tasks that read the indexes
@@ -12,12 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
-import math
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -28,13 +27,16 @@ from videojobs import deadlines
 from videojobs.contract import Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
 from videojobs.settings import RenderIsolation
+from videojobs_operator.admission import RESERVATION_SECONDS, Admission
+from videojobs_operator.expiry import Expiry
 from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
-from videojobs_operator.kube import GONE, UNREACHABLE, KubeApi
+from videojobs_operator.kube import GONE, UNREACHABLE, KubeApi, api_message
 from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import (
     JobView,
+    Key,
     OperatorStatus,
     PodView,
     VideoJobView,
@@ -43,9 +45,6 @@ from videojobs_operator.status import (
     phase_event,
     timestamp,
 )
-
-Key = tuple[str, str]
-"""(namespace, VideoJob name): how the indexes file VideoJobs, Jobs and pods."""
 
 RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
@@ -57,8 +56,6 @@ so that nothing (a call without a deadline, an executor thread that never return
 STALL_SECONDS = 60.0
 """Work pending and no reconcile done for this long: the workers are stuck (liveness fails, the Lease
 is given up)."""
-RESERVATION_SECONDS = 30.0
-"""How long a slot handed to a Job (or a Job just created) counts before the Job's watch event confirms it."""
 HOUSEKEEPING_MIN_INTERVAL = 0.1
 GAUGE_SECONDS = 2.0
 
@@ -118,13 +115,6 @@ def _seconds_between(earlier: str, later: str) -> float:
     return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
 
 
-def _api_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "")["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"{error.status} {error.reason}"
-
-
 def _owner(videojob: VideoJobView) -> kopf.Body:
     """The VideoJob as the owner `kopf.adopt` makes of it (owner reference, namespace, its labels)."""
     return kopf.Body(
@@ -163,14 +153,14 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._written: dict[Key, tuple[str, OperatorStatus]] = {}  # ahead of the index until it catches up
         self._failures: dict[str, tuple[str, str]] = {}  # VideoJob uid -> (reason, message)
-        self._reserved: dict[Key, float] = {}  # slots handed out, not yet seen in the index
         self._attempts: dict[Key, int] = {}
-        self._deleting: set[str] = set()
         self._stages: dict[str, tuple[str, float]] = {}
         self._new_jobs: dict[Key, tuple[str, float]] = {}  # made, not yet in the index: (VideoJob uid, when)
         self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.suspend
         self._progressed = time.monotonic()  # a reconcile got its answers, or work arrived after none
         self._events: dict[str, str] = {}  # VideoJob uid -> name of the latest Event known to be posted
+        self.admission = Admission(settings.max_running, api, self._releasable, self._housekeeping.set)
+        self.expiry = Expiry(api, self._current)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -227,9 +217,9 @@ class Controller:
             del self._written[key]
         self._failures.pop(uid, None)
         self._events.pop(uid, None)
-        self._deleting.discard(uid)
+        self.expiry.deleting.discard(uid)
         self._stages.pop(uid, None)
-        self._reserved.pop(key, None)
+        self.admission.reserved.pop(key, None)
         self._attempts.pop(key, None)
         self._new_jobs.pop(key, None)
         self._cancelled.pop(key, None)
@@ -278,14 +268,14 @@ class Controller:
         try:
             await self.api.create_job(videojob.namespace, manifest)
         except ApiException as error:
-            self._reserved.pop(key, None)
+            self.admission.reserved.pop(key, None)
             if error.status == 409:
                 if await self._check_existing(videojob):
                     self._new_jobs[key] = (videojob.uid, time.monotonic())
             elif error.status in (400, 422):
-                self._fail(videojob, "InvalidJob", _api_message(error))
+                self._fail(videojob, "InvalidJob", api_message(error))
             else:
-                raise RetryLater(f"creating its Job failed: {_api_message(error)}") from error
+                raise RetryLater(f"creating its Job failed: {api_message(error)}") from error
         else:
             self._new_jobs[key] = (videojob.uid, time.monotonic())
             logger.info(
@@ -325,7 +315,7 @@ class Controller:
             )
             return self._owned(videojob, existing)
         if isinstance(result, ApiException) and result.status in (400, 422):
-            self._fail(videojob, "InvalidRunnerIdentity", _api_message(result))
+            self._fail(videojob, "InvalidRunnerIdentity", api_message(result))
             return False
         raise RetryLater(f"creating the runner's {manifest['kind']} failed: {result}") from result
 
@@ -367,50 +357,12 @@ class Controller:
         elif previous is None or previous[0] != videojob.stage:
             self._stages[videojob.uid] = (videojob.stage, now)
 
-    # --- admission ---------------------------------------------------------------------------------
-
     def admit(self, key: Key) -> bool:
-        """Whether a new Job may start at once: a slot is free and nothing waits for one (takes it)."""
-        limit = self.settings.max_running
-        if limit == 0:
-            return True
-        jobs = list(self._all_jobs())
-        self._prune_reservations(jobs)
-        if any(job.waiting for _, job in jobs) or len(self._running(jobs)) >= limit:
-            return False
-        self._reserved[key] = time.monotonic()
-        return True
-
-    async def _release(self) -> None:
-        """Unsuspend waiting Jobs while slots are free: higher priority first, then older first."""
-        limit = self.settings.max_running
-        if limit == 0:
-            return
-        jobs = list(self._all_jobs())
-        self._prune_reservations(jobs)
-        free = limit - len(self._running(jobs))
-        if free <= 0:
-            return
-        waiting = [
-            (key, job)
-            for key, job in jobs
-            if job.waiting and key not in self._reserved and self._releasable(key, job)
-        ]
-        waiting.sort(key=lambda pair: pair[1].queue_order())
-        for key, job in waiting[:free]:
-            self._reserved[key] = time.monotonic()
-            try:
-                await self.api.release_job(key[0], job.name, job.uid)
-            except ApiException as error:
-                self._reserved.pop(key, None)
-                if error.status not in GONE:
-                    RECONCILE_ERRORS.labels("release").inc()
-                    logger.warning("releasing Job %s/%s failed: %s", key[0], job.name, _api_message(error))
-                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self._housekeeping.set)
-            else:
-                logger.info("released Job %s/%s from the queue", key[0], job.name)
+        """Whether a new Job may start at once (takes the slot): see Admission."""
+        return self.admission.admit(key, list(self._all_jobs()))
 
     def _releasable(self, key: Key, job: JobView) -> bool:
+        """Whether the VideoJob of a waiting Job still wants it run (not suspended, not deleted)."""
         videojob = self.videojob(key)
         return (
             videojob is not None
@@ -418,16 +370,6 @@ class Controller:
             and not videojob.suspend
             and not videojob.deleting
         )
-
-    def _running(self, jobs: list[tuple[Key, JobView]]) -> set[Key]:
-        return {key for key, job in jobs if job.running and job.kueue_queue is None} | set(self._reserved)
-
-    def _prune_reservations(self, jobs: list[tuple[Key, JobView]]) -> None:
-        settled = {key for key, job in jobs if not job.waiting}
-        expired = time.monotonic() - RESERVATION_SECONDS
-        for key, since in list(self._reserved.items()):
-            if key in settled or since < expired:
-                del self._reserved[key]
 
     # --- index lookups -------------------------------------------------------------------------------
 
@@ -472,7 +414,7 @@ class Controller:
                 if error.status in GONE:  # deleted, or replaced by a new VideoJob of the same name
                     self._written.pop(key, None)
                 else:
-                    self._retry(key, "status", _api_message(error))
+                    self._retry(key, "status", api_message(error))
             except RetryLater as error:
                 self._retry(key, "job", str(error))
             except UNREACHABLE as error:  # no answer in time (a call's deadline, or RECONCILE_SECONDS)
@@ -566,8 +508,8 @@ class Controller:
             wait = GAUGE_SECONDS  # at least this often, to keep the by-phase gauge fresh
             try:
                 async with asyncio.timeout(RECONCILE_SECONDS):
-                    await self._release()
-                    wait = min(wait, await self._expire())
+                    await self.admission.release(list(self._all_jobs()))
+                    wait = min(wait, await self.expiry.expire(self._videojobs.values()))
             except UNREACHABLE as error:
                 RECONCILE_ERRORS.labels("housekeeping").inc()
                 logger.warning("housekeeping failed (retry in %.0f s): %s", RETRY_SECONDS, error or "timeout")
@@ -584,36 +526,3 @@ class Controller:
             await asyncio.sleep(HOUSEKEEPING_MIN_INTERVAL)  # coalesce bursts of wake-ups
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._housekeeping.wait(), timeout=max(wait, 0.0))
-
-    async def _expire(self) -> float:
-        """Delete finished VideoJobs past their ttlSecondsAfterFinished; seconds until the next is due."""
-        now = datetime.now(UTC)
-        due: list[VideoJobView] = []
-        next_due = math.inf
-        for store in self._videojobs.values():
-            for videojob in store:
-                status = self._current(videojob)
-                ttl = videojob.ttl_seconds_after_finished
-                if (
-                    ttl is None
-                    or status.phase is None
-                    or not status.phase.is_terminal
-                    or status.completion_time is None
-                    or videojob.deleting
-                    or videojob.uid in self._deleting
-                ):
-                    continue
-                remaining = ttl - (now - datetime.fromisoformat(status.completion_time)).total_seconds()
-                if remaining <= 0:
-                    due.append(videojob)
-                else:
-                    next_due = min(next_due, remaining)
-        for videojob in due:
-            self._deleting.add(videojob.uid)
-            try:
-                await self.api.delete_videojob(videojob.namespace, videojob.name, videojob.uid)
-            except ApiException:
-                self._deleting.discard(videojob.uid)
-                raise
-            logger.info("deleted %s/%s: finished longer than its TTL ago", videojob.namespace, videojob.name)
-        return next_due

@@ -16,11 +16,11 @@ import kopf
 from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs.keys import MANAGED_BY_LABEL, NAME_ANNOTATION, OPERATOR_MANAGER
-from videojobs_operator.controller import Controller, Key
+from videojobs_operator.controller import Controller
 from videojobs_operator.health import WatchTracker
 from videojobs_operator.kube import KubeApi
 from videojobs_operator.settings import OperatorSettings
-from videojobs_operator.status import JobView, PodView, VideoJobView
+from videojobs_operator.status import JobView, Key, PodView, VideoJobView
 
 MANAGED = {MANAGED_BY_LABEL: OPERATOR_MANAGER}
 SELECTOR = f"{MANAGED_BY_LABEL}={OPERATOR_MANAGER}"

@@ -300,3 +300,11 @@ class KubeApi:
         except ApiException as error:
             if error.status != 409:  # 409: this change's Event exists (posted before a restart)
                 raise
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own message in an error, or its status and reason."""
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{error.status} {error.reason}"

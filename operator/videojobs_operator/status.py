@@ -12,6 +12,9 @@ from typing import Any
 from videojobs.contract import ConditionStatus, Phase
 from videojobs.keys import JOB_CREATED_ANNOTATION, KUEUE_QUEUE_LABEL, NAME_ANNOTATION, PRIORITY_ANNOTATION
 
+Key = tuple[str, str]
+"""(namespace, VideoJob name): how the indexes file VideoJobs, Jobs and pods."""
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Queued", "Running", "Succeeded", "Failed", "Cancelled"
 """Condition types the operator maintains."""
 
