@@ -15,6 +15,7 @@ from videojobs.keys import (
     OPERATOR_MANAGER,
     PRIORITY_ANNOTATION,
 )
+from videojobs.pod_security import restricted_container
 from videojobs.settings import RenderIsolation
 from videojobs_operator.settings import GPU_RESOURCE, OperatorSettings
 
@@ -159,15 +160,7 @@ def _container(name: str, spec: VideoJobSpec, settings: OperatorSettings) -> dic
             *(_render_pod_env(settings) if settings.render_isolation is RenderIsolation.POD else []),
         ],
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},  # Guaranteed QoS
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUNNER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(RUNNER_UID),
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "work", "mountPath": WORK_DIR},

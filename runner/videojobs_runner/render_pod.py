@@ -31,6 +31,7 @@ from urllib3.exceptions import HTTPError
 from videojobs import deadlines
 from videojobs.errors import ConfigurationError, RenderingError, StorageError
 from videojobs.keys import MANAGED_BY_LABEL, RENDER_ROLE, ROLE_LABEL, RUNNER_MANAGER
+from videojobs.pod_security import restricted_container
 from videojobs.settings import Settings
 from videojobs.storage import S3Storage, storage_from_settings
 from videojobs_runner.isolation import Launch, worker_env
@@ -214,15 +215,7 @@ def render_pod_manifest(
                     "workingDir": str(WORK_DIR),
                     "env": [{"name": key, "value": value} for key, value in env.items()],
                     "resources": {"requests": dict(amounts), "limits": dict(amounts)},
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                        "privileged": False,
-                        "readOnlyRootFilesystem": True,
-                        "runAsNonRoot": True,
-                        "runAsUser": uid,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": restricted_container(uid),
                     "volumeMounts": [
                         {"name": "work", "mountPath": str(WORK_DIR)},
                         {"name": "work", "mountPath": "/tmp", "subPath": "tmp"},
