@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 
 from videojobs.contract import Quality
 from videojobs.settings import Settings
+from videojobs_runner import isolation
 from videojobs_runner.isolation import INSIDE_WORKDIR, worker_env
 from videojobs_runner.sandbox import FailureKind, RenderLimits, RenderOutcome, render_scene
 
@@ -213,3 +216,23 @@ def test_job_ids_that_look_like_tex_options_render_latex(tmp_path: Path) -> None
     code = write_scene(tmp_path, 'self.play(Write(MathTex(r"a^2+b^2=c^2")), run_time=0.3)')
     outcome = asyncio.run(render_scene(code, "Demo", Quality.LOW, workdir, LIMITS))
     assert outcome.ok, outcome.error
+
+
+def test_allowed_reads_under_tmp_stay_visible_over_the_renders_own_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout or venv under /tmp (a CI clone, a pip cache) is still readable inside the sandbox."""
+    shared = tmp_path / "checkout"
+    shared.mkdir(mode=0o755)
+    (shared / "data.txt").write_text("visible\n")
+    (shared / "data.txt").chmod(0o644)
+    assert str(shared).startswith("/tmp/"), "pytest's tmp_path should lie under /tmp"
+    monkeypatch.setattr(isolation, "SYSTEM_READS", (*isolation.SYSTEM_READS, str(shared)))
+    workdir = tmp_path / "work"
+    (workdir / "tmp").mkdir(parents=True)
+    code = tmp_path / "read.py"
+    code.write_text(f"print(open({str(shared / 'data.txt')!r}).read().strip())\n")
+    argv = [sys.executable, "-I", str(isolation.INSIDE_CODE_DIR / code.name)]
+    launch = isolation.bwrap_launch(argv, code, workdir, range(isolation.PROBE_UID, isolation.PROBE_UID + 1))
+    result = subprocess.run(launch.argv, env=launch.env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "visible"), result.stderr

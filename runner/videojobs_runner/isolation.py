@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,11 +93,11 @@ def bwrap_launch(worker_argv: list[str], code_path: Path, workdir: Path, uids: r
     argv = [bwrap, "--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += _root_links()
-    binds = [("--ro-bind-try", source, source) for source in _readable()]
-    binds += [("--bind", str(workdir), str(INSIDE_WORKDIR)), ("--bind", str(workdir / "tmp"), "/tmp")]
-    binds += [("--ro-bind", str(code_path), str(INSIDE_CODE_DIR / code_path.name))]
-    argv += _folders_for(target for _, _, target in binds)
-    argv += [arg for bind in binds for arg in bind]
+    argv += _mounts(
+        writable=[(workdir, INSIDE_WORKDIR), (workdir / "tmp", Path("/tmp"))],
+        readable=[(Path(source), Path(source)) for source in _readable()],
+        code=(code_path, INSIDE_CODE_DIR / code_path.name),
+    )
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--chdir", str(INSIDE_WORKDIR), "--hostname", "render"]
     argv += [arg for name, value in env.items() for arg in ("--setenv", name, value)]
@@ -119,22 +119,32 @@ def _readable() -> Iterator[str]:
         [
             sys.base_prefix,
             sys.prefix,
-            str(Path(sys.executable).parent),
             str(Path(videojobs.__file__).parent),
             str(Path(videojobs_runner.__file__).parent),
         ]
     )
 
 
-def _folders_for(targets: Iterable[str]) -> list[str]:
-    """bwrap arguments making every folder above the mount `targets` traversable (bwrap makes them 0700)."""
+def _mounts(
+    writable: list[tuple[Path, Path]], readable: list[tuple[Path, Path]], code: tuple[Path, Path]
+) -> list[str]:
+    """bwrap arguments for the binds, writable ones first so that the read allow-list layers over them.
+
+    A venv or checkout under /tmp stays visible although the render's own /tmp covers the host's. Every
+    folder above a mount point is made traversable (bwrap would make it 0700, closed to a switched uid),
+    except the writable mount points themselves, which keep their owner and mode.
+    """
     arguments: list[str] = []
-    made: set[Path] = set()
-    for target in targets:
-        for folder in reversed(Path(target).parents[:-1]):  # from the top down, without "/"
+    made = {Path("/"), *(target for _, target in writable)}
+    binds = [("--bind", *pair) for pair in writable]
+    binds += [("--ro-bind-try", *pair) for pair in readable]
+    binds += [("--ro-bind", *code)]
+    for option, source, target in binds:
+        for folder in reversed(target.parents):  # from the top down
             if folder not in made:
                 made.add(folder)
                 arguments += ["--perms", "0755", "--dir", str(folder)]
+        arguments += [option, str(source), str(target)]
     return arguments
 
 
