@@ -155,15 +155,19 @@ def test_jobs_are_listed_newest_first_a_page_at_a_time(idle_api: ApiServer) -> N
         ({"topic": "x" * 501}, "topic"),
         ({"topic": "t", "quality": "ultra"}, "quality"),
         ({"topic": "t", "priority": "asap"}, "priority"),
-        ({"topic": "t", "output_format": "webm"}, "output_format"),
+        ({"topic": "t", "delivery": {"format": "webm"}}, "delivery.format"),
         ({"topic": "t", "max_cost_usd": 0}, "max_cost_usd"),
         ({"topic": "t", "tags": ["x"] * 21}, "tags"),
-        ({"topic": "t", "webhook_url": "not a url"}, "webhook_url"),
-        ({"topic": "t", "enable_subtitles": "perhaps"}, "enable_subtitles"),
-        ({"topic": "t", "enable_thumbnails": 0}, "enable_thumbnails"),
+        ({"topic": "t", "webhook": {"url": "not a url"}}, "webhook.url"),
+        ({"topic": "t", "delivery": {"subtitles": "perhaps"}}, "delivery.subtitles"),
+        ({"topic": "t", "delivery": {"thumbnail": 0}}, "delivery.thumbnail"),
         ({"topic": "t", "max_cost_usd": "5"}, "max_cost_usd"),
-        ({"topic": "t", "webhook_url": "ftp://example.com/hook"}, "webhook_url"),
-        ({"topic": "t", "webhook_events": ["always"]}, "webhook_events"),
+        ({"topic": "t", "max_scenes": "5"}, "max_scenes"),
+        ({"topic": "t", "max_scenes": 13}, "max_scenes"),
+        ({"topic": "t", "models": {"default": ""}}, "models.default"),
+        ({"topic": "t", "maxScenes": 3}, "maxScenes"),
+        ({"topic": "t", "webhook": {"url": "ftp://example.com/hook"}}, "webhook.url"),
+        ({"topic": "t", "webhook": {"url": "https://example.com/h", "events": ["always"]}}, "webhook.events"),
         ({"topic": "t", "surprise": 1}, "surprise"),
         ({}, "topic"),
     ],
@@ -182,12 +186,6 @@ def test_unparsable_json_is_a_422_problem(local_idle_api: ApiServer) -> None:
             "/v1/videos/generate", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert_problem(response, 422, "body")
-
-
-def test_the_seed_field_context_is_the_description(local_idle_api: ApiServer) -> None:
-    with local_idle_api.client() as alice:
-        job = create(alice, "t", context="for beginners")
-        assert job["request"]["description"] == "for beginners"
 
 
 @pytest.mark.parametrize(
@@ -464,7 +462,7 @@ def test_stream_serves_ranges(api: ApiServer) -> None:
 def test_download_thumbnail_subtitles_and_metadata(api: ApiServer) -> None:
     with api.client() as alice:
         job_id = create(alice, "Waves & Sound")["id"]
-        bare = create(alice, "bare", enable_subtitles=False, enable_thumbnails=False)["id"]
+        bare = create(alice, "bare", delivery={"subtitles": False, "thumbnail": False})["id"]
         wait_for(alice, job_id, "Succeeded")
         wait_for(alice, bare, "Succeeded")
         base = f"/v1/videos/jobs/{job_id}"
@@ -558,7 +556,7 @@ def test_webhooks_are_signed_and_sent_at_stage_changes_and_the_end(
     api: ApiServer, receiver: Receiver
 ) -> None:
     with api.client() as alice:
-        job_id = create(alice, webhook_url=receiver.url, webhook_events=["completed", "stage"])["id"]
+        job_id = create(alice, webhook={"url": receiver.url, "events": ["completed", "stage"]})["id"]
         wait_for(alice, job_id, "Succeeded")
         calls = receiver.wait(1)
         deadline = time.monotonic() + 10
@@ -634,19 +632,23 @@ def test_webhook_urls_must_be_https_unless_allowed(tmp_path: Path) -> None:
         api.client() as alice,
     ):
         assert_problem(
-            alice.post("/v1/videos/generate", json={"topic": "t", "webhook_url": "http://example.com/h"}),
+            alice.post(
+                "/v1/videos/generate", json={"topic": "t", "webhook": {"url": "http://example.com/h"}}
+            ),
             422,
-            "webhook_url",
+            "webhook.url",
         )
-        create(alice, webhook_url="https://example.com/h")
+        create(alice, webhook={"url": "https://example.com/h"})
     with (
         ApiServer(api_settings(tmp_path / "b", webhook_secret=None, local_workers=0)) as api,
         api.client() as alice,
     ):
         assert_problem(
-            alice.post("/v1/videos/generate", json={"topic": "t", "webhook_url": "https://example.com/h"}),
+            alice.post(
+                "/v1/videos/generate", json={"topic": "t", "webhook": {"url": "https://example.com/h"}}
+            ),
             422,
-            "webhook_url",
+            "webhook.url",
         )
 
 

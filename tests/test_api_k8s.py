@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 from api_harness import (
+    FULL_REQUEST,
     KEYS,
     VIDEO_BYTES,
     ApiServer,
@@ -41,7 +42,7 @@ from kubernetes import client
 from s3_server import S3Server
 
 from videojobs import deadlines
-from videojobs.contract import storage_job_id
+from videojobs.contract import GenerationRequest, storage_job_id
 from videojobs.crd import API_VERSION, KIND
 from videojobs.settings import Settings
 from videojobs_api.auth import Principal, Role
@@ -83,23 +84,27 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
 ) -> None:
     urgent = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": URGENT}}
     k8s_cluster.kubectl("apply", "-f", "-", input=json.dumps(urgent | {"value": 1000}))
-    body = {"topic": "Fourier series", "model": "openai/gpt-4o-mini", "quality": "low", "max_cost_usd": 2.5}
+    body = FULL_REQUEST | {"priority": "urgent"}
     with (
         kubernetes_api(request, tmp_path, run_jobs=False, priority_classes={"urgent": URGENT}) as api,
         api.client() as alice,
         api.client("root") as root,
     ):
         headers = {"Idempotency-Key": "k1"}
-        job = alice.post("/v1/videos/generate", json=body | {"priority": "urgent"}, headers=headers).json()
+        job = alice.post("/v1/videos/generate", json=body, headers=headers).json()
         namespace = api.settings.namespace
         obj = kubectl_json(k8s_cluster, api, "videojob", job["id"])
         meta, spec = obj["metadata"], obj["spec"]
         assert meta["labels"]["videojobs.io/owner"] == "alice"
         assert "videojobs.io/idempotency-key" in meta["labels"]
         assert meta["annotations"]["videojobs.io/owner"] == "alice"
-        assert json.loads(meta["annotations"]["videojobs.io/request"]) == job["request"]
-        assert spec["topic"] == "Fourier series" and spec["quality"] == "low" and spec["maxCostUsd"] == 2.5
-        assert spec["models"] == dict.fromkeys(("planner", "scene", "helper"), "openai/gpt-4o-mini")
+        assert set(meta["annotations"]) == {"videojobs.io/owner", "videojobs.io/created-at"} | {
+            "videojobs.io/request-fingerprint"
+        }, "the request lives in the spec, not in an annotation"
+        assert job["request"] == body
+        request_part = {key: spec[key] for key in GenerationRequest(**body).to_wire()}
+        assert request_part == GenerationRequest.model_validate(body).to_wire()
+        assert spec["maxCostUsd"] == 2.5 and spec["delivery"]["subtitles"] is False
         assert spec["queueName"] == "kueue" and spec["suspend"] is False
         assert spec["priorityClassName"] == URGENT
         listed = k8s_cluster.kubectl(

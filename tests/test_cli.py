@@ -12,15 +12,19 @@ from cli_runs import cli_env, run_cli
     ("args", "code", "expected"),
     [
         (
-            ["generate", "x" * 501, "--model", "openai/m"],
+            ["generate", "x" * 501, "--models-default", "openai/m"],
             1,
-            "topic: String should have at most 500 characters",
+            "TOPIC: String should have at most 500 characters",
         ),
         (["generate", "A topic", "--quality", "ultra"], 2, "Invalid value for '--quality'"),
-        (["generate", "A topic", "--max-scenes", "0", "--model", "openai/m"], 1, "max_scenes"),
-        (["generate"], 2, "Missing argument 'topic'"),
+        (
+            ["generate", "A topic", "--max-scenes", "0", "--models-default", "openai/m"],
+            1,
+            "--max-scenes: Input should be greater than or equal to 1",
+        ),
+        (["generate"], 2, "Missing argument 'TOPIC'"),
         (["resume", "no-such-job"], 1, "no job 'no-such-job'"),
-        (["generate", "A topic", "--job-id", "Bad_ID", "--model", "openai/m"], 1, "invalid job id"),
+        (["generate", "A topic", "--job-id", "Bad_ID", "--models-default", "openai/m"], 1, "invalid job id"),
     ],
 )
 def test_bad_input_is_one_line_and_creates_nothing(
@@ -39,7 +43,7 @@ def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:
         for k, v in cli_env(OUTPUT_DIR=str(tmp_path)).items()
         if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     }
-    result = run_cli("generate", "A topic", "--model", "gemini/gemini-2.5-pro", env=env)
+    result = run_cli("generate", "A topic", "--models-default", "gemini/gemini-2.5-pro", env=env)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "GEMINI_API_KEY" in result.stderr
     assert list(tmp_path.iterdir()) == []

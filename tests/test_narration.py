@@ -207,7 +207,7 @@ def test_a_repeated_job_synthesises_no_sentence_again(fake_llm: FakeLLM, tmp_pat
 
 @pytest.mark.render
 def test_voice_none_keeps_a_silent_track_and_spreads_the_subtitles(fake_llm: FakeLLM, tmp_path: Path) -> None:
-    result = run_cli("generate", "Test topic", "--out", str(tmp_path), "--tts", "none")
+    result = run_cli("generate", "Test topic", "--out", str(tmp_path), "--voice-backend", "none")
     assert result.returncode == 0, result.stderr
     (job,) = job_folders(tmp_path)
     assert read_json(job / "job.json")["voice"]["backend"] == "none"

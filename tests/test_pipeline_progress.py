@@ -50,7 +50,7 @@ def test_budget_stops_before_the_call_that_would_exceed_it_and_resume_finishes(
     # Each call is priced beforehand at its prompt tokens plus the full output cap (1000 tokens of
     # gpt-4o-mini: $0.0006), so a $0.001 budget lets a few cheap calls through, then stops the job.
     env = cli_env(LLM_MAX_OUTPUT_TOKENS="1000")
-    first = run_cli("generate", "Test topic", "--out", str(tmp_path), "--max-cost", "0.001", env=env)
+    first = run_cli("generate", "Test topic", "--out", str(tmp_path), "--max-cost-usd", "0.001", env=env)
     assert first.returncode == 1
     (error_line,) = [line for line in first.stderr.splitlines() if line.startswith("error:")]
     assert "could cost up to $0.000" in error_line and "max_cost_usd" in error_line

@@ -66,7 +66,7 @@ def test_wrong_secret_key_is_a_one_line_storage_error(s3_server: S3Server, tmp_p
         **(s3_server.env(bucket) | {"AWS_SECRET_ACCESS_KEY": "not-the-secret"}), WORK_DIR=str(tmp_path)
     )
     result = run_cli(
-        "generate", "Test topic", "--model", "openai/gpt-4o-mini", env=env | {"OPENAI_API_KEY": "x"}
+        "generate", "Test topic", "--models-default", "openai/gpt-4o-mini", env=env | {"OPENAI_API_KEY": "x"}
     )
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]

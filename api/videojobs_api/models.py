@@ -2,123 +2,96 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
-import re
+import operator
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from videojobs.contract import (
+    JOB_NAME_PATTERN,
+    ContractModel,
     GenerationRequest,
     JobError,
     JobStatus,
-    ModelChoice,
     Phase,
-    Quality,
     SceneCounts,
     Stage,
-    Topic,
     Usage,
 )
 
 API_PREFIX = "/v1"
 """Every job route lives under this versioned prefix; health and metrics do not."""
 
-JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+JOB_ID_PATTERN = JOB_NAME_PATTERN
 """Job ids are DNS-1123 labels (storage prefixes and Kubernetes names alike)."""
 
 
-class Priority(StrEnum):
-    """Queue order among a deployment's waiting jobs."""
-
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-    @property
-    def rank(self) -> int:
-        """Higher runs first."""
-        return list(Priority).index(self)
+def _same_name(name: str) -> str:
+    return name
 
 
-class OutputFormat(StrEnum):
-    """Container of the finished video."""
-
-    MP4 = "mp4"
+_SNAKE_CASE = ConfigDict(alias_generator=_same_name)
 
 
-class WebhookEvent(StrEnum):
-    """What a job's webhook is called for: its end (always useful) and, optionally, each stage."""
+def _snake_case_annotation(annotation: Any) -> Any:
+    """`annotation` with every contract model in it replaced by its snake_case twin."""
+    if isinstance(annotation, type) and issubclass(annotation, ContractModel):
+        return snake_case(annotation)
+    arguments = get_args(annotation)
+    if not arguments:
+        return annotation
+    twins = tuple(_snake_case_annotation(argument) for argument in arguments)
+    if twins == arguments:
+        return annotation
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return Annotated[(twins[0], *annotation.__metadata__)]
+    if origin in (UnionType, Union):
+        return functools.reduce(operator.or_, twins)
+    return origin[twins]
 
-    COMPLETED = "completed"
-    STAGE = "stage"
+
+@functools.cache
+def snake_case(model: type[ContractModel]) -> type[ContractModel]:
+    """The REST twin of a contract model: the same fields, validation and descriptions, snake_case keys."""
+    namespace: dict[str, Any] = {"__doc__": model.__doc__, "__module__": __name__}
+    namespace["model_config"] = _SNAKE_CASE
+    annotations: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        twin = _snake_case_annotation(info.annotation)
+        if twin is not info.annotation:
+            annotations[name] = Annotated[(twin, *info.metadata)] if info.metadata else twin
+            namespace[name] = copy.copy(info)
+    namespace["__annotations__"] = annotations
+    return type(model.__name__, (model,), namespace)
 
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-WebhookUrl = Annotated[
-    str,
-    StringConstraints(
-        max_length=2000, pattern=r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[\x21-\x7e]*)?$"
-    ),
-]
-"""An http(s) URL with an ASCII host name or address, kept exactly as given."""
+if TYPE_CHECKING:
+    JobCreateRequest = GenerationRequest
+else:
+    JobCreateRequest = snake_case(GenerationRequest)
+    """The body of POST /v1/videos/generate: the VideoJob spec's request part in snake_case."""
 
 
-class JobCreateRequest(BaseModel):
-    """What to generate (the seed's contract) plus a webhook and a budget; unknown fields are refused.
+def to_contract(request: GenerationRequest) -> GenerationRequest:
+    """The contract model of a REST request (or the request itself when it is one)."""
+    return GenerationRequest.model_validate(request.model_dump())
 
-    Booleans and numbers are strict: JSON types must match the schema (no 0 for false, no "5" for 5).
-    """
 
-    model_config = ConfigDict(extra="forbid")
+def to_rest(request: GenerationRequest) -> GenerationRequest:
+    """The REST (snake_case) view of a contract request."""
+    return JobCreateRequest.model_validate(request.model_dump())
 
-    topic: Topic
-    description: str = Field(
-        default="",
-        max_length=5000,
-        validation_alias=AliasChoices("description", "context"),
-        description="Extra context for the planner (`context` is accepted too).",
-    )
-    model: str | None = Field(
-        default=None, min_length=1, max_length=200, description="litellm model string for every role."
-    )
-    quality: Quality | None = Field(default=None, description="Render preset; the deployment's if unset.")
-    priority: Priority = Priority.NORMAL
-    enable_subtitles: bool = Field(default=True, strict=True)
-    enable_thumbnails: bool = Field(default=True, strict=True)
-    output_format: OutputFormat = OutputFormat.MP4
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
-    webhook_url: WebhookUrl | None = Field(
-        default=None, description="Called (signed, Standard Webhooks) when the job ends."
-    )
-    webhook_events: list[WebhookEvent] = Field(
-        default_factory=lambda: [WebhookEvent.COMPLETED], max_length=len(WebhookEvent)
-    )
-    max_cost_usd: float | None = Field(
-        default=None, gt=0, le=10_000, strict=True, description="Stop before spending more on LLM calls."
-    )
 
-    def generation_request(self) -> GenerationRequest:
-        """The runner's request for this job."""
-        return GenerationRequest(
-            topic=self.topic,
-            description=self.description,
-            models=ModelChoice(planner=self.model, scene=self.model, helper=self.model),
-            quality=self.quality,
-            max_cost_usd=self.max_cost_usd,
-        )
-
-    def fingerprint(self) -> str:
-        """A hash of the validated request: equal requests (defaults filled in) hash alike."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
-
-    def file_stem(self) -> str:
-        """A download file name stem from the topic, e.g. `the-pythagorean-theorem`."""
-        return re.sub(r"[^a-z0-9]+", "-", self.topic.lower()).strip("-")[:60].strip("-") or "video"
+def fingerprint(request: GenerationRequest) -> str:
+    """A hash of the validated request: equal requests (defaults filled in) hash alike."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -128,7 +101,8 @@ class StoredJob:
     id: str
     owner: str
     created_at: datetime
-    request: JobCreateRequest
+    request: GenerationRequest
+    """The request in contract form (REST views convert it with `to_rest`)."""
     status: JobStatus
     event_id: int
     storage_id: str | None = None
@@ -140,13 +114,6 @@ class StoredJob:
     def storage_key(self) -> str:
         """The storage prefix of the job's artifacts."""
         return self.storage_id or self.id
-
-
-def _same_name(name: str) -> str:
-    return name
-
-
-_SNAKE_CASE = ConfigDict(alias_generator=_same_name)
 
 
 class SceneProgress(SceneCounts):
@@ -251,7 +218,7 @@ class JobResponse(JobStatusResponse):
         """The full view of a stored job."""
         fields = _status_fields(job) | {
             "owner": job.owner,
-            "request": job.request,
+            "request": to_rest(job.request),
             "urls": JobLinks.of(job.id),
         }
         return cls.model_validate(fields)

@@ -31,6 +31,8 @@ from videojobs_api.models import (
     JobStatusResponse,
     StoredJob,
     VideoUrl,
+    fingerprint,
+    to_contract,
 )
 from videojobs_api.problems import (
     ArtifactNotFound,
@@ -178,10 +180,11 @@ async def generate_video(
     idempotency_key: IdempotencyKey = None,
 ) -> JobResponse:
     """Queue a job; 202 with its Location. An Idempotency-Key replays the job it created before."""
-    services.webhooks.check_url(body.webhook_url)
-    idempotency = Idempotency(idempotency_key, body.fingerprint()) if idempotency_key else None
+    job_request = to_contract(body)
+    services.webhooks.check_url(job_request.webhook)
+    idempotency = Idempotency(idempotency_key, fingerprint(job_request)) if idempotency_key else None
     with services.in_flight.hold(principal.name, idempotency_key):
-        created = await services.backend.create(principal, body, idempotency)
+        created = await services.backend.create(principal, job_request, idempotency)
     job = JobResponse.of(created.job)
     response.headers["Location"] = f"{str(request.base_url).rstrip('/')}{job.urls.job}"
     if created.replayed:
@@ -346,8 +349,8 @@ async def download_video(job_id: JobId, principal: CurrentPrincipal, services: S
 async def get_thumbnail(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> Response:
     """A JPEG frame of the video (404 when the job asked for no thumbnail)."""
     job = await _succeeded_job(services, principal, job_id)
-    if not job.request.enable_thumbnails:
-        raise ArtifactNotFound(f"Job {job.id!r} was created with enable_thumbnails false.")
+    if not job.request.delivery.thumbnail:
+        raise ArtifactNotFound(f"Job {job.id!r} was created with delivery.thumbnail false.")
     return await _serve(services, job, ArtifactKind.THUMBNAIL, "jpg")
 
 
@@ -365,8 +368,8 @@ async def get_subtitles(
 ) -> Response:
     """WebVTT or SubRip narration subtitles (404 when the job asked for none)."""
     job = await _succeeded_job(services, principal, job_id)
-    if not job.request.enable_subtitles:
-        raise ArtifactNotFound(f"Job {job.id!r} was created with enable_subtitles false.")
+    if not job.request.delivery.subtitles:
+        raise ArtifactNotFound(f"Job {job.id!r} was created with delivery.subtitles false.")
     return await _serve(services, job, _SUBTITLE_KINDS[subtitle_format], subtitle_format.value)
 
 

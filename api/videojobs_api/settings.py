@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from videojobs.contract import Priority
 from videojobs.settings import Settings, pod_namespace
 from videojobs_api.auth import ApiKey, parse_api_keys
-from videojobs_api.models import Priority
 
 API_ENV_PREFIX = "VIDEOJOBS_API_"
 WEBHOOK_SECRET_PREFIX = "whsec_"

@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
-from videojobs.contract import Stage, utcnow
-from videojobs_api.models import JobStatusResponse, StoredJob, WebhookEvent
+from videojobs.contract import Stage, Webhook, WebhookEvent, utcnow
+from videojobs_api.models import JobStatusResponse, StoredJob
 from videojobs_api.problems import InvalidField
 from videojobs_api.settings import ApiSettings
 
@@ -140,26 +140,27 @@ class WebhookDispatcher:
             registry=registry,
         )
 
-    def check_url(self, url: str | None) -> None:
-        """Refuse, as a 422 naming webhook_url, a URL this deployment will not call."""
-        if url is None:
+    def check_url(self, webhook: Webhook | None) -> None:
+        """Refuse, as a 422 naming webhook.url, a URL this deployment will not call."""
+        if webhook is None:
             return
         if self.key is None:
-            raise InvalidField("webhook_url", "body", "webhooks are not enabled on this deployment")
-        if not url.startswith("https://") and not self.allow_insecure:
-            raise InvalidField("webhook_url", "body", "must be an https:// URL")
+            raise InvalidField("webhook.url", "body", "webhooks are not enabled on this deployment")
+        if not webhook.url.startswith("https://") and not self.allow_insecure:
+            raise InvalidField("webhook.url", "body", "must be an https:// URL")
 
     def notify(self, job: StoredJob) -> None:
         """Event bus listener: start a delivery if this change is one the job's webhook wants."""
-        url = job.request.webhook_url
-        if url is None or self.key is None:
+        webhook = job.request.webhook
+        if webhook is None or self.key is None:
             return
-        event = self._event_type(job)  # also on a standby: it must know the stage when it takes over
+        # Also on a standby: it must know the stage when it takes over.
+        event = self._event_type(job, webhook.events)
         if event is None or not self.sending or event == job.webhook_sent:
             return
         payload = WebhookPayload(type=event, timestamp=utcnow(), data=JobStatusResponse.of(job))
         body = payload.model_dump_json().encode()
-        task = asyncio.create_task(self._send_event(job, url, event, body))
+        task = asyncio.create_task(self._send_event(job, webhook.url, event, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -172,8 +173,8 @@ class WebhookDispatcher:
             await self.record(job, event)
         return outcome
 
-    def _event_type(self, job: StoredJob) -> str | None:
-        status, wanted = job.status, job.request.webhook_events
+    def _event_type(self, job: StoredJob, wanted: list[WebhookEvent]) -> str | None:
+        status = job.status
         if status.phase.is_terminal:
             self._stages.pop(job.id, None)
             return f"video.job.{status.phase.value.lower()}" if WebhookEvent.COMPLETED in wanted else None
@@ -245,4 +246,4 @@ def document_webhooks(app: FastAPI) -> None:
 
     @app.webhooks.post("video-job")
     def video_job(payload: WebhookPayload) -> None:
-        """Sent to a job's webhook_url, signed with webhook-id, webhook-timestamp and webhook-signature."""
+        """Sent to a job's webhook.url, signed with webhook-id, webhook-timestamp and webhook-signature."""

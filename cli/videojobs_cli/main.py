@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import signal
 import sys
@@ -17,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click
 
-from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage, VoiceSpec
+from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage
 from videojobs.settings import Settings, StorageBackend
+from videojobs_cli.request_options import option_named, request_from_options, request_options
 
 if TYPE_CHECKING:
     from videojobs.artifacts import JobArtifacts, JobRecord
@@ -161,53 +163,24 @@ def _print_outcome(status: JobStatus, artifacts: JobArtifacts) -> None:
     console.print(table)
 
 
-@app.command()
-def generate(
-    topic: Annotated[str, typer.Argument(help="What the video explains, e.g. 'The Pythagorean theorem'.")],
-    description: Annotated[str, typer.Option(help="Extra context for the planner.")] = "",
-    model: Annotated[str | None, typer.Option(help="litellm model string for every role.")] = None,
-    planner_model: Annotated[
-        str | None, typer.Option(help="Model for the outline (overrides --model).")
-    ] = None,
-    scene_model: Annotated[
-        str | None, typer.Option(help="Model for plans and code (overrides --model).")
-    ] = None,
-    helper_model: Annotated[
-        str | None, typer.Option(help="Model for code fixes (overrides --model).")
-    ] = None,
-    quality: Annotated[Quality | None, typer.Option(help="Render preset (default: DEFAULT_QUALITY).")] = None,
-    max_scenes: Annotated[int, typer.Option(help="Upper bound on the number of scenes.")] = 7,
-    max_cost: Annotated[float | None, typer.Option(help="Stop before spending more than this (USD).")] = None,
-    tts: Annotated[
-        str | None,
-        typer.Option(help="Narration: espeak, none or a litellm speech model (default: TTS_BACKEND)."),
-    ] = None,
-    voice: Annotated[str | None, typer.Option(help="Voice name for the TTS backend.")] = None,
-    job_id: Annotated[str | None, typer.Option(help="Job id (default: from the topic).")] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
-    ] = None,
-) -> None:
+REQUEST_OPTIONS = request_options()
+"""The job options of `generate`: one per field of the request contract."""
+
+
+def generate(**values: Any) -> None:
     """Run the whole pipeline for TOPIC and print where the video and its artifacts are."""
     from videojobs.errors import VideoGenerationError
     from videojobs_runner.jobs import create_job, resolve
     from videojobs_runner.llm import require_credentials
 
-    settings = load_settings(out)
+    settings = load_settings(values.pop("out"))
+    job_id = values.pop("job_id")
     try:
-        request = GenerationRequest(
-            topic=topic,
-            description=description,
-            models=ModelChoice(
-                planner=planner_model or model, scene=scene_model or model, helper=helper_model or model
-            ),
-            quality=quality,
-            max_scenes=max_scenes,
-            max_cost_usd=max_cost,
-            voice=VoiceSpec(backend=tts, voice=voice),
-        )
+        request = request_from_options(REQUEST_OPTIONS, values)
     except ValidationError as error:
-        fail(_validation_message(error))
+        fail(option_named(REQUEST_OPTIONS, error))
+    if request.webhook is not None:
+        fail("--webhook-url: webhooks are sent by the API server (videojobs serve), not by a foreground run")
     try:
         record = resolve(request, settings, job_id)
         for name in {record.models.planner, record.models.scene, record.models.helper}:
@@ -216,6 +189,28 @@ def generate(
     except VideoGenerationError as error:
         fail(f"{error.message} — {error.suggestion}")
     run_with_progress(record, artifacts, settings)
+
+
+generate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        *(option.parameter for option in REQUEST_OPTIONS),
+        inspect.Parameter(
+            "job_id",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[str | None, typer.Option(help="Job id (default: from the topic).")],
+            default=None,
+        ),
+        inspect.Parameter(
+            "out",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[
+                Path | None, typer.Option(help="Store the job in this folder (default: OUTPUT_DIR).")
+            ],
+            default=None,
+        ),
+    ]
+)
+app.command()(generate)
 
 
 @app.command()

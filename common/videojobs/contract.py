@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, computed_field
 from pydantic.alias_generators import to_camel
 
 
@@ -114,15 +114,84 @@ class TTSBackend(StrEnum):
     NONE = "none"
 
 
+class Mutable:
+    """Field marker: the field may change after the VideoJob exists (every other request field is fixed)."""
+
+
+MUTABLE = Mutable()
+
+
+def mutable_fields(model: type[BaseModel]) -> set[str]:
+    """The names of `model`'s fields marked MUTABLE."""
+    return {name for name, info in model.model_fields.items() if any(m is MUTABLE for m in info.metadata)}
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, str | bytes | bool):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_json_number)]
+"""An integer as JSON has it: 8 and 8.0, never "8" (booleans are refused too)."""
+
 Topic = Annotated[str, Field(min_length=1, max_length=500, description="What the video explains.")]
+JOB_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""Job ids and VideoJob names: DNS-1123 labels, safe as storage prefixes and Kubernetes names."""
+
+
+class Priority(StrEnum):
+    """Queue order among a deployment's waiting jobs."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """Higher runs first."""
+        return list(Priority).index(self)
+
+
+class OutputFormat(StrEnum):
+    """Container of the finished video."""
+
+    MP4 = "mp4"
+
+
+class WebhookEvent(StrEnum):
+    """What a job's webhook is called for: its end (always useful) and, optionally, each stage."""
+
+    COMPLETED = "completed"
+    STAGE = "stage"
+
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(
+        max_length=2000, pattern=r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[\x21-\x7e]*)?$"
+    ),
+]
+"""An http(s) URL with an ASCII host name or address, kept exactly as given."""
 
 
 class ModelChoice(ContractModel):
-    """litellm model strings per role; unset roles fall back to the deployment's settings."""
+    """litellm model strings per role; unset roles take `default`, then the deployment's settings."""
 
-    planner: str | None = Field(default=None, max_length=200, description="Model for the scene outline.")
-    scene: str | None = Field(default=None, max_length=200, description="Model for scene plans and code.")
-    helper: str | None = Field(default=None, max_length=200, description="Model for fixes of failed code.")
+    default: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Model for every role not set below."
+    )
+    planner: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Model for the scene outline."
+    )
+    scene: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Model for scene plans and code."
+    )
+    helper: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Model for fixes of failed code."
+    )
 
 
 class VoiceSpec(ContractModel):
@@ -130,26 +199,77 @@ class VoiceSpec(ContractModel):
 
     backend: str | None = Field(
         default=None,
+        min_length=1,
         max_length=200,
         description="'espeak', 'none' or a litellm speech model; the deployment's TTS_BACKEND if unset.",
     )
-    voice: str | None = Field(default=None, max_length=100, description="Voice name for the backend.")
+    voice: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Voice name for the backend."
+    )
+
+
+class Delivery(ContractModel):
+    """What is delivered beside the video."""
+
+    subtitles: bool = Field(default=True, strict=True, description="Store WebVTT and SRT subtitles.")
+    thumbnail: bool = Field(default=True, strict=True, description="Store a JPEG poster frame.")
+    chapters: bool = Field(default=True, strict=True, description="Mark each scene as a chapter in the MP4.")
+    format: OutputFormat = Field(default=OutputFormat.MP4, description="Container of the video.")
+
+
+class Webhook(ContractModel):
+    """Where the job's end (and, if asked, each stage) is announced: a signed Standard Webhooks call."""
+
+    url: WebhookUrl = Field(description="The http(s) URL called.")
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: [WebhookEvent.COMPLETED],
+        min_length=1,
+        max_length=len(WebhookEvent),
+        description="What the URL is called for.",
+    )
 
 
 class GenerationRequest(ContractModel):
-    """What to generate: the part of a VideoJob spec that is fixed once the job exists."""
+    """A job request: what to make and deliver. The REST body, the CLI options and the VideoJob spec.
+
+    Numbers and booleans are strict: their JSON type must match (no 0 for false, no "5" for 5).
+    """
 
     topic: Topic
     description: str = Field(default="", max_length=5000, description="Extra context for the planner.")
-    models: ModelChoice = Field(default_factory=ModelChoice)
-    quality: Quality | None = Field(default=None, description="Render preset; deployment default if unset.")
-    max_scenes: int = Field(default=7, ge=1, le=12, description="Upper bound on the number of scenes.")
-    voice: VoiceSpec = Field(default_factory=VoiceSpec)
-    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
+    models: ModelChoice = Field(default_factory=ModelChoice, description="litellm models per role.")
+    quality: Quality | None = Field(default=None, description="Render preset; the deployment's if unset.")
+    max_scenes: Count = Field(default=7, ge=1, le=12, description="Most scenes in the video.")
+    voice: VoiceSpec = Field(default_factory=VoiceSpec, description="How the narration is spoken.")
+    delivery: Delivery = Field(default_factory=Delivery, description="What is delivered beside the video.")
+    max_cost_usd: Annotated[float | None, MUTABLE] = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        strict=True,
+        description="Stop before spending more on LLM calls (USD); may be raised later.",
+    )
+    priority: Priority = Field(default=Priority.NORMAL, description="Queue order among waiting jobs.")
+    tags: Annotated[list[Tag], MUTABLE] = Field(
+        default_factory=list, max_length=20, description="Free labels for finding the job again."
+    )
+    webhook: Annotated[Webhook | None, MUTABLE] = Field(
+        default=None, description="Called, signed, when the job ends."
+    )
+
+    def immutable_fields(self) -> dict[str, object]:
+        """The request's fixed fields (for comparing a changed spec with its original)."""
+        return self.model_dump(include=immutable_request_fields())
+
+    def file_stem(self) -> str:
+        """A download file name stem from the topic, e.g. `the-pythagorean-theorem`."""
+        return re.sub(r"[^a-z0-9]+", "-", self.topic.lower()).strip("-")[:60].strip("-") or "video"
 
 
-IMMUTABLE_REQUEST_FIELDS = ("topic", "description", "models", "quality", "max_scenes", "voice")
-"""Request fields fixed once a VideoJob exists (the budget may still be raised)."""
+def immutable_request_fields() -> set[str]:
+    """Request fields fixed once a VideoJob exists: all but those marked MUTABLE."""
+    return set(GenerationRequest.model_fields) - mutable_fields(GenerationRequest)
+
 
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", description="A Kubernetes quantity.")
@@ -193,16 +313,26 @@ class Resources(ContractModel):
 class VideoJobSpec(GenerationRequest):
     """The VideoJob spec: the generation request plus how its Kubernetes Job runs."""
 
-    resources: Resources = Field(default_factory=Resources)
-    node_selector: dict[str, LabelValue] | None = Field(default=None, description="Overrides the default.")
-    tolerations: list[Toleration] | None = Field(
-        default=None, max_length=32, description="Overrides the default."
+    resources: Resources = Field(default_factory=Resources, description="Compute of the runner pod.")
+    node_selector: dict[str, LabelValue] | None = Field(
+        default=None, description="Where the runner pod may run; overrides the operator's default."
     )
-    priority_class_name: str | None = Field(default=None, max_length=253)
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description="Taints the runner pod tolerates; overrides the default."
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, description="PriorityClass of the runner pod."
+    )
     queue_name: str | None = Field(
         default=None, max_length=63, description="Kueue LocalQueue; admission is then left to Kueue."
     )
     suspend: bool = Field(default=False, description="true cancels the job (phase Cancelled).")
+    attempt: Annotated[Count, MUTABLE] = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Raise by one to run a Failed or Cancelled job again from its checkpoint.",
+    )
     backoff_limit: int = Field(default=1, ge=0, le=10, description="Pod retries of the Job.")
     active_deadline_seconds: int | None = Field(
         default=None, ge=60, description="Wall-clock limit of the Job."

@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from videojobs.contract import IMMUTABLE_REQUEST_FIELDS, RUNNER_STATUS_FIELDS, JobStatus, VideoJobSpec
+from videojobs.contract import RUNNER_STATUS_FIELDS, JobStatus, VideoJobSpec, immutable_request_fields
 
 GROUP = "videojobs.io"
 VERSION = "v1alpha1"
@@ -74,10 +74,10 @@ def _convert(node: Any, definitions: dict[str, Any]) -> Any:
     return out
 
 
-def _immutability_rules() -> list[dict[str, str]]:
-    """CEL transition rules: the generation request may not change once the VideoJob exists."""
+def _transition_rules() -> list[dict[str, str]]:
+    """CEL transition rules: the fixed request fields never change, and `attempt` only goes up."""
     rules = []
-    for field in IMMUTABLE_REQUEST_FIELDS:
+    for field in sorted(immutable_request_fields(), key=list(VideoJobSpec.model_fields).index):
         name = to_camel(field)
         rules.append(
             {
@@ -88,6 +88,14 @@ def _immutability_rules() -> list[dict[str, str]]:
                 "reason": "FieldValueForbidden",
             }
         )
+    rules.append(
+        {
+            "rule": "(has(self.attempt) ? self.attempt : 0) >= (has(oldSelf.attempt) ? oldSelf.attempt : 0)",
+            "message": "spec.attempt may only be raised (by one, to retry the job)",
+            "fieldPath": ".attempt",
+            "reason": "FieldValueInvalid",
+        }
+    )
     return rules
 
 
@@ -105,7 +113,7 @@ def _status_schema() -> dict[str, Any]:
 
 def _spec_schema() -> dict[str, Any]:
     spec = structural_schema(VideoJobSpec)
-    spec["x-kubernetes-validations"] = _immutability_rules()
+    spec["x-kubernetes-validations"] = _transition_rules()
     return spec
 
 

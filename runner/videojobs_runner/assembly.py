@@ -17,7 +17,7 @@ from videojobs.artifacts import (
 )
 from videojobs.contract import Stage, utcnow
 from videojobs.errors import StorageError
-from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe
+from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe, with_chapters
 from videojobs_runner.context import JobContext
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
@@ -40,13 +40,18 @@ class Assembly:
             *(self._clip(index, scene) for index, scene in enumerate(outline.scenes, 1))
         )
         combined = await self._combined(list(clips))
+        delivery = self.ctx.job.request.delivery
+        video = combined.video
+        if delivery.chapters:
+            video = await with_chapters(video, combined.chapters, video.with_name("video.chapters.mp4"))
         await self.ctx.tracker.enter(Stage.STORAGE)
-        for name, path in (
-            (VIDEO_FILE, combined.video),
-            (THUMBNAIL_FILE, combined.thumbnail),
-            (SUBTITLES_SRT_FILE, combined.subtitles_srt),
-            (SUBTITLES_VTT_FILE, combined.subtitles_vtt),
-        ):
+        files = [(VIDEO_FILE, video)]
+        if delivery.thumbnail:
+            files.append((THUMBNAIL_FILE, combined.thumbnail))
+        if delivery.subtitles:
+            files.append((SUBTITLES_SRT_FILE, combined.subtitles_srt))
+            files.append((SUBTITLES_VTT_FILE, combined.subtitles_vtt))
+        for name, path in files:
             await asyncio.to_thread(self.ctx.artifacts.save_file, name, path)
         metadata = self._metadata(outline, combined) | self._quality_report(len(outline.scenes))
         self.ctx.artifacts.storage.put_bytes(
@@ -112,6 +117,8 @@ class Assembly:
             "audio_codec": info.audio_codec,
             "encoder": combined.encoder,
             "quality": self.ctx.job.quality.value,
+            "tags": self.ctx.job.request.tags,
+            "delivery": self.ctx.job.request.delivery.model_dump(mode="json"),
             "scenes": [
                 {"index": i, "title": c.title, "start_seconds": c.start_seconds, "end_seconds": c.end_seconds}
                 for i, c in enumerate(combined.chapters, 1)

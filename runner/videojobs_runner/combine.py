@@ -444,6 +444,31 @@ def _build_command(
     ]
 
 
+def ffmetadata(chapters: list[Chapter]) -> str:
+    """The chapters in ffmpeg's FFMETADATA1 text format (milliseconds; special characters escaped)."""
+    lines = [";FFMETADATA1"]
+    for chapter in chapters:
+        title = re.sub(r"([=;#\\\n])", r"\\\1", chapter.title)
+        start, end = round(chapter.start_seconds * 1000), round(chapter.end_seconds * 1000)
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={start}", f"END={end}", f"title={title}"]
+    return "\n".join(lines) + "\n"
+
+
+async def with_chapters(video: Path, chapters: list[Chapter], output: Path) -> Path:
+    """A copy of `video` (streams copied, still fast-start) whose MP4 carries `chapters` as markers."""
+    metadata = output.with_suffix(".ffmetadata")
+    await asyncio.to_thread(metadata.write_text, ffmetadata(chapters), encoding="utf-8")
+    await _ffmpeg(
+        [
+            *("-i", str(video), "-f", "ffmetadata", "-i", str(metadata)),
+            *("-map", "0", "-map_metadata", "0", "-map_chapters", "1", "-c", "copy"),
+            *("-movflags", "+faststart", "-f", "mp4", str(output)),
+        ],
+        "mark the chapters",
+    )
+    return output
+
+
 async def combine_scenes(clips: list[SceneClip], out_dir: Path, *, use_gpu: bool) -> CombinedVideo:
     """Join the scene clips into out_dir/video.mp4 (H.264/AAC), with thumbnail, subtitles and chapters."""
     if not clips:

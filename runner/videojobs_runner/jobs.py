@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from videojobs.artifacts import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
-from videojobs.contract import GenerationRequest, JobStatus, VoiceSpec
+from videojobs.contract import GenerationRequest, JobStatus, VoiceSpec, mutable_fields
 from videojobs.errors import ConfigurationError, StorageError
 from videojobs.settings import Settings, StorageBackend
 from videojobs.storage import LocalStorage, storage_from_settings
@@ -16,10 +16,11 @@ from videojobs_runner.progress import ProgressReporter, StatusFileReporter
 
 def resolve(request: GenerationRequest, settings: Settings, job_id: str | None = None) -> JobRecord:
     """A job record for `request`, with every default taken from the settings now."""
+    chosen = request.models
     models = ResolvedModels(
-        planner=request.models.planner or settings.planner_model,
-        scene=request.models.scene or settings.scene_model,
-        helper=request.models.helper or settings.helper_model,
+        planner=chosen.planner or chosen.default or settings.planner_model,
+        scene=chosen.scene or chosen.default or settings.scene_model,
+        helper=chosen.helper or chosen.default or settings.helper_model,
     )
     return JobRecord(
         id=job_id or new_job_id(request.topic),
@@ -31,6 +32,12 @@ def resolve(request: GenerationRequest, settings: Settings, job_id: str | None =
             voice=request.voice.voice or settings.tts_voice,
         ),
     )
+
+
+def with_changes(record: JobRecord, request: GenerationRequest) -> JobRecord:
+    """`record` with the fields of `request` that may change after creation (budget, tags, webhook)."""
+    changed = request.model_dump(include=mutable_fields(GenerationRequest))
+    return record.model_copy(update={"request": record.request.model_copy(update=changed)})
 
 
 def create_job(record: JobRecord, settings: Settings) -> JobArtifacts:

@@ -12,12 +12,12 @@ import signal
 import sys
 from typing import TextIO
 
-from videojobs.artifacts import JobArtifacts
+from videojobs.artifacts import JOB_FILE, JobArtifacts
 from videojobs.contract import JobStatus, Phase
 from videojobs.errors import VideoGenerationError
 from videojobs.storage import storage_from_settings
 from videojobs.work_order import STATUS_LINE_LIMIT, WorkOrder
-from videojobs_runner.jobs import create_job, resolve, run_job
+from videojobs_runner.jobs import create_job, resolve, run_job, with_changes
 from videojobs_runner.llm import require_credentials
 
 
@@ -71,6 +71,9 @@ async def _run_order(job_id: str, order: WorkOrder, reporter: StatusLineReporter
         if record is None:
             record = resolve(order.request, settings, job_id)
             artifacts = create_job(record, settings)
+        elif record.request != (changed := with_changes(record, order.request)).request:
+            record = changed  # a retry with a raised budget, say
+            artifacts.save_model(JOB_FILE, record)
         for model in {record.models.planner, record.models.scene, record.models.helper}:
             require_credentials(model)
         status = await run_job(record, artifacts, settings, [reporter])

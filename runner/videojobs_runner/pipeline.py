@@ -129,10 +129,11 @@ class VideoPipeline:
     async def _finish(self) -> None:
         self.ctx.artifacts.save_text(USAGE_FILE, self.ctx.ledger.dump())
         metadata = json.loads(self.ctx.artifacts.load_text(METADATA_FILE) or "{}")
+        delivery = self.ctx.job.request.delivery
         self.status.result = JobResult(
             video=self.ctx.artifacts.location(VIDEO_FILE),
-            thumbnail=self.ctx.artifacts.location(THUMBNAIL_FILE),
-            subtitles=self.ctx.artifacts.location(SUBTITLES_VTT_FILE),
+            thumbnail=self.ctx.artifacts.location(THUMBNAIL_FILE) if delivery.thumbnail else None,
+            subtitles=self.ctx.artifacts.location(SUBTITLES_VTT_FILE) if delivery.subtitles else None,
             metadata=self.ctx.artifacts.location(METADATA_FILE),
             duration_seconds=metadata.get("duration_seconds"),
             size_bytes=metadata.get("size_bytes"),

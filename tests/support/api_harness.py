@@ -165,6 +165,27 @@ def read_events(client: httpx.Client, job_id: str, last_event_id: int | None = N
     return Stream(events, pings)
 
 
+FULL_REQUEST: dict[str, Any] = {
+    "topic": "Fourier series",
+    "description": "For second-year students",
+    "models": {
+        "default": "openai/gpt-4o-mini",
+        "planner": "openai/gpt-4o",
+        "scene": "openai/gpt-4.1",
+        "helper": "openai/o4-mini",
+    },
+    "quality": "low",
+    "max_scenes": 3,
+    "voice": {"backend": "none", "voice": "en-gb"},
+    "delivery": {"subtitles": False, "thumbnail": False, "chapters": False, "format": "mp4"},
+    "max_cost_usd": 2.5,
+    "priority": "high",
+    "tags": ["maths", "term 2"],
+    "webhook": {"url": "http://127.0.0.1:9/hook", "events": ["completed", "stage"]},
+}
+"""A REST body setting every request field to something other than its default (snake_case)."""
+
+
 def create(client: httpx.Client, topic: str = "finish", **body: Any) -> dict[str, Any]:
     """POST a job; its JobResponse."""
     response = client.post("/v1/videos/generate", json={"topic": topic, **body})
@@ -338,7 +359,7 @@ def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[
     problem = dict(response.json())
     assert problem["status"] == status and problem["title"]
     for name in fields:
-        named = [e["field"] for e in problem["errors"] if e["field"].split(".")[0] == name]
+        named = [e["field"] for e in problem["errors"] if f"{e['field']}.".startswith(f"{name}.")]
         assert named and name in problem["detail"], problem
     return problem
 

@@ -17,10 +17,10 @@ from videojobs.artifacts import (
     THUMBNAIL_FILE,
     VIDEO_FILE,
 )
-from videojobs.contract import Phase, utcnow
+from videojobs.contract import GenerationRequest, Phase, utcnow
 from videojobs.storage import LocalStorage, Storage, guess_content_type
 from videojobs_api.auth import Principal
-from videojobs_api.models import JobCreateRequest, StoredJob
+from videojobs_api.models import StoredJob
 from videojobs_api.problems import ArtifactNotFound
 
 ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING})
@@ -150,7 +150,7 @@ class JobBackend(Protocol):
         """Return when the backend can serve requests; raise BackendUnavailable otherwise."""
 
     async def create(
-        self, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+        self, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> Created:
         """Queue a new job, or find the one an Idempotency-Key already made.
 

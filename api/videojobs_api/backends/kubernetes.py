@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from videojobs.artifacts import new_job_id
-from videojobs.contract import Phase, VideoJobSpec
+from videojobs.contract import GenerationRequest, Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
 from videojobs.errors import ConfigurationError
 from videojobs.keys import (
@@ -36,7 +36,6 @@ from videojobs.keys import (
     IDEMPOTENCY_LABEL,
     OWNER_ANNOTATION,
     OWNER_LABEL,
-    REQUEST_ANNOTATION,
 )
 from videojobs.storage import storage_from_settings
 from videojobs_api.auth import Principal
@@ -51,7 +50,7 @@ from videojobs_api.backends.base import (
 from videojobs_api.backends.videojob_cache import CacheEntry, VideoJobCache, explain
 from videojobs_api.backends.webhook_lease import WebhookLease
 from videojobs_api.events import EventBus
-from videojobs_api.models import JobCreateRequest, StoredJob
+from videojobs_api.models import StoredJob
 from videojobs_api.problems import (
     BackendUnavailable,
     IdempotencyKeyInUse,
@@ -223,17 +222,16 @@ class KubernetesBackend:
         return Created(entry.job, replayed=True)
 
     def _manifest(
-        self, name: str, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+        self, name: str, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         execution = {
             "queue_name": self.settings.queue_name,
             "priority_class_name": self.settings.priority_classes.get(request.priority),
         }
-        spec = VideoJobSpec.model_validate(request.generation_request().model_dump() | execution)
+        spec = VideoJobSpec.model_validate(request.model_dump() | execution)
         labels = {OWNER_LABEL: owner_label(principal.name), "app.kubernetes.io/created-by": "videojobs-api"}
         annotations = {
             OWNER_ANNOTATION: principal.name,
-            REQUEST_ANNOTATION: request.model_dump_json(),
             CREATED_AT_ANNOTATION: datetime.now(UTC).isoformat(),
         }
         if idempotency is not None:
@@ -247,7 +245,7 @@ class KubernetesBackend:
         }
 
     async def create(
-        self, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+        self, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> Created:
         """Create the VideoJob; an Idempotency-Key names it, so a concurrent retry (any replica) finds it."""
         self.cache.require_synced()

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from pydantic import ValidationError
 
@@ -33,6 +34,7 @@ from videojobs.contract import (
     RUNNER_STATUS_FIELDS,
     Condition,
     ConditionStatus,
+    GenerationRequest,
     JobError,
     JobStatus,
     Phase,
@@ -51,7 +53,7 @@ from videojobs_api.backends.base import (
     backlog_then_live,
 )
 from videojobs_api.events import EventBus
-from videojobs_api.models import JobCreateRequest, StoredJob
+from videojobs_api.models import StoredJob
 from videojobs_api.problems import (
     BackendUnavailable,
     IdempotencyKeyReused,
@@ -103,10 +105,33 @@ def _stored_job(row: sqlite3.Row) -> StoredJob:
         id=row["id"],
         owner=row["owner"],
         created_at=datetime.fromisoformat(row["created_at"]),
-        request=JobCreateRequest.model_validate_json(row["request"]),
+        request=_request(json.loads(row["request"])),
         status=JobStatus.model_validate_json(row["status"]),
         event_id=row["event_id"],
     )
+
+
+_LEGACY_FIELDS = {  # the request's shape before it was the VideoJob spec's: flat REST-only fields
+    "model": ("models", "default"),
+    "enable_subtitles": ("delivery", "subtitles"),
+    "enable_thumbnails": ("delivery", "thumbnail"),
+    "output_format": ("delivery", "format"),
+    "webhook_url": ("webhook", "url"),
+    "webhook_events": ("webhook", "events"),
+}
+
+
+def _request(stored: dict[str, Any]) -> GenerationRequest:
+    """A stored request, including those stored in the shape older versions wrote."""
+    if not _LEGACY_FIELDS.keys() & stored.keys():
+        return GenerationRequest.model_validate(stored)
+    request = {key: value for key, value in stored.items() if key not in _LEGACY_FIELDS}
+    for key, (group, field) in _LEGACY_FIELDS.items():
+        if stored.get(key) is not None:
+            request.setdefault(group, {})[field] = stored[key]
+    if "url" not in request.get("webhook", {}):
+        request.pop("webhook", None)
+    return GenerationRequest.model_validate(request)
 
 
 def _same(a: JobStatus, b: JobStatus) -> bool:
@@ -454,7 +479,7 @@ class LocalBackend:
     # --- jobs ---------------------------------------------------------------------------------
 
     async def create(
-        self, principal: Principal, request: JobCreateRequest, idempotency: Idempotency | None
+        self, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> Created:
         """Queue a job (phase Queued) unless an Idempotency-Key names an existing one."""
         attempt = 1
@@ -577,7 +602,7 @@ class LocalBackend:
         worker.process = process
         assert process.stdin is not None and process.stdout is not None
         try:
-            order = WorkOrder(settings=self.settings.runner, request=job.request.generation_request())
+            order = WorkOrder(settings=self.settings.runner, request=job.request)
             process.stdin.write(order.model_dump_json().encode() + b"\n")
             with contextlib.suppress(ConnectionError):
                 await process.stdin.drain()

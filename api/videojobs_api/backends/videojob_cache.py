@@ -19,18 +19,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from videojobs import deadlines
-from videojobs.contract import JobStatus, storage_job_id
+from videojobs.contract import GenerationRequest, JobStatus, storage_job_id
 from videojobs.keys import (
     CREATED_AT_ANNOTATION,
     FINGERPRINT_ANNOTATION,
     OWNER_ANNOTATION,
-    REQUEST_ANNOTATION,
     WEBHOOK_SENT_ANNOTATION,
 )
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi
 from videojobs_api.backends.base import ACTIVE_PHASES
 from videojobs_api.events import EventBus
-from videojobs_api.models import JobCreateRequest, JobStatusResponse, StoredJob
+from videojobs_api.models import JobStatusResponse, StoredJob
 from videojobs_api.problems import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,20 +59,15 @@ def _created_at(meta: dict[str, Any]) -> datetime:
         return datetime.fromtimestamp(0, UTC)
 
 
-def _request(obj: dict[str, Any]) -> JobCreateRequest:
-    """The API request a VideoJob was made from; for one made elsewhere (kubectl), its spec's part."""
-    annotations = obj["metadata"].get("annotations") or {}
-    with contextlib.suppress(KeyError, ValidationError):
-        return JobCreateRequest.model_validate_json(annotations[REQUEST_ANNOTATION])
+_REQUEST_KEYS = frozenset(info.alias or name for name, info in GenerationRequest.model_fields.items())
+
+
+def _request(obj: dict[str, Any]) -> GenerationRequest:
+    """The request a VideoJob holds: its spec's request part (just the topic if that part is unreadable)."""
     spec = obj.get("spec") or {}
-    return JobCreateRequest.model_validate(
-        {
-            "topic": spec.get("topic") or "untitled",
-            "description": spec.get("description", ""),
-            "quality": spec.get("quality"),
-            "model": (spec.get("models") or {}).get("planner"),
-        }
-    )
+    with contextlib.suppress(ValidationError):
+        return GenerationRequest.model_validate({key: spec[key] for key in _REQUEST_KEYS & spec.keys()})
+    return GenerationRequest(topic=str(spec.get("topic") or "untitled")[:500])
 
 
 def _status(obj: dict[str, Any]) -> JobStatus:
