@@ -96,7 +96,7 @@ def _read_key(path: Path) -> str | None:
                     f"(mode {stat.filemode(info.st_mode)})",
                     suggestion=f"delete it for a new key, or chmod 600 {shlex.quote(str(path))}",
                 )
-            text = file.read(1024).strip()
+            text = file.read().strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
