@@ -41,7 +41,10 @@ def _default_worker_command() -> list[str]:
 
 
 class ApiSettings(BaseSettings):
-    """Every API knob; VIDEOJOBS_API_KEYS holds `name:role:key` entries (role user or admin)."""
+    """Every API knob; VIDEOJOBS_API_KEYS holds `name:role:key` entries (role user or admin).
+
+    With no keys only a server bound to loopback starts, with a key of its own (`local_key.py`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=API_ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
@@ -52,6 +55,11 @@ class ApiSettings(BaseSettings):
         default=(), description="API keys; a key written sha256:<hex> is stored hashed already."
     )
     keys_file: Path | None = Field(default=None, description="More keys, one entry per line (a Secret).")
+    local_key_file: Path | None = Field(
+        default=None,
+        description="Where `videojobs serve` on loopback with no keys keeps the key it makes (mode 0600); "
+        "$XDG_STATE_HOME/videojobs/api-key, else ~/.local/state/videojobs/api-key.",
+    )
     max_active_jobs: int = Field(default=5, ge=1, description="Queued plus running jobs per principal.")
     retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 429.")
     local_workers: int = Field(
@@ -132,8 +140,6 @@ class ApiSettings(BaseSettings):
             except OSError as error:
                 raise ValueError(f"cannot read the keys file {self.keys_file}: {error.strerror}") from None
             self.keys = (*self.keys, *parse_api_keys(text))
-        if not self.keys:
-            raise ValueError("no API keys: set VIDEOJOBS_API_KEYS or VIDEOJOBS_API_KEYS_FILE (name:role:key)")
         digests = [key.sha256 for key in self.keys]
         if len(set(digests)) != len(digests):
             raise ValueError("the same API key is configured twice")

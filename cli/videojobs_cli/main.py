@@ -388,12 +388,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Start the REST API (uvicorn) with the backend from the settings (VIDEOJOBS_API_*)."""
+    """Start the REST API (uvicorn) with the backend from the settings (VIDEOJOBS_API_*).
+
+    With no keys configured and a loopback address it makes a key of its own, stored for the next start.
+    """
     import uvicorn
 
     from videojobs.errors import VideoGenerationError
     from videojobs_api.app import create_app
     from videojobs_api.backends.kubernetes import probe
+    from videojobs_api.local_key import curl_example, serving_keys
     from videojobs_api.settings import ApiSettings, BackendKind
 
     runner_settings = load_settings(None)
@@ -405,11 +409,22 @@ def serve(
         message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
         fail(f"VIDEOJOBS_API_{where}: {message}" if where else message)
     try:
+        settings, local_key = serving_keys(settings, host)
         if settings.backend is BackendKind.KUBERNETES:
             probe(settings)
         api = create_app(settings)
     except VideoGenerationError as error:
         fail(f"{error.message} — {error.suggestion}")
+    if local_key is not None:
+        origin = "made its own, stored owner-only in" if local_key.created else "uses its own, from"
+        console.print(
+            f"No API keys are configured, so this loopback server {origin} {local_key.path} (the next "
+            f"start reuses it; delete the file for a new one):\n    {local_key.secret}\n"
+            f"Create a video:\n    {curl_example(host, port, local_key.secret)}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
     # What is loaded by now lives as long as the server: keep it out of the collector's full passes, which
     # over it alone stopped every request in flight for 110 ms (docs/benchmarks.md).
     gc.freeze()
