@@ -21,6 +21,7 @@ from api_harness import (
     read_events,
     receiving,
     verify_signature,
+    wait_for,
     worker_processes,
 )
 from cli_runs import ffprobe
@@ -57,7 +58,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
         patch.setenv("OPENAI_API_KEY", "test-key")
         settings = api_settings(tmp_path_factory.mktemp("api-e2e"), local_workers=1)
         with ApiServer(settings) as api, api.client() as alice:
-            job = create(alice, "Test topic", model=MODEL, webhook_url=receiver.url)
+            job = create(alice, "Test topic", models={"default": MODEL}, webhook={"url": receiver.url})
             stream = read_events(alice, job["id"], last_event_id=0)
             yield Finished(api, llm, job["id"], stream.events, receiver)
     llm_server.shutdown()
@@ -115,7 +116,7 @@ def test_the_webhook_reports_success_signed(finished: Finished) -> None:
 
 def test_cancel_stops_a_running_worker_and_its_renders(finished: Finished) -> None:
     with finished.api.client() as alice:
-        job_id = create(alice, "Cancelled topic", model=MODEL)["id"]
+        job_id = create(alice, "Cancelled topic", models={"default": MODEL})["id"]
         deadline = time.monotonic() + 120
         while len(worker_processes(job_id)) < 2:  # the worker and a render sandbox (its own session)
             assert time.monotonic() < deadline, alice.get(f"/v1/videos/jobs/{job_id}/status").json()
@@ -124,6 +125,41 @@ def test_cancel_stops_a_running_worker_and_its_renders(finished: Finished) -> No
         assert response.status_code == 200 and response.json()["phase"] == "Cancelled"
         assert worker_processes(job_id) == []
         assert read_events(alice, job_id).events[-1].data["phase"] == "Cancelled"
+
+
+def test_only_a_failed_or_cancelled_job_can_be_retried(finished: Finished) -> None:
+    with finished.api.client() as alice:
+        response = alice.post(f"/v1/videos/jobs/{finished.job_id}/retry")
+        assert response.status_code == 409 and "Succeeded" in response.json()["detail"]
+
+
+def test_retry_resumes_a_failed_job_without_repeating_stored_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = FakeLLM.from_folder(FIXTURES / "scene-keeps-failing")
+    llm_server = serve(llm)
+    monkeypatch.setenv("OPENAI_API_BASE", llm.url)
+    try:
+        settings = api_settings(tmp_path, local_workers=1)
+        with ApiServer(settings) as api, api.client() as alice:
+            job_id = create(alice, "Test topic", models={"default": MODEL})["id"]
+            failed = wait_for(alice, job_id, "Succeeded", "Failed", timeout=300)
+            assert failed["phase"] == "Failed" and failed["error"]["recoverable"], failed
+            status_text = json.dumps(alice.get(f"/v1/videos/jobs/{job_id}").json())
+            assert str(settings.runner.output_dir) not in status_text, "a server path reached the API user"
+            before = len(llm.requests)
+            assert {"outline", "scene-plan-3-of-3", "scene-code-1"} <= {r["task"] for r in llm.requests}
+
+            llm.replies = FakeLLM.from_folder(FIXTURES / "three-scenes").replies  # the model does better now
+            retried = alice.post(f"/v1/videos/jobs/{job_id}/retry")
+            assert retried.status_code == 202 and retried.json()["phase"] == "Queued", retried.text
+            done = wait_for(alice, job_id, "Succeeded", "Failed", timeout=300)
+            assert done["phase"] == "Succeeded" and done["scenes"]["ready"] == "3/3", done
+            again = [r["task"] for r in llm.requests[before:] if r["task"] != "speech"]
+            assert again and all(task.endswith("-3") for task in again), again  # scene 3's code alone
+            assert done["usage"]["llm_calls"] == len([r for r in llm.requests if r["task"] != "speech"])
+    finally:
+        llm_server.shutdown()
 
 
 def test_delete_removes_the_finished_job_and_its_artifacts(finished: Finished) -> None:

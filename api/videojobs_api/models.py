@@ -181,6 +181,7 @@ class JobLinks(BaseModel):
     status: str
     events: str
     cancel: str
+    retry: str
     video_url: str
     stream: str
     download: str
@@ -197,6 +198,7 @@ class JobLinks(BaseModel):
             status=f"{base}/status",
             events=f"{base}/events",
             cancel=f"{base}/cancel",
+            retry=f"{base}/retry",
             video_url=f"{base}/video-url",
             stream=f"{base}/stream",
             download=f"{base}/download",

@@ -138,6 +138,17 @@ class JobAlreadyFinished(ApiProblem):
         super().__init__(f"Job {job.id!r} already ended {job.status.phase.value}.", job=job)
 
 
+class JobNotRetryable(ApiProblem):
+    """Retrying a job that has not failed and was not cancelled."""
+
+    status = HTTPStatus.CONFLICT
+    slug = "job-not-retryable"
+    title = "Only a Failed or Cancelled job can be retried"
+
+    def __init__(self, job: StoredJob) -> None:
+        super().__init__(f"Job {job.id!r} is {job.status.phase.value}.", job=job)
+
+
 class IdempotencyKeyInUse(ApiProblem):
     """A retry arrived while the first request with its Idempotency-Key is still being processed."""
 

@@ -237,6 +237,20 @@ async def cancel_job(job_id: JobId, principal: CurrentPrincipal, services: Servi
     return JobResponse.of(await services.backend.cancel(principal, job_id))
 
 
+@router.post(
+    "/videos/jobs/{job_id}/retry",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Retry a failed or cancelled job",
+    responses=problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS),
+)
+async def retry_job(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> JobResponse:
+    """Run a Failed or Cancelled job again from its stored work: nothing stored is generated twice.
+
+    409 in any other phase. On Kubernetes this raises the VideoJob's spec.attempt, as kubectl users may.
+    """
+    return JobResponse.of(await services.backend.retry(principal, job_id))
+
+
 @router.delete(
     "/videos/jobs/{job_id}",
     status_code=HTTPStatus.NO_CONTENT,

@@ -1,4 +1,7 @@
-"""Typed pipeline errors: each names its stage, whether a resume can fix it, and what the user can do."""
+"""Typed pipeline errors: each names its stage, whether a retry can fix it, and what the user can do.
+
+Suggestions say "retry the job": the REST route, `kubectl` (spec.attempt) and `videojobs resume` each do that.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ class VideoGenerationError(Exception):
     """Base for every error that ends a job; carries what the user needs to act on it."""
 
     default_stage: ClassVar[Stage] = Stage.INITIALIZING
-    default_suggestion: ClassVar[str] = "Check the job's logs and artifacts, then resume it."
+    default_suggestion: ClassVar[str] = "Retry the job; stored stages and scenes are kept."
 
     def __init__(
         self,
@@ -44,28 +47,30 @@ class ConfigurationError(VideoGenerationError):
 class BudgetExceededError(VideoGenerationError):
     """The next LLM call would go past the job's max_cost_usd."""
 
-    default_suggestion = "Resume the job with a higher max_cost_usd; finished work is kept."
+    default_suggestion = "Raise max_cost_usd and retry the job; finished work is kept."
 
 
 class PlanningError(VideoGenerationError):
     """The planner did not produce a usable scene outline."""
 
     default_stage = Stage.PLANNING
-    default_suggestion = "Resume to ask again, or try a stronger PLANNER_MODEL or a more specific topic."
+    default_suggestion = (
+        "Retry the job to ask again, or use a stronger planner model or a more specific topic."
+    )
 
 
 class ScenarioError(VideoGenerationError):
     """A scene's storyboard/technical/narration plan could not be produced."""
 
     default_stage = Stage.SCENARIO_CREATION
-    default_suggestion = "Resume to retry the missing scene plans, or try a stronger SCENE_MODEL."
+    default_suggestion = "Retry the job to redo the missing scene plans, or use a stronger scene model."
 
 
 class CodeGenerationError(VideoGenerationError):
     """The scene model did not produce code that passes the static check."""
 
     default_stage = Stage.CODE_GENERATION
-    default_suggestion = "Resume to retry the failed scenes, or try a stronger SCENE_MODEL."
+    default_suggestion = "Retry the job to redo the failed scenes, or use a stronger scene model."
 
 
 class RenderingError(VideoGenerationError):
@@ -73,8 +78,8 @@ class RenderingError(VideoGenerationError):
 
     default_stage = Stage.RENDERING
     default_suggestion = (
-        "Resume to retry only the failed scenes (rendered ones are kept); raise MAX_FIX_ATTEMPTS "
-        "or try a stronger HELPER_MODEL."
+        "Retry the job to redo only the failed scenes (rendered ones are kept), or use a stronger "
+        "helper model; the deployment may also raise MAX_FIX_ATTEMPTS."
     )
 
 
@@ -82,11 +87,11 @@ class CombiningError(VideoGenerationError):
     """The rendered scenes could not be joined into one video."""
 
     default_stage = Stage.COMBINING
-    default_suggestion = "Check that ffmpeg is installed and the scene videos are intact, then resume."
+    default_suggestion = "Retry the job; if it fails again, the deployment's ffmpeg needs checking."
 
 
 class StorageError(VideoGenerationError):
     """Artifacts could not be written to or read from storage."""
 
     default_stage = Stage.STORAGE
-    default_suggestion = "Check the storage settings and credentials, then resume."
+    default_suggestion = "Retry the job later; if it fails again, the deployment's storage needs checking."

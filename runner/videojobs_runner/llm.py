@@ -100,7 +100,7 @@ class UsageLedger:
                     f"{in_flight} of the ${self.max_cost_usd:.4f} budget (max_cost_usd) is spent",
                     stage=stage,
                     recoverable=True,
-                    suggestion="Resume with a higher budget (--max-cost); everything so far is kept.",
+                    suggestion="Raise max_cost_usd and retry the job; everything so far is kept.",
                 )
         self.reserved_usd += estimate_usd
         try:
@@ -148,7 +148,7 @@ def require_credentials(model: str) -> None:
     if missing:
         raise ConfigurationError(
             f"model {model!r} needs {', '.join(missing)} in the environment",
-            suggestion=f"export {missing[0]}=... (or pick another model with --model)",
+            suggestion=f"export {missing[0]}=... (or pick another model: models.default)",
         )
 
 

@@ -97,8 +97,9 @@ class SceneWork:
             never_ran = all(outcomes[s.index] is SceneOutcome.CHECK_FAILED for s in failed)
             error_type = CodeGenerationError if never_ran else RenderingError
             raise error_type(
-                f"{len(failed)} of {len(scenes)} scenes failed after every fix attempt: scene {names}; "
-                f"see {self.ctx.artifacts.location(SceneFiles(failed[0].index).folder)}",
+                f"{len(failed)} of {len(scenes)} scenes failed after every fix attempt: scene {names} "
+                f"(its code and render log are kept with the job's artifacts under "
+                f"{SceneFiles(failed[0].index).folder})",
                 recoverable=True,
             )
 

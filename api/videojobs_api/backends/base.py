@@ -25,6 +25,8 @@ from videojobs_api.problems import ArtifactNotFound
 
 ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING})
 """Phases that count against a principal's cap of active jobs."""
+RETRYABLE_PHASES = frozenset({Phase.FAILED, Phase.CANCELLED})
+"""Phases a job can be retried from (its stored work is kept)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,12 @@ class JobBackend(Protocol):
 
     async def cancel(self, principal: Principal, job_id: str) -> StoredJob:
         """Stop a job (phase Cancelled); JobAlreadyFinished when it had ended."""
+
+    async def retry(self, principal: Principal, job_id: str) -> StoredJob:
+        """Run a Failed or Cancelled job again from its checkpoint (no LLM call repeated for stored work).
+
+        Raises JobNotRetryable in any other phase, TooManyActiveJobs over the cap.
+        """
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Stop the job if it runs, then remove it and its stored artifacts."""

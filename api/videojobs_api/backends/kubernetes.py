@@ -41,6 +41,7 @@ from videojobs.storage import storage_from_settings
 from videojobs_api.auth import Principal
 from videojobs_api.backends.apiserver import UNREACHABLE, ApiServerError, VideoJobApi, load_configuration
 from videojobs_api.backends.base import (
+    RETRYABLE_PHASES,
     ArtifactStore,
     Created,
     Idempotency,
@@ -58,6 +59,7 @@ from videojobs_api.problems import (
     InvalidField,
     JobAlreadyFinished,
     JobNotFound,
+    JobNotRetryable,
     TooManyActiveJobs,
 )
 from videojobs_api.settings import ApiSettings
@@ -333,6 +335,17 @@ class KubernetesBackend:
                 async with asyncio.timeout(self.settings.cancel_wait_seconds):
                     while not self._settled(job_id):
                         await changes.get()
+        return (await self._visible(principal, job_id)).job
+
+    async def retry(self, principal: Principal, job_id: str) -> StoredJob:
+        """Raise spec.attempt (and clear spec.suspend): the operator starts a new Job for the VideoJob."""
+        entry = await self._visible(principal, job_id)
+        if entry.job.status.phase not in RETRYABLE_PHASES:
+            raise JobNotRetryable(entry.job)
+        owner = entry.job.owner
+        if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
+            raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
+        await self._patch_spec(job_id, {"attempt": entry.attempt + 1, "suspend": False})
         return (await self._visible(principal, job_id)).job
 
     def _settled(self, job_id: str) -> bool:

@@ -46,6 +46,7 @@ from videojobs.work_order import STATUS_LINE_LIMIT, WorkOrder
 from videojobs_api.auth import Principal
 from videojobs_api.backends.base import (
     ACTIVE_PHASES,
+    RETRYABLE_PHASES,
     ArtifactStore,
     Created,
     Idempotency,
@@ -60,6 +61,7 @@ from videojobs_api.problems import (
     InvalidField,
     JobAlreadyFinished,
     JobNotFound,
+    JobNotRetryable,
     TooManyActiveJobs,
 )
 from videojobs_api.settings import API_ENV_PREFIX, ApiSettings
@@ -259,6 +261,27 @@ class _Store:
             self.publish(updated)
         return updated
 
+    def retry(self, job_id: str, max_active: int, retry_after_seconds: int) -> StoredJob | None:
+        """Queue a Failed or Cancelled job again, within its owner's cap of active jobs."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _stored_job(row)
+            if job.status.phase not in RETRYABLE_PHASES:
+                raise JobNotRetryable(job)
+            phases = tuple(phase.value for phase in ACTIVE_PHASES)
+            (active,) = conn.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND phase IN ({_marks(phases)})",
+                (job.owner, *phases),
+            ).fetchone()
+            if active >= max_active:
+                raise TooManyActiveJobs(max_active, retry_after_seconds)
+            updated = self._apply(conn, job, _requeued)
+        if updated is not None:
+            self.publish(updated)
+        return updated
+
     def claim_next(self) -> StoredJob | None:
         """The next queued job (highest priority, then oldest), now Running."""
         with self._transaction() as conn:
@@ -376,6 +399,18 @@ def _cancelled(job: StoredJob, *, strict: bool) -> JobStatus | None:
         return None
     return job.status.model_copy(
         update={"phase": Phase.CANCELLED, "message": "Cancelled", "completion_time": utcnow()}
+    )
+
+
+def _requeued(job: StoredJob) -> JobStatus:
+    return job.status.model_copy(
+        update={
+            "phase": Phase.QUEUED,
+            "message": "Queued again: the retry continues from the stored work",
+            "error": None,
+            "start_time": None,
+            "completion_time": None,
+        }
     )
 
 
@@ -530,6 +565,16 @@ class LocalBackend:
         cancelled = await self._db(self._store.change, job_id, partial(_cancelled, strict=True))
         await self._stop_worker(job_id)
         return cancelled or await self.get(principal, job_id)
+
+    async def retry(self, principal: Principal, job_id: str) -> StoredJob:
+        """Queue a Failed or Cancelled job again; its worker resumes from the stored checkpoint."""
+        await self.get(principal, job_id)
+        settings = self.settings
+        retried = await self._db(
+            self._store.retry, job_id, settings.max_active_jobs, settings.retry_after_seconds
+        )
+        self._wake.set()
+        return retried or await self.get(principal, job_id)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Cancel and stop it if active, then delete its artifacts, worker log and record."""

@@ -111,6 +111,8 @@ class CacheEntry:
     history: deque[StoredJob]
     fingerprint: str | None = None
     suspended: bool = False
+    attempt: int = 0
+    """spec.attempt: raised by one for each retry."""
 
 
 class VideoJobCache:
@@ -272,7 +274,9 @@ class VideoJobCache:
                     entry.job = job
                     entry.history.append(job)
                     self.bus.publish(job)
-        entry.suspended = bool((obj.get("spec") or {}).get("suspend"))
+        spec = obj.get("spec") or {}
+        entry.suspended = bool(spec.get("suspend"))
+        entry.attempt = int(spec.get("attempt") or 0)
 
     def _removed(self, name: str, uid: str | None = None) -> None:
         """The VideoJob is gone (only that incarnation of it, given its uid)."""
