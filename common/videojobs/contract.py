@@ -136,6 +136,22 @@ class VoiceSpec(ContractModel):
     voice: str | None = Field(default=None, max_length=100, description="Voice name for the backend.")
 
 
+class Revision(ContractModel):
+    """A revise of an earlier job: its outline and every scene not named are kept, the named ones remade."""
+
+    parent: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="The revised job's id in storage.",
+    )
+    instructions: str = Field(
+        min_length=1, max_length=2000, description="What to change, for the named scenes or the whole video."
+    )
+    scenes: list[Annotated[int, Field(ge=1, le=12)]] = Field(
+        default_factory=list, max_length=12, description="1-based scenes to make again; empty: every scene."
+    )
+
+
 class GenerationRequest(ContractModel):
     """What to generate: the part of a VideoJob spec that is fixed once the job exists."""
 
@@ -146,6 +162,7 @@ class GenerationRequest(ContractModel):
     max_scenes: int = Field(default=7, ge=1, le=12, description="Upper bound on the number of scenes.")
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
+    revision: Revision | None = Field(default=None, description="Make this job a revise of an earlier one.")
 
 
 IMMUTABLE_REQUEST_FIELDS = ("topic", "description", "models", "quality", "max_scenes", "voice")
