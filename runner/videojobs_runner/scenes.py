@@ -71,6 +71,7 @@ class _Scene:
     outline: SceneOutline
     plan: ScenePlan | None = None
     narration: SceneNarration | None = None
+    revision: prompts.SceneRevision | None = None
 
 
 class SceneWork:
@@ -105,6 +106,7 @@ class SceneWork:
     async def _scene(self, outline: VideoOutline, scene: _Scene) -> SceneOutcome:
         name = f"scene {scene.index}/{len(outline.scenes)}"
         done = self.ctx.artifacts.load_model(SceneFiles(scene.index).render, SceneRender)
+        scene.revision = self._revision(scene.index)
         scene.plan = await self._scene_plan(outline, scene, name)
         scene.narration = await self._narration(scene)
         await self.ctx.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
@@ -128,7 +130,17 @@ class SceneWork:
         """What the code prompts say of `scene` (planned by now)."""
         assert scene.plan is not None
         return prompts.SceneBrief(
-            scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration
+            scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration, scene.revision
+        )
+
+    def _revision(self, index: int) -> prompts.SceneRevision | None:
+        """In a revise, what is asked of scene `index` and what it was (seeded from the parent); else None."""
+        revision, files = self.ctx.job.request.revision, SceneFiles(index)
+        plan = self.ctx.artifacts.load_model(files.parent_plan, ScenePlan) if revision else None
+        if revision is None or plan is None:
+            return None
+        return prompts.SceneRevision(
+            revision.instructions, plan, self.ctx.artifacts.load_text(files.parent_code)
         )
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
@@ -140,7 +152,7 @@ class SceneWork:
         async with self._scene_slots:
             plan = await self.ctx.llm.ask(
                 self.ctx.job.models.scene,
-                prompts.scene_plan_messages(outline, scene.index),
+                prompts.scene_plan_messages(outline, scene.index, scene.revision),
                 json_reply(ScenePlan),
                 stage=Stage.SCENARIO_CREATION,
                 attempts=self.ctx.settings.max_plan_attempts,
