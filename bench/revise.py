@@ -30,7 +30,7 @@ from pipeline import clean_replies  # noqa: E402
 
 from videojobs.contract import GenerationRequest, JobStatus, Phase, Quality, Revision  # noqa: E402
 from videojobs.settings import Settings  # noqa: E402
-from videojobs_runner import scenes  # noqa: E402
+from videojobs_runner import sandbox, scenes  # noqa: E402
 from videojobs_runner.tts import SPEECH_CACHE_PREFIX  # noqa: E402
 
 _SCENE_OF_TASK = re.compile(r"-(\d+)(-of-\d+)?$")
@@ -62,17 +62,17 @@ class Meter:
     def __init__(self, llm: FakeLLM, out: Path) -> None:
         self.llm, self.out = llm, out
         self.rendered: list[int] = []
-        render = scenes.render_scene
+        render = sandbox.render_scene
 
         async def counted(code_path: Path, *args: Any, **kwargs: Any) -> Any:
             self.rendered.append(int(code_path.stem.removeprefix("scene_")))
             return await render(code_path, *args, **kwargs)
 
-        scenes.render_scene = counted  # type: ignore[assignment]
+        scenes.render_scene = counted  # type: ignore[attr-defined]
 
     def settings(self, **overrides: object) -> Settings:
         """Low quality, this meter's storage."""
-        return Settings(**{"output_dir": self.out, "default_quality": Quality.LOW} | overrides)
+        return Settings(output_dir=self.out, default_quality=Quality.LOW).model_copy(update=overrides)
 
     def measure(self, label: str, run: Callable[[], JobStatus], expect: Phase = Phase.SUCCEEDED) -> Cost:
         """Run a job and what it made; exits when it ends in another phase than `expect`."""

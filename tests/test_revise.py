@@ -23,7 +23,8 @@ CUBED = "Make the formula x cubed, in yellow."
 
 def settings_for(out: Path, **overrides: object) -> Settings:
     """Test settings: low quality, storage in `out`."""
-    return Settings(**{"output_dir": out, "default_quality": Quality.LOW, "max_fix_attempts": 2} | overrides)
+    settings = Settings(output_dir=out, default_quality=Quality.LOW, max_fix_attempts=2)
+    return settings.model_copy(update=overrides)
 
 
 def parent_job(settings: Settings) -> JobStatus:
