@@ -94,15 +94,15 @@ class SceneRevision:
     """A scene made again in a revise: what to change, and the plan and code it had in the revised job."""
 
     instructions: str
-    plan: ScenePlan
+    plan: ScenePlan | None = None
     code: str | None = None
 
     def plan_text(self) -> str:
-        """The previous plan and the change asked, as the scene-plan prompt shows them."""
+        """The previous plan (if there was one) and the change asked, as the scene-plan prompt shows them."""
+        previous = f" Its previous plan, as JSON:\n{self.plan.model_dump_json(indent=1)}" if self.plan else ""
         return f"""
 
-This scene is being revised. Its previous plan, as JSON:
-{self.plan.model_dump_json(indent=1)}
+This scene is being revised.{previous}
 Change it as these instructions ask, and keep everything they do not touch: {self.instructions}"""
 
 

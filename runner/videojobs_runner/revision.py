@@ -8,13 +8,29 @@ from videojobs.artifacts import OUTLINE_FILE, JobArtifacts, JobRecord, SceneFile
 from videojobs.contract import Revision, Stage
 from videojobs.errors import RevisionError
 from videojobs_runner.context import JobContext
-from videojobs_runner.plans import VideoOutline
+from videojobs_runner.plans import ScenePlan, VideoOutline
+from videojobs_runner.prompts import SceneRevision
 from videojobs_runner.scenes import SceneRender
 
 
 def revised_scenes(revision: Revision, count: int) -> list[int]:
     """The 1-based scenes a revise makes again, of `count`: the named ones, or every scene."""
     return sorted(set(revision.scenes)) if revision.scenes else list(range(1, count + 1))
+
+
+def scene_revisions(ctx: JobContext, count: int) -> dict[int, SceneRevision]:
+    """What a revise asks of each scene it makes again, with the plan and code the parent had (seeded)."""
+    revision = ctx.job.request.revision
+    if revision is None:
+        return {}
+    return {
+        index: SceneRevision(
+            revision.instructions,
+            ctx.artifacts.load_model(SceneFiles(index).parent_plan, ScenePlan),
+            ctx.artifacts.load_text(SceneFiles(index).parent_code),
+        )
+        for index in revised_scenes(revision, count)
+    }
 
 
 async def seed_revision(ctx: JobContext) -> None:

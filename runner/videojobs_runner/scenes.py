@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -77,15 +78,20 @@ class _Scene:
 class SceneWork:
     """Every scene of one job from plan to stored render, scenes side by side within the limits."""
 
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, revisions: Mapping[int, prompts.SceneRevision] | None = None) -> None:
         self.ctx = ctx
+        self.revisions = revisions or {}
+        """In a revise, what is asked of each scene made again, by index."""
         self._scene_slots = asyncio.Semaphore(ctx.settings.max_scene_concurrency)
         self._render_slots = asyncio.Semaphore(ctx.settings.max_concurrent_renders)
 
     async def run(self, outline: VideoOutline) -> None:
         """Plan, code and render every scene (concurrently); raise when any failed after its fixes."""
         await self.ctx.tracker.start_scenes(len(outline.scenes))
-        scenes = [_Scene(index, scene) for index, scene in enumerate(outline.scenes, 1)]
+        scenes = [
+            _Scene(index, scene, revision=self.revisions.get(index))
+            for index, scene in enumerate(outline.scenes, 1)
+        ]
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._scene(outline, scene)) for scene in scenes]
@@ -106,7 +112,6 @@ class SceneWork:
     async def _scene(self, outline: VideoOutline, scene: _Scene) -> SceneOutcome:
         name = f"scene {scene.index}/{len(outline.scenes)}"
         done = self.ctx.artifacts.load_model(SceneFiles(scene.index).render, SceneRender)
-        scene.revision = self._revision(scene.index)
         scene.plan = await self._scene_plan(outline, scene, name)
         scene.narration = await self._narration(scene)
         await self.ctx.tracker.scene_done_with(scene.index, Stage.SCENARIO_CREATION, f"Planned {name}")
@@ -131,16 +136,6 @@ class SceneWork:
         assert scene.plan is not None
         return prompts.SceneBrief(
             scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration, scene.revision
-        )
-
-    def _revision(self, index: int) -> prompts.SceneRevision | None:
-        """In a revise, what is asked of scene `index` and what it was (seeded from the parent); else None."""
-        revision, files = self.ctx.job.request.revision, SceneFiles(index)
-        plan = self.ctx.artifacts.load_model(files.parent_plan, ScenePlan) if revision else None
-        if revision is None or plan is None:
-            return None
-        return prompts.SceneRevision(
-            revision.instructions, plan, self.ctx.artifacts.load_text(files.parent_code)
         )
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
