@@ -27,9 +27,9 @@ T = TypeVar("T")
 Interval = tuple[float, float]
 
 
-def clean_replies() -> FakeLLM:
-    """The three-scene fixture with every first answer already correct (no re-asks, no fixes)."""
-    state = FakeLLM.from_folder(FIXTURES / "three-scenes")
+def clean_replies(folder: str = "three-scenes") -> FakeLLM:
+    """A fixture over three-scenes with every first answer already correct (no re-asks, no fixes)."""
+    state = FakeLLM.from_folder(FIXTURES / folder)
     state.replies["scene-plan-1-of-3"] = state.replies["scene-plan-1-of-3"][1:]
     for scene in (2, 3):
         state.replies[f"scene-code-{scene}"] = state.replies[f"fix-scene-code-{scene}"]
@@ -65,13 +65,13 @@ def run_once(out: Path, job_id: str | None = None) -> dict[str, float]:
     """One job through the real pipeline (in storage folder `out`); returns the figures."""
     from videojobs.contract import GenerationRequest, Phase, Quality
     from videojobs.settings import Settings
-    from videojobs_runner import pipeline
+    from videojobs_runner import assembly, scenes
     from videojobs_runner.jobs import create_job, resolve, run_job
 
     renders: list[Interval] = []
     muxes: list[Interval] = []
-    pipeline.render_scene = timed(renders, pipeline.render_scene)  # type: ignore[assignment]
-    pipeline.combine_scenes = timed(muxes, pipeline.combine_scenes)  # type: ignore[assignment]
+    scenes.render_scene = timed(renders, scenes.render_scene)  # type: ignore[assignment]
+    assembly.combine_scenes = timed(muxes, assembly.combine_scenes)  # type: ignore[assignment]
     settings = Settings(output_dir=out, default_quality=Quality.LOW)
     record = resolve(GenerationRequest(topic="Benchmark topic"), settings, job_id)
     start = time.perf_counter()

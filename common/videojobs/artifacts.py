@@ -11,7 +11,16 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from videojobs.contract import GenerationRequest, JobStatus, Quality, TTSBackend, VoiceSpec, utcnow
+from videojobs.contract import (
+    GenerationRequest,
+    JobStatus,
+    ModelChoice,
+    Quality,
+    Revision,
+    TTSBackend,
+    VoiceSpec,
+    utcnow,
+)
 from videojobs.errors import StorageError
 from videojobs.storage import Storage
 
@@ -49,6 +58,17 @@ class JobRecord(BaseModel):
     voice: VoiceSpec = Field(default_factory=lambda: VoiceSpec(backend=TTSBackend.NONE.value))
     """The narration voice, backend resolved (jobs stored before narration existed speak none)."""
     created_at: datetime = Field(default_factory=utcnow)
+
+    def revision_request(self, revision: Revision) -> GenerationRequest:
+        """The request of a revise of this job: its own, with the models, quality and voice it ran with."""
+        return self.request.model_copy(
+            update={
+                "models": ModelChoice(**self.models.model_dump()),
+                "quality": self.quality,
+                "voice": self.voice,
+                "revision": revision,
+            }
+        )
 
 
 def new_job_id(topic: str) -> str:
@@ -99,6 +119,16 @@ class SceneFiles:
     def timing(self) -> str:
         """Where its narration lies under its blocks."""
         return f"{self.folder}/timing.json"
+
+    @property
+    def parent_plan(self) -> str:
+        """In a revise, the plan the revised job had for this scene (what the new one changes)."""
+        return f"{self.folder}/parent_plan.json"
+
+    @property
+    def parent_code(self) -> str:
+        """In a revise, the code the revised job kept for this scene."""
+        return f"{self.folder}/parent_code.py"
 
     def code(self, version: int) -> str:
         """Code version `version`."""

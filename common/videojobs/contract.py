@@ -229,6 +229,22 @@ class Webhook(ContractModel):
     )
 
 
+class Revision(ContractModel):
+    """A revise of an earlier job: its outline and every scene not named are kept, the named ones remade."""
+
+    parent: str = Field(
+        pattern=JOB_NAME_PATTERN,
+        max_length=63,
+        description="The revised job's id in storage.",
+    )
+    instructions: str = Field(
+        min_length=1, max_length=2000, description="What to change, for the named scenes or the whole video."
+    )
+    scenes: list[Annotated[int, Field(ge=1, le=12)]] = Field(
+        default_factory=list, max_length=12, description="1-based scenes to make again; empty: every scene."
+    )
+
+
 class GenerationRequest(ContractModel):
     """A job request: what to make and deliver. The REST body, the CLI options and the VideoJob spec.
 
@@ -256,6 +272,7 @@ class GenerationRequest(ContractModel):
     webhook: Annotated[Webhook | None, MUTABLE] = Field(
         default=None, description="Called, signed, when the job ends."
     )
+    revision: Revision | None = Field(default=None, description="Make this job a revise of an earlier one.")
 
     def immutable_fields(self) -> dict[str, object]:
         """The request's fixed fields (for comparing a changed spec with its original)."""

@@ -44,6 +44,13 @@ class ConfigurationError(VideoGenerationError):
     default_suggestion = "Fix the named setting or environment variable and run again."
 
 
+class RevisionError(VideoGenerationError):
+    """A revise names a job or scenes it cannot reuse."""
+
+    default_stage = Stage.INITIALIZING
+    default_suggestion = "Revise a job that got at least as far as its outline, naming scenes it has."
+
+
 class BudgetExceededError(VideoGenerationError):
     """The next LLM call would go past the job's max_cost_usd."""
 

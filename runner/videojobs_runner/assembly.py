@@ -22,6 +22,7 @@ from videojobs_runner.context import JobContext
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.render_cache import combine_key
+from videojobs_runner.revision import revised_scenes
 from videojobs_runner.scenes import SceneRender
 from videojobs_runner.tts import SceneNarration
 
@@ -101,7 +102,7 @@ class Assembly:
         return combined
 
     def _metadata(self, outline: VideoOutline, combined: CombinedVideo) -> dict[str, object]:
-        info = combined.info
+        info, revision = combined.info, self.ctx.job.request.revision
         return {
             "id": self.ctx.job.id,
             "topic": self.ctx.job.request.topic,
@@ -124,6 +125,8 @@ class Assembly:
                 for i, c in enumerate(combined.chapters, 1)
             ],
             "models": self.ctx.job.models.model_dump(),
+            "revision_of": revision.parent if revision else None,
+            "revised_scenes": revised_scenes(revision, len(outline.scenes)) if revision else None,
             "usage": self.ctx.ledger.total.model_dump(),
             "usage_by_stage": {stage.value: u.model_dump() for stage, u in self.ctx.ledger.by_stage.items()},
             "narration": narration_summary(self.ctx.job.voice, self.timings),

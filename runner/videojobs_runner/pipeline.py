@@ -26,6 +26,7 @@ from videojobs_runner.llm import LLMClient, UsageLedger
 from videojobs_runner.planning import plan_outline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
 from videojobs_runner.render_cache import CombinedCache, RenderCache
+from videojobs_runner.revision import scene_revisions, seed_revision
 from videojobs_runner.sandbox import SandboxConfig
 from videojobs_runner.scenes import SceneWork
 from videojobs_runner.tts import Narrator
@@ -79,8 +80,9 @@ class VideoPipeline:
             await self.ctx.tracker.enter(Stage.INITIALIZING)
             if not self.ctx.artifacts.exists(METADATA_FILE):
                 await self._check_sandbox()
+                await seed_revision(self.ctx)
                 outline = await plan_outline(self.ctx)
-                await SceneWork(self.ctx).run(outline)
+                await SceneWork(self.ctx, scene_revisions(self.ctx, len(outline.scenes))).run(outline)
                 await Assembly(self.ctx).run(outline)
             await self._finish()
         except VideoGenerationError as error:

@@ -58,14 +58,16 @@ the key idea to an example. Reply with one JSON object matching this JSON schema
     ]
 
 
-def scene_plan_messages(outline: VideoOutline, index: int) -> list[Message]:
-    """Ask for the storyboard, technical plan and narration of scene `index` (1-based)."""
+def scene_plan_messages(
+    outline: VideoOutline, index: int, revision: SceneRevision | None = None
+) -> list[Message]:
+    """Ask for the storyboard, technical plan and narration of scene `index` (1-based), or its revise."""
     scene = outline.scenes[index - 1]
     return [
         {"role": "system", "content": SYSTEM},
         {
             "role": "user",
-            "content": f"""Task: scene plan {index} of {len(outline.scenes)}
+            "content": f"""Task: {_revise(revision)}scene plan {index} of {len(outline.scenes)}
 Video: {outline.title}
 All scenes: {"; ".join(f"{i}. {s.title}" for i, s in enumerate(outline.scenes, 1))}
 
@@ -75,7 +77,7 @@ Key points: {"; ".join(scene.key_points) or "-"}
 Give (1) the visual storyboard step by step, (2) the technical implementation: which Manim
 objects and animations, and where each object sits, (3) the narration the voice-over speaks
 (2-5 sentences), (4) the list of Manim classes and functions used.
-{LAYOUT_RULES}
+{LAYOUT_RULES}{revision.plan_text() if revision else ""}
 Reply with one JSON object matching this JSON schema, and nothing else:
 {_json_schema(ScenePlan)}""",
         },
@@ -88,6 +90,28 @@ def scene_class_name(index: int) -> str:
 
 
 @dataclass(frozen=True)
+class SceneRevision:
+    """A scene made again in a revise: what to change, and the plan and code it had in the revised job."""
+
+    instructions: str
+    plan: ScenePlan | None = None
+    code: str | None = None
+
+    def plan_text(self) -> str:
+        """The previous plan (if there was one) and the change asked, as the scene-plan prompt shows them."""
+        previous = f" Its previous plan, as JSON:\n{self.plan.model_dump_json(indent=1)}" if self.plan else ""
+        return f"""
+
+This scene is being revised.{previous}
+Change it as these instructions ask, and keep everything they do not touch: {self.instructions}"""
+
+
+def _revise(revision: SceneRevision | None) -> str:
+    """The word that makes a task slug a revise's (`revise-scene-plan-2-of-3`, `revise-scene-code-2`)."""
+    return "revise " if revision else ""
+
+
+@dataclass(frozen=True)
 class SceneBrief:
     """What every scene-code prompt says of its scene: where it stands, its plans and its narration."""
 
@@ -96,13 +120,15 @@ class SceneBrief:
     plan: ScenePlan
     quality: Quality
     narration: SceneNarration | None = None
+    revision: SceneRevision | None = None
 
     def plan_text(self) -> str:
-        """The scene's title, purpose and three plans as the prompts show them."""
+        """The scene's title, purpose, three plans (and a revise's change) as the prompts show them."""
+        change = f"\n\nChange asked for in this revise: {self.revision.instructions}" if self.revision else ""
         return (
             f"Scene title: {self.scene.title}\nPurpose: {self.scene.purpose}\n\n"
             f"Storyboard:\n{self.plan.storyboard}\n\nTechnical plan:\n{self.plan.technical}\n\n"
-            f"Narration:\n{self.plan.narration}"
+            f"Narration:\n{self.plan.narration}{change}"
         )
 
 
@@ -143,10 +169,17 @@ def _scene_code_task(request: str, brief: SceneBrief) -> list[Message]:
 
 def code_messages(brief: SceneBrief, reference: str = "") -> list[Message]:
     """Ask for the Manim code of one scene; `reference` gives the signatures of the Manim names it uses."""
-    request = f"""Task: scene code {brief.index}
+    previous = brief.revision.code if brief.revision else None
+    earlier = (
+        f"\n\nThe scene's code before this revise (change only what the plan now asks):\n"
+        f"```python\n{previous}```"
+        if previous
+        else ""
+    )
+    request = f"""Task: {_revise(brief.revision)}scene code {brief.index}
 Write the Manim code for this scene.
 
-{brief.plan_text()}{_with_reference(reference)}"""
+{brief.plan_text()}{earlier}{_with_reference(reference)}"""
     return _scene_code_task(request, brief)
 
 

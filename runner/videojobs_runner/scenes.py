@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -71,20 +72,26 @@ class _Scene:
     outline: SceneOutline
     plan: ScenePlan | None = None
     narration: SceneNarration | None = None
+    revision: prompts.SceneRevision | None = None
 
 
 class SceneWork:
     """Every scene of one job from plan to stored render, scenes side by side within the limits."""
 
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, revisions: Mapping[int, prompts.SceneRevision] | None = None) -> None:
         self.ctx = ctx
+        self.revisions = revisions or {}
+        """In a revise, what is asked of each scene made again, by index."""
         self._scene_slots = asyncio.Semaphore(ctx.settings.max_scene_concurrency)
         self._render_slots = asyncio.Semaphore(ctx.settings.max_concurrent_renders)
 
     async def run(self, outline: VideoOutline) -> None:
         """Plan, code and render every scene (concurrently); raise when any failed after its fixes."""
         await self.ctx.tracker.start_scenes(len(outline.scenes))
-        scenes = [_Scene(index, scene) for index, scene in enumerate(outline.scenes, 1)]
+        scenes = [
+            _Scene(index, scene, revision=self.revisions.get(index))
+            for index, scene in enumerate(outline.scenes, 1)
+        ]
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._scene(outline, scene)) for scene in scenes]
@@ -129,7 +136,7 @@ class SceneWork:
         """What the code prompts say of `scene` (planned by now)."""
         assert scene.plan is not None
         return prompts.SceneBrief(
-            scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration
+            scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration, scene.revision
         )
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
@@ -141,7 +148,7 @@ class SceneWork:
         async with self._scene_slots:
             plan = await self.ctx.llm.ask(
                 self.ctx.job.models.scene,
-                prompts.scene_plan_messages(outline, scene.index),
+                prompts.scene_plan_messages(outline, scene.index, scene.revision),
                 json_reply(ScenePlan),
                 stage=Stage.SCENARIO_CREATION,
                 attempts=self.ctx.settings.max_plan_attempts,
