@@ -133,6 +133,28 @@ def test_only_a_failed_or_cancelled_job_can_be_retried(finished: Finished) -> No
         assert response.status_code == 409 and "Succeeded" in response.json()["detail"]
 
 
+def test_a_revise_remakes_only_the_named_scene(finished: Finished) -> None:
+    finished.llm.replies = FakeLLM.from_folder(FIXTURES / "revise").replies  # knows the revise prompts too
+    before = len(finished.llm.requests)
+    with finished.api.client() as alice, finished.api.client("bob") as bob:
+        body = {"instructions": "Draw the triangle in blue", "scenes": [2]}
+        assert bob.post(f"/v1/videos/jobs/{finished.job_id}/revise", json=body).status_code == 404
+        assert (
+            alice.post(f"/v1/videos/jobs/{finished.job_id}/revise", json=body | {"scenes": [0]}).status_code
+            == 422
+        )
+        response = alice.post(f"/v1/videos/jobs/{finished.job_id}/revise", json=body)
+        assert response.status_code == 202, response.text
+        revise = response.json()
+        assert revise["request"]["revision"] == {"parent": finished.job_id, **body}
+        done = wait_for(alice, revise["id"], "Succeeded", "Failed", timeout=300)
+        assert done["phase"] == "Succeeded", done
+        metadata = alice.get(f"/v1/videos/jobs/{revise['id']}/metadata").json()
+        assert metadata["revision_of"] == finished.job_id and metadata["revised_scenes"] == [2]
+    asked = {r["task"] for r in finished.llm.requests[before:] if r["task"] != "speech"}
+    assert asked == {"revise-scene-plan-2-of-3", "revise-scene-code-2"}, asked
+
+
 def test_retry_resumes_a_failed_job_without_repeating_stored_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

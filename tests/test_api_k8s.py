@@ -84,7 +84,7 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
 ) -> None:
     urgent = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": URGENT}}
     k8s_cluster.kubectl("apply", "-f", "-", input=json.dumps(urgent | {"value": 1000}))
-    body = FULL_REQUEST | {"priority": "urgent"}
+    body = {key: value for key, value in FULL_REQUEST.items() if key != "revision"} | {"priority": "urgent"}
     with (
         kubernetes_api(request, tmp_path, run_jobs=False, priority_classes={"urgent": URGENT}) as api,
         api.client() as alice,

@@ -11,7 +11,7 @@ from datetime import datetime
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from videojobs.contract import (
     JOB_NAME_PATTERN,
@@ -20,6 +20,7 @@ from videojobs.contract import (
     JobError,
     JobStatus,
     Phase,
+    Revision,
     SceneCounts,
     Stage,
     Usage,
@@ -77,6 +78,18 @@ if TYPE_CHECKING:
 else:
     JobCreateRequest = snake_case(GenerationRequest)
     """The body of POST /v1/videos/generate: the VideoJob spec's request part in snake_case."""
+
+
+if TYPE_CHECKING:
+    ReviseRequest = BaseModel
+else:
+    ReviseRequest = create_model(
+        "ReviseRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="What to change in a finished job: instructions for the named scenes (none: every scene).",
+        **{name: (info.annotation, info) for name, info in Revision.model_fields.items() if name != "parent"},
+    )
+    """The body of POST /v1/videos/jobs/{id}/revise: the contract's Revision without its parent."""
 
 
 def to_contract(request: GenerationRequest) -> GenerationRequest:
@@ -182,6 +195,7 @@ class JobLinks(BaseModel):
     events: str
     cancel: str
     retry: str
+    revise: str
     video_url: str
     stream: str
     download: str
@@ -199,6 +213,7 @@ class JobLinks(BaseModel):
             events=f"{base}/events",
             cancel=f"{base}/cancel",
             retry=f"{base}/retry",
+            revise=f"{base}/revise",
             video_url=f"{base}/video-url",
             stream=f"{base}/stream",
             download=f"{base}/download",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -17,7 +18,8 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import WithJsonSchema
 
-from videojobs.contract import Phase
+from videojobs.artifacts import JobArtifacts
+from videojobs.contract import GenerationRequest, Phase, Revision
 from videojobs_api.auth import CurrentPrincipal, Principal, Signer, VideoPrincipal
 from videojobs_api.backends.base import ArtifactKind, Idempotency, JobBackend
 from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, event_stream_response
@@ -29,6 +31,7 @@ from videojobs_api.models import (
     JobList,
     JobResponse,
     JobStatusResponse,
+    ReviseRequest,
     StoredJob,
     VideoUrl,
     fingerprint,
@@ -181,6 +184,23 @@ async def generate_video(
 ) -> JobResponse:
     """Queue a job; 202 with its Location. An Idempotency-Key replays the job it created before."""
     job_request = to_contract(body)
+    if job_request.revision is not None:
+        revision = job_request.revision
+        parent = await _revisable(services, principal, revision.parent)
+        job_request = job_request.model_copy(
+            update={"revision": revision.model_copy(update={"parent": parent.storage_key})}
+        )
+    return await _create(services, principal, job_request, request, response, idempotency_key)
+
+
+async def _create(
+    services: Services,
+    principal: Principal,
+    job_request: GenerationRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: str | None,
+) -> JobResponse:
     services.webhooks.check_url(job_request.webhook)
     idempotency = Idempotency(idempotency_key, fingerprint(job_request)) if idempotency_key else None
     with services.in_flight.hold(principal.name, idempotency_key):
@@ -249,6 +269,47 @@ async def retry_job(job_id: JobId, principal: CurrentPrincipal, services: Servic
     409 in any other phase. On Kubernetes this raises the VideoJob's spec.attempt, as kubectl users may.
     """
     return JobResponse.of(await services.backend.retry(principal, job_id))
+
+
+@router.post(
+    "/videos/jobs/{job_id}/revise",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Revise a finished job",
+    responses={
+        202: {"headers": {"Location": {"description": "The new job's URL.", "schema": {"type": "string"}}}},
+        **problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS),
+    },
+)
+async def revise_job(
+    job_id: JobId,
+    body: ReviseRequest,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobResponse:
+    """A new job that keeps the finished job's outline and every scene not named (no LLM calls or renders
+    for them) and makes the named scenes (none named: every scene) again with the instructions."""
+    parent = await _revisable(services, principal, job_id)
+    revision = Revision(parent=parent.storage_key, **body.model_dump())
+    record = await asyncio.to_thread(
+        JobArtifacts(services.backend.artifacts.storage, parent.storage_key).load_job
+    )
+    job_request = (
+        record.revision_request(revision)
+        if record is not None
+        else parent.request.model_copy(update={"revision": revision})
+    )
+    return await _create(services, principal, job_request, request, response, idempotency_key)
+
+
+async def _revisable(services: Services, principal: Principal, job_id: str) -> StoredJob:
+    """The job a revise starts from: one the principal may see (else 404) that Succeeded (else 409)."""
+    parent = await services.backend.get(principal, job_id)
+    if parent.status.phase is not Phase.SUCCEEDED:
+        raise JobNotFinished(parent)
+    return parent
 
 
 @router.delete(

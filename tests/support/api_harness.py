@@ -182,6 +182,7 @@ FULL_REQUEST: dict[str, Any] = {
     "priority": "high",
     "tags": ["maths", "term 2"],
     "webhook": {"url": "http://127.0.0.1:9/hook", "events": ["completed", "stage"]},
+    "revision": {"parent": "fourier-series-1a2b3c", "instructions": "Slower, please", "scenes": [2]},
 }
 """A REST body setting every request field to something other than its default (snake_case)."""
 
