@@ -94,6 +94,8 @@ def prior_seconds(quality: Quality) -> dict[Stage, float]:
 
 @dataclass
 class _Scene:
+    """Where one scene stands, as the estimator follows it."""
+
     done: set[Stage] = field(default_factory=set)
     stage: Stage | None = None
     """The stage it works on (asked for or holding a slot); None between stages or when finished."""
@@ -143,7 +145,7 @@ class EtaEstimator:
         self._planning = False
         self._scenes: dict[int, _Scene] = {}
         self._assembly_since: datetime | None = None
-        self._llm_slots = _Slots(scene_slots)
+        self._scene_slots = _Slots(scene_slots)
         self._render_slots = _Slots(render_slots)
 
     def stage_entered(self, stage: Stage) -> None:
@@ -221,7 +223,7 @@ class EtaEstimator:
 
     def _schedule(self, scenes: dict[int, _Scene], now: datetime) -> float:
         """Seconds until every scene is done, list-scheduling their remaining stages on the slots."""
-        free_at = {pool: [0.0] * pool.size for pool in (self._llm_slots, self._render_slots)}
+        free_at = {pool: [0.0] * pool.size for pool in (self._scene_slots, self._render_slots)}
         ready_at = dict.fromkeys(scenes, 0.0)
         for index, scene in scenes.items():
             if scene.stage is not None and scene.served_since is not None:  # holding a slot now
@@ -240,7 +242,7 @@ class EtaEstimator:
         return max(ready_at.values(), default=0.0)
 
     def _slots(self, stage: Stage) -> _Slots:
-        return self._render_slots if stage is Stage.RENDERING else self._llm_slots
+        return self._render_slots if stage is Stage.RENDERING else self._scene_slots
 
     def _leave(self, index: int) -> None:
         """Scene `index` gives back its slot (or its place in the queue); the next in the queue gets it."""
