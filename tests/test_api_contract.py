@@ -71,6 +71,9 @@ def test_a_job_runs_to_succeeded_and_its_events_come_in_order(api: ApiServer) ->
         progress = [event.data["progress"] for event in stream.events]
         assert progress == sorted(progress) and progress[-1] == 100
         assert all(event.event == "status" for event in stream.events)
+        etas = [event.data["estimated_completion_time"] for event in stream.events]
+        assert "2030-01-01T00:00:00Z" in etas and etas[-1] is None  # the runner's ETA, cleared at the end
+        assert alice.get(f"/v1/videos/jobs/{job['id']}").json()["estimated_completion_time"] is None
 
         status = alice.get(f"/v1/videos/jobs/{job['id']}/status").json()
         assert status == stream.events[-1].data

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from videojobs.contract import JobStatus, Stage, VideoJobSpec
+from videojobs.contract import RUNNER_STATUS_FIELDS, JobStatus, Stage, VideoJobSpec
 from videojobs.crd import custom_resource_definition, render_yaml
 
 CRD_FILE = Path(__file__).resolve().parents[1] / "crds" / "videojob.yaml"
@@ -37,3 +37,12 @@ def test_every_contract_field_is_in_the_schema() -> None:
 def test_schema_is_structural() -> None:
     text = yaml.safe_dump(custom_resource_definition())
     assert "$ref" not in text and "anyOf" not in text and "null" not in text
+
+
+def test_the_eta_shows_with_wide_output_as_a_declared_status_field() -> None:
+    version = custom_resource_definition()["spec"]["versions"][0]
+    (column,) = [c for c in version["additionalPrinterColumns"] if c["name"] == "ETA"]
+    assert column["priority"] == 1 and column["type"] == "string"  # a date column shows "<invalid>" ahead
+    field = column["jsonPath"].removeprefix(".status.")
+    assert _schema()["status"]["properties"][field]["format"] == "date-time"  # type: ignore[index]
+    assert field in {JobStatus.model_fields[name].alias for name in RUNNER_STATUS_FIELDS}

@@ -11,6 +11,8 @@ from fake_llm import FakeLLM
 
 from videojobs.contract import STAGES, GenerationRequest, JobStatus, Phase, Quality, Stage
 from videojobs.settings import Settings
+from videojobs.storage import LocalStorage
+from videojobs_runner.eta import SCENE_STAGES, load_history
 from videojobs_runner.jobs import create_job, resolve, run_job
 
 pytestmark = pytest.mark.render
@@ -42,6 +44,28 @@ def test_progress_only_moves_forward_through_the_stages(fake_llm: FakeLLM, tmp_p
     assert len(rendering) >= 3 and max(rendering) <= STAGES[Stage.RENDERING].progress
     assert any("scene 2/3" in s.message for s in recorder.statuses)
     assert all(s.heartbeat_time is not None for s in recorder.statuses)
+
+
+def test_every_status_while_running_carries_an_eta_and_the_job_feeds_the_history(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    settings = Settings(output_dir=tmp_path, default_quality=Quality.LOW)
+    recorder = Recorder()
+    for topic in ("First topic", "Second topic"):
+        record = resolve(GenerationRequest(topic=topic), settings)
+        status = asyncio.run(run_job(record, create_job(record, settings), settings, [recorder]))
+        assert status.phase is Phase.SUCCEEDED
+        *running, final = recorder.statuses
+        for published in running:  # in the future of its publication, within the hour
+            eta, now = published.estimated_completion_time, published.heartbeat_time
+            assert eta is not None and now is not None
+            assert 0 <= (eta - now).total_seconds() <= 3600, published.message
+        assert final.estimated_completion_time is None  # ended: completionTime says when
+        recorder.statuses.clear()
+    first, second = load_history(LocalStorage(tmp_path), Quality.LOW)
+    assert first.scenes == second.scenes == 3
+    assert set(first.seconds) == {Stage.PLANNING, *SCENE_STAGES, Stage.COMBINING}
+    assert all(seconds > 0 for seconds in first.seconds.values())
 
 
 def test_budget_stops_before_the_call_that_would_exceed_it_and_resume_finishes(

@@ -161,6 +161,9 @@ class JobStatusResponse(BaseModel):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    estimated_completion_time: datetime | None = Field(
+        description="When the job is expected to complete; null before it runs and once it has ended."
+    )
     duration_seconds: float | None = Field(description="Length of the finished video.")
 
     @classmethod
@@ -183,6 +186,7 @@ def _status_fields(job: StoredJob) -> dict[str, object]:
         "created_at": job.created_at,
         "started_at": status.start_time,
         "completed_at": status.completion_time,
+        "estimated_completion_time": status.estimated_completion_time,
         "duration_seconds": status.result.duration_seconds if status.result else None,
     }
 

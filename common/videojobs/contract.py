@@ -449,6 +449,7 @@ RUNNER_STATUS_FIELDS = (
     "result",
     "error",
     "heartbeat_time",
+    "estimated_completion_time",
 )
 """Status fields only the runner writes (through the status subresource)."""
 
@@ -475,6 +476,13 @@ class JobStatus(ContractModel):
     result: JobResult | None = None
     error: JobError | None = None
     heartbeat_time: datetime | None = None
+    estimated_completion_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When the job is expected to complete, from the stage durations measured so far and recent "
+            "jobs of the same quality; absent before the runner starts and once the job has ended."
+        ),
+    )
     # Owned by the operator (or the local backend in its place).
     phase: Phase = Phase.PENDING
     conditions: list[Condition] = Field(default_factory=list)

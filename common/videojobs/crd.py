@@ -25,6 +25,14 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Progress", "type": "integer", "jsonPath": ".status.progress", "description": "Percent done"},
     {"name": "Scenes", "type": "string", "jsonPath": ".status.scenes.ready", "description": "Rendered/total"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # A string, not a date: kubectl shows a date as its age, and a time to come as "<invalid>".
+    {
+        "name": "ETA",
+        "type": "string",
+        "jsonPath": ".status.estimatedCompletionTime",
+        "description": "Estimated completion time (UTC)",
+        "priority": 1,
+    },
     {"name": "Topic", "type": "string", "jsonPath": ".spec.topic", "priority": 1},
     {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},

@@ -21,6 +21,7 @@ from videojobs.errors import ConfigurationError, VideoGenerationError
 from videojobs.settings import RenderIsolation, Settings
 from videojobs_runner.assembly import Assembly
 from videojobs_runner.context import JobContext
+from videojobs_runner.eta import EtaEstimator, load_history, record_history
 from videojobs_runner.isolation import SandboxUnavailableError, check_available
 from videojobs_runner.llm import LLMClient, UsageLedger
 from videojobs_runner.planning import plan_outline
@@ -56,11 +57,17 @@ class VideoPipeline:
         )
         scratch = settings.scratch_dir / job.id
         shared = settings.shared_render_cache
+        eta = EtaEstimator(
+            job.quality,
+            scene_slots=settings.max_scene_concurrency,
+            render_slots=settings.max_concurrent_renders,
+            history=load_history(artifacts.storage, job.quality),
+        )
         self.ctx = JobContext(
             job=job,
             artifacts=artifacts,
             settings=settings,
-            tracker=ProgressTracker(status, reporters),
+            tracker=ProgressTracker(status, reporters, eta),
             ledger=ledger,
             llm=llm,
             scratch=scratch,
@@ -147,6 +154,8 @@ class VideoPipeline:
         left = metadata.get("layout_violations_left") or 0
         note = f"Completed with {left} layout violation(s) left; see {METADATA_FILE}" if left else None
         await self.ctx.tracker.enter(Stage.COMPLETED, 1.0, note)
+        timings = self.ctx.tracker.eta.timings()
+        await asyncio.to_thread(record_history, self.ctx.artifacts.storage, self.ctx.job.quality, timings)
         shutil.rmtree(self.ctx.scratch, ignore_errors=True)
 
     async def _fail(self, error: VideoGenerationError) -> None:

@@ -50,6 +50,7 @@ runs.write_text(str(run))
 def report(**status):
     print(json.dumps(status), flush=True)
 
+SCRIPTED_ETA = "2030-01-01T00:00:00Z"
 report(stage="planning", progress=15, message="Creating scene outline")
 if "hang" in topic and not ("once" in topic and run > 1):
     report(stage="rendering", progress=50, message="Rendering scene 1/3")
@@ -59,7 +60,8 @@ if "fail" in topic:
     error = {"stage": "rendering", "message": "scene 2 failed", "recoverable": True}
     report(stage="rendering", progress=60, message="scene 2 failed", error=error)
     sys.exit(1)
-report(stage="rendering", progress=80, message="Rendered scene 3/3", scenes={"total": 3, "rendered": 3})
+report(stage="rendering", progress=80, message="Rendered scene 3/3", scenes={"total": 3, "rendered": 3},
+       estimatedCompletionTime=SCRIPTED_ETA)
 if order["settings"]["storage_backend"] == "s3":
     from videojobs.settings import Settings
     from videojobs.storage import storage_from_settings

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from videojobs_runner.kube_reporter import KubernetesStatusReporter
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "videojobs-system"
 QUEUE = "kueue"
+SCRIPTED_ETA = datetime(2030, 1, 1, tzinfo=UTC)
+"""The estimated completion time the stand-in reports while rendering (the local stand-in's too)."""
 RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
 VIDEOJOBS = Path(sys.executable).parent / "videojobs"
 ARTIFACTS = {
@@ -153,9 +156,11 @@ class StandInRunner:
                 return
             status.scenes = SceneCounts(total=3, rendered=3)
             status.enter(Stage.RENDERING, 1.0, "Rendered scene 3/3")
+            status.estimated_completion_time = SCRIPTED_ETA
             await reporter.publish(status)
             await asyncio.to_thread(self._store, job_id, name)
             status.enter(Stage.COMPLETED, 1.0)
+            status.estimated_completion_time = None
             status.result = JobResult(duration_seconds=1.0)
             await reporter.publish(status)
         await asyncio.to_thread(self._end_pod, name, 0)
