@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_runs import cli_env, job_folders, read_json, run_cli
-from fake_llm import FakeLLM
+from fake_llm import FIXTURES, FakeLLM
 
 from videojobs.contract import STAGES, GenerationRequest, JobStatus, Phase, Quality, Stage
 from videojobs.settings import Settings
@@ -104,3 +104,16 @@ def test_budget_stops_before_the_call_that_would_exceed_it_and_resume_finishes(
     assert by_stage["scenario_creation"]["tts_calls"] == 5  # espeak-ng spoke the five sentences once
     total_row = next(line for line in second.stderr.splitlines() if "total" in line)
     assert f"{final['usage']['costUsd']:.4f}" in total_row
+
+    # The finished job revised from the command line: only scene 2 is asked for again.
+    fake_llm.replies = FakeLLM.from_folder(FIXTURES / "revise").replies
+    calls_before = len(fake_llm.requests)
+    revise = ["revise", str(job), "--instructions", "Slower", "--scene", "2", "--job-id", "revised"]
+    assert run_cli(*revise[:-2], "--scene", "0", env=env).returncode == 1
+    third = run_cli(*revise, env=env)
+    assert third.returncode == 0, third.stderr
+    assert set(fake_llm.tasks()[calls_before:]) - {"speech"} == {
+        "revise-scene-plan-2-of-3",
+        "revise-scene-code-2",
+    }
+    assert read_json(tmp_path / "revised" / "metadata.json")["revision_of"] == job.name

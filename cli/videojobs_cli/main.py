@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer 0.29 vendors click
 
-from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Usage
+from videojobs.contract import GenerationRequest, JobStatus, ModelChoice, Phase, Quality, Revision, Usage
 from videojobs.settings import Settings, StorageBackend
 from videojobs_cli.request_options import option_named, request_from_options, request_options
 
@@ -232,6 +232,37 @@ def resume(
             update={"request": record.request.model_copy(update={"max_cost_usd": max_cost})}
         )
         artifacts.save_model(JOB_FILE, record)
+    run_with_progress(record, artifacts, settings)
+
+
+@app.command()
+def revise(
+    job: Annotated[str, typer.Argument(help="The finished job's folder, or its id in the storage.")],
+    instructions: Annotated[str, typer.Option(help=Revision.model_fields["instructions"].description)],
+    scene: Annotated[
+        list[int] | None, typer.Option(help="A scene to make again (repeatable); none: every scene.")
+    ] = None,
+    job_id: Annotated[str | None, typer.Option(help="The new job's id (default: from the topic).")] = None,
+) -> None:
+    """Make a new job from a finished one: its outline and unnamed scenes kept, the named scenes redone."""
+    from videojobs.errors import VideoGenerationError
+    from videojobs_runner.jobs import create_job, open_job, resolve
+
+    try:
+        parent, parent_artifacts, settings = open_job(job, load_settings(None))
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
+    try:
+        revision = Revision(parent=parent_artifacts.job_id, instructions=instructions, scenes=scene or [])
+    except ValidationError as error:
+        first = error.errors()[0]
+        flag = "--scene" if first["loc"][0] == "scenes" else "--instructions"
+        fail(f"{flag}: {first['msg']}")
+    try:
+        record = resolve(parent.revision_request(revision), settings, job_id)
+        artifacts = create_job(record, settings)
+    except VideoGenerationError as error:
+        fail(f"{error.message} — {error.suggestion}")
     run_with_progress(record, artifacts, settings)
 
 
