@@ -119,6 +119,18 @@ def test_a_failed_job_says_where_and_why(api: ApiServer) -> None:
         assert_problem(alice.get(f"/v1/videos/jobs/{job_id}/download"), 409)
 
 
+def test_a_failed_job_is_retried_from_where_it_stopped(api: ApiServer) -> None:
+    with api.client() as alice, api.client("bob") as bob:
+        job_id = create(alice, "fail once")["id"]
+        wait_for(alice, job_id, "Failed")
+        assert_problem(bob.post(f"/v1/videos/jobs/{job_id}/retry"), 404)
+        retried = alice.post(f"/v1/videos/jobs/{job_id}/retry")
+        assert retried.status_code == 202, retried.text
+        status = wait_for(alice, job_id, "Succeeded", timeout=60)
+        assert status["error"] is None and status["progress"] == 100
+        assert_problem(alice.post(f"/v1/videos/jobs/{job_id}/retry"), 409)
+
+
 def test_jobs_are_listed_newest_first_a_page_at_a_time(idle_api: ApiServer) -> None:
     with idle_api.client() as alice, idle_api.client("bob") as bob:
         ids = [create(alice, f"topic {n}")["id"] for n in range(3)]

@@ -285,7 +285,7 @@ def test_of_several_replicas_one_sends_each_webhook_and_none_sends_a_final_event
         time.sleep(3)  # a second sender, or a restarted one, would have called by now
         return [(headers["webhook-id"], json.loads(body)["type"]) for headers, body in receiver.calls]
 
-    hook = {"webhook_url": receiver.url, "webhook_events": ["completed"]}
+    hook = {"webhook": {"url": receiver.url, "events": ["completed"]}}
     with ApiServer(k8s_api.settings) as standby:  # the first replica took the free Lease at its start
         with k8s_api.client() as alice:
             first = create(alice, **hook)["id"]

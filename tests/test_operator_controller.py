@@ -354,6 +354,90 @@ def test_suspend_cancels_deleting_the_job() -> None:
     asyncio.run(scenario())
 
 
+def attempt_job(name: str, attempt: int, *conditions: dict[str, str]) -> dict[str, Any]:
+    """The Job of a VideoJob's attempt, as the operator names it, finished with `conditions`."""
+    raw = job_body(name)
+    if attempt:
+        raw["metadata"] = {**raw["metadata"], "name": f"{name}-a{attempt}", "uid": f"job-{name}-a{attempt}"}
+    raw["status"] = {**raw["status"], "conditions": list(conditions)}
+    return raw
+
+
+GAVE_UP = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
+
+
+def test_a_raised_attempt_runs_a_failed_videojob_again_in_a_job_of_its_own() -> None:
+    async def scenario() -> None:
+        world = World()
+        world.add_job(attempt_job("a", 0, GAVE_UP))
+        await world.ensure(body("a"))
+        ((_, _, failed),) = world.api.take("status")
+        assert failed["phase"] == "Failed" and failed["attempt"] == 0
+        world.api.take("event")
+        ended = {**failed, "heartbeatTime": "2026-01-01T00:00:09Z", "error": {"stage": "rendering"}}
+
+        await world.ensure(body("a", status=ended, attempt=1))
+        ((_, _, fields),) = world.api.take("status")
+        assert (fields["phase"], fields["attempt"], fields["jobName"], fields["error"]) == (
+            "Pending",
+            1,
+            None,
+            None,
+        )
+        assert fields["message"].startswith("Retrying: attempt 1 after Failed")
+        assert world.api.take("event") == [("event", "a", "Retrying", False)]
+        ((_, name, manifest),) = world.api.take("create")  # in the same pass, the old Job is no answer
+        assert name == "a-a1" and manifest["metadata"]["annotations"]["videojobs.io/name"] == "a"
+
+        await world.sync("a")  # the index has neither the new status nor the new Job yet
+        assert world.api.take("create") == [] and world.api.take("status") == []
+
+        retrying = {key: value for key, value in fields.items() if value is not None}
+        restarted = World()  # an operator restarted before the new Job was seen makes it (once)
+        restarted.jobs[(NS, "a")] = [JobView.from_body(attempt_job("a", 0, GAVE_UP))]
+        await restarted.ensure(body("a", status=retrying, attempt=1))
+        assert [call[1] for call in restarted.api.take("create")] == ["a-a1"]
+        restarted.jobs[(NS, "a")].append(JobView.from_body(attempt_job("a", 1)))
+        await restarted.sync("a")
+        assert restarted.api.take("create") == []
+        ((_, _, fields),) = restarted.api.take("status")
+        assert (fields["phase"], fields["jobName"], fields["attempt"]) == ("Pending", "a-a1", 1)
+
+        done = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
+        restarted.jobs[(NS, "a")][1] = JobView.from_body(attempt_job("a", 1, done))
+        await restarted.ensure(body("a", status={**retrying, **fields}, attempt=1))
+        ((_, _, fields),) = restarted.api.take("status")
+        assert (fields["phase"], fields["jobName"], fields["attempt"]) == ("Succeeded", "a-a1", 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_retry_waits_for_its_turn() -> None:
+    async def scenario() -> None:
+        world = World()
+        cancelled = {"phase": "Cancelled", "jobName": "c", "attempt": 0, "observedGeneration": 1}
+        await world.ensure(body("c", status=cancelled, suspend=True, attempt=1))  # still suspended
+        assert world.api.take("status") == [] and world.api.take("create") == []
+
+        world.pods[(NS, "c")] = [
+            PodView(name="c-x", created="t", phase="Running", job_uid="job-c", deleting=True)
+        ]
+        await world.ensure(body("c", status=cancelled, attempt=1))  # its pod still stops
+        assert world.api.take("status") == [] and world.api.take("create") == []
+        world.pods[(NS, "c")] = []
+        await world.sync("c")
+        assert world.api.take("status")[0][2]["phase"] == "Pending"
+        assert [call[1] for call in world.api.take("create")] == ["c-a1"]
+
+        succeeded = {"phase": "Succeeded", "jobName": "s", "attempt": 0}
+        await world.ensure(body("s", status=succeeded, attempt=1))  # the video exists: nothing to run
+        assert world.api.take("create") == []
+        ((_, _, fields),) = world.api.take("status")  # only the spec change is acknowledged
+        assert (fields["phase"], fields["observedGeneration"], fields["attempt"]) == ("Succeeded", 1, 0)
+
+    asyncio.run(scenario())
+
+
 def test_an_event_lost_in_a_crash_is_posted_by_the_next_operator_and_only_once() -> None:
     async def scenario() -> None:
         crashed = World()

@@ -230,6 +230,26 @@ def test_job_name_is_deterministic_and_fits_a_label() -> None:
     assert job["metadata"]["annotations"]["videojobs.io/name"] == long
 
 
+def test_each_attempt_has_a_job_name_of_its_own() -> None:
+    assert [job_name("fourier", attempt) for attempt in (0, 1, 12)] == [
+        "fourier",
+        "fourier-a1",
+        "fourier-a12",
+    ]
+    long = "a-very-long-video-job-name-" * 5
+    retried = job_name(long, 7)
+    assert (
+        len(retried) <= 63
+        and retried.endswith("-a7")
+        and retried.removesuffix("-a7").endswith(job_name(long)[-10:])
+    )
+    assert len(job_name("x" * 62, 1000)) <= 63  # fitting by itself, not with the suffix
+    job = build_job("fourier", VideoJobSpec(topic="t"), OperatorSettings(), created=CREATED, attempt=2)
+    assert job["metadata"]["name"] == "fourier-a2"
+    assert job["metadata"]["annotations"]["videojobs.io/name"] == "fourier"  # indexed under its VideoJob
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "fourier"  # the first attempt's identity
+
+
 def test_operator_command_names_a_bad_setting_in_one_line() -> None:
     done = run_cli("operator", env=cli_env(DEFAULT_NODE_SELECTOR="not json"))
     assert done.returncode == 1

@@ -106,12 +106,14 @@ def pods_of(cluster: K8sCluster, namespace: str, name: str) -> list[dict[str, An
 
 
 def admit_like_kueue(
-    cluster: K8sCluster, namespace: str, name: str, operator: Operator, **annotations: str
+    cluster: K8sCluster, namespace: str, name: str, operator: Operator, job: str = "", **annotations: str
 ) -> None:
-    """Unsuspend the (suspended, Kueue-labelled) Job, with annotations for KWOK on its pod template."""
-    wait_for(f"the suspended Job of {name}", lambda: jobs_of(cluster, namespace, name), operator=operator)
+    """Unsuspend the (suspended, Kueue-labelled) Job (`job`, else the first attempt's), with annotations
+    for KWOK on its pod template."""
+    job = job or name
+    wait_for(f"the suspended Job {job}", lambda: get(cluster, namespace, "job", job), operator=operator)
     patch = {"spec": {"suspend": False, "template": {"metadata": {"annotations": annotations}}}}
-    cluster.kubectl("-n", namespace, "patch", "job", name, "--type=merge", "-p", json.dumps(patch))
+    cluster.kubectl("-n", namespace, "patch", "job", job, "--type=merge", "-p", json.dumps(patch))
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -309,6 +311,56 @@ def test_operator_killed_and_restarted_converges_without_duplicates(
     for name in ("long", "while-down"):
         assert len(jobs_of(cluster, namespace, name)) == 1
         assert phase_of(cluster, namespace, name) == "Succeeded"
+
+
+def test_a_raised_attempt_runs_a_failed_or_cancelled_videojob_again_in_a_new_job(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(
+        cluster,
+        namespace,
+        videojob("again", queueName="kueue", backoffLimit=0),
+        videojob("resumed", queueName="kueue"),
+    )
+    admit_like_kueue(cluster, namespace, "again", operator, **{EXIT_CODE: "1"})
+    failed = wait_phase(cluster, namespace, "again", "Failed", operator)
+    assert (failed["status"]["attempt"], failed["status"]["jobName"]) == (0, "again")
+
+    def patch(name: str, spec: dict[str, Any]) -> None:
+        cluster.kubectl(
+            "-n", namespace, "patch", "vj", name, "--type=merge", "-p", json.dumps({"spec": spec})
+        )
+
+    patch("again", {"attempt": 1})
+    queued = wait_phase(cluster, namespace, "again", "Queued", operator)  # Pending, then Kueue's turn
+    assert (queued["status"]["attempt"], queued["status"]["jobName"]) == (1, "again-a1")
+    assert "completionTime" not in queued["status"] and "Failed" not in conditions(queued)
+    operator.stop(signal.SIGKILL)  # a restart while the new Job waits: it is found, not made again
+    operator = start_operator()
+    wait_for("the new operator to lead (the old Lease to expire)", operator.leading, operator=operator)
+    admit_like_kueue(cluster, namespace, "again", operator, job="again-a1", **{RUN_FOR: "2s"})
+    done = wait_phase(cluster, namespace, "again", "Succeeded", operator)
+    assert (done["status"]["attempt"], done["status"]["jobName"]) == (1, "again-a1")
+    assert sorted(job["metadata"]["name"] for job in jobs_of(cluster, namespace, "again")) == [
+        "again",
+        "again-a1",
+    ]
+    events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=again")
+    assert "Retrying" in {event["reason"] for event in events["items"]}
+
+    lowered = cluster.kubectl(
+        "-n", namespace, "patch", "vj", "again", "--type=merge", "-p", '{"spec":{"attempt":0}}', check=False
+    )
+    assert lowered.returncode != 0 and "spec.attempt may only be raised" in lowered.stderr
+
+    wait_phase(cluster, namespace, "resumed", "Queued", operator)
+    patch("resumed", {"suspend": True})
+    wait_phase(cluster, namespace, "resumed", "Cancelled", operator)
+    patch("resumed", {"suspend": False, "attempt": 1})  # un-suspended and raised in one change
+    admit_like_kueue(cluster, namespace, "resumed", operator, job="resumed-a1", **{RUN_FOR: "1s"})
+    done = wait_phase(cluster, namespace, "resumed", "Succeeded", operator)
+    assert (done["status"]["attempt"], done["status"]["jobName"]) == (1, "resumed-a1")
 
 
 def lease(cluster: K8sCluster, namespace: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from videojobs_operator.status import (
     desired_status,
     merge_conditions,
     phase_event,
+    retry_due,
+    retry_fields,
+    retry_status,
 )
 
 T0, T1, NOW = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:05:00Z"
@@ -419,3 +422,53 @@ def test_each_phase_change_has_one_event_name() -> None:
     assert phase_event(videojob(), running, now + EVENT_TTL + timedelta(seconds=61)) is None  # expired
     pending = desired_status(videojob(), job(), [], now=T1)
     assert pending.phase is Phase.PENDING and phase_event(videojob(), pending, now) is None
+
+
+def test_a_raised_attempt_retries_a_failed_or_cancelled_videojob_only() -> None:
+    failed = desired_status(videojob(), job(("Failed", "BackoffLimitExceeded", "")), [], now=T1).to_wire()
+    cancelled = desired_status(videojob(suspend=True), None, [], now=T1).to_wire()
+    succeeded = desired_status(videojob(), job(("Complete", "CompletionsReached", "")), [], now=T1).to_wire()
+    running = desired_status(videojob(), job(), [pod("Running")], now=T1).to_wire()
+    assert retry_due(videojob(failed, attempt=1))
+    assert not retry_due(videojob(failed))  # not raised
+    assert not retry_due(videojob({**failed, "attempt": 1}, attempt=1))  # attempt 1 has run already
+    assert retry_due(videojob({**failed, "attempt": 1}, attempt=2))
+    assert retry_due(videojob(cancelled, attempt=1))
+    assert not retry_due(videojob(cancelled, attempt=1, suspend=True))  # un-suspend it to retry
+    assert not retry_due(videojob(succeeded, attempt=1))  # the video exists: nothing to run again
+    assert not retry_due(videojob(running, attempt=1))  # taken up if this attempt fails
+
+
+def test_a_retry_starts_afresh_and_its_attempt_sticks() -> None:
+    failed = desired_status(videojob(), job(("Failed", "BackoffLimitExceeded", "")), [], now=T1).to_wire()
+    view = videojob(
+        {**failed, "heartbeatTime": T1, "error": {"stage": "rendering", "message": "m"}}, attempt=1
+    )
+    retry = retry_status(view, NOW)
+    assert (retry.phase, retry.attempt, retry.job_name, retry.start_time, retry.completion_time) == (
+        Phase.PENDING,
+        1,
+        None,
+        None,
+        None,
+    )
+    assert [(c.type, c.reason, c.last_transition_time) for c in retry.conditions] == [
+        ("Running", "Retrying", NOW)
+    ]
+    assert "attempt 1 after Failed" in retry.summary
+    fields = retry_fields(retry)
+    assert fields["attempt"] == 1 and fields["phase"] == "Pending" and fields["message"] == retry.summary
+    cleared = ("jobName", "startTime", "completionTime", "error", "heartbeatTime")
+    assert all(fields[name] is None for name in cleared)
+
+    event = phase_event(view, retry, datetime.fromisoformat(NOW.replace("Z", "+00:00")))
+    assert event is not None and (event.reason, event.warning) == ("Retrying", False)
+
+    again = videojob(retry.to_wire(), attempt=1)  # as the API server stores it
+    assert again.status == retry and not retry_due(again)
+    running = desired_status(again, job(), [pod("Running")], now=NOW)
+    assert (running.phase, running.attempt) == (Phase.RUNNING, 1)
+    ended = desired_status(
+        videojob(running.to_wire(), attempt=1), job(("Failed", "DeadlineExceeded", "")), [], now=NOW
+    )
+    assert (ended.phase, ended.attempt) == (Phase.FAILED, 1)

@@ -460,6 +460,7 @@ OPERATOR_STATUS_FIELDS = (
     "start_time",
     "completion_time",
     "job_name",
+    "attempt",
 )
 """Status fields only the operator (or the local backend in its place) writes."""
 
@@ -490,6 +491,9 @@ class JobStatus(ContractModel):
     start_time: datetime | None = None
     completion_time: datetime | None = None
     job_name: str | None = None
+    attempt: int = Field(
+        default=0, ge=0, description="The spec.attempt that the phase and the Job belong to."
+    )
 
     def owned_by_runner(self) -> dict[str, object]:
         """The runner's part of the status on the wire; unset fields go as null so a patch clears them."""

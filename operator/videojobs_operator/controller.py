@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from videojobs import deadlines
 from videojobs.contract import Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
+from videojobs.keys import NAME_ANNOTATION
 from videojobs.settings import RenderIsolation
 from videojobs_operator.admission import RESERVATION_SECONDS, Admission
 from videojobs_operator.expiry import Expiry
@@ -43,6 +44,9 @@ from videojobs_operator.status import (
     desired_status,
     operator_message,
     phase_event,
+    retry_due,
+    retry_fields,
+    retry_status,
     timestamp,
 )
 
@@ -195,7 +199,7 @@ class Controller:
     def _awaits_job(self, key: Key) -> bool:
         """Whether the VideoJob has no Job yet and should get one (as far as the indexes tell)."""
         videojob = self.videojob(key)
-        return videojob is not None and self._needs_job(key, videojob, self.job(key, videojob.uid))
+        return videojob is not None and self._needs_job(key, videojob, self.job(key, videojob))
 
     def _needs_job(self, key: Key, videojob: VideoJobView, job: JobView | None) -> bool:
         """Whether to make the VideoJob's Job now: none exists or was made a moment ago, none is owed.
@@ -262,7 +266,13 @@ class Controller:
             return
         suspend = spec.queue_name is None and not self.admit(key)
         manifest = build_job(
-            videojob.name, spec, self.settings, created=videojob.created, priority=priority, suspend=suspend
+            videojob.name,
+            spec,
+            self.settings,
+            created=videojob.created,
+            priority=priority,
+            suspend=suspend,
+            attempt=self._current(videojob).attempt,
         )
         kopf.adopt(manifest, owner=owner)
         try:
@@ -270,7 +280,7 @@ class Controller:
         except ApiException as error:
             self.admission.reserved.pop(key, None)
             if error.status == 409:
-                if await self._check_existing(videojob):
+                if await self._check_existing(videojob, manifest["metadata"]["name"]):
                     self._new_jobs[key] = (videojob.uid, time.monotonic())
             elif error.status in (400, 422):
                 self._fail(videojob, "InvalidJob", api_message(error))
@@ -319,9 +329,16 @@ class Controller:
             return False
         raise RetryLater(f"creating the runner's {manifest['kind']} failed: {result}") from result
 
-    async def _check_existing(self, videojob: VideoJobView) -> bool:
-        """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's."""
-        existing = await self.api.read_job(videojob.namespace, job_name(videojob.name))
+    async def _check_existing(self, videojob: VideoJobView, name: str) -> bool:
+        """A Job of our name exists: ours (the index lags), an old one being deleted, or someone else's.
+
+        Another VideoJob's (say, one named `<name>-a1` beside a retried `<name>`) fails this one.
+        """
+        existing = await self.api.read_job(videojob.namespace, name)
+        annotations = existing["metadata"].get("annotations") or {}
+        if annotations.get(NAME_ANNOTATION, videojob.name) != videojob.name:
+            self._fail(videojob, "JobNameConflict", f"Job {name} belongs to another VideoJob")
+            return False
         return self._owned(videojob, existing)
 
     def _owned(self, videojob: VideoJobView, existing: dict[str, Any]) -> bool:
@@ -362,14 +379,13 @@ class Controller:
         return self.admission.admit(key, list(self._all_jobs()))
 
     def _releasable(self, key: Key, job: JobView) -> bool:
-        """Whether the VideoJob of a waiting Job still wants it run (not suspended, not deleted)."""
+        """Whether the VideoJob of a waiting Job still wants it run (its current attempt's, not suspended,
+        not deleted)."""
         videojob = self.videojob(key)
-        return (
-            videojob is not None
-            and videojob.uid == job.owner_uid
-            and not videojob.suspend
-            and not videojob.deleting
-        )
+        if videojob is None or videojob.suspend or videojob.deleting:
+            return False
+        current = self.job(key, videojob)
+        return current is not None and current.uid == job.uid
 
     # --- index lookups -------------------------------------------------------------------------------
 
@@ -379,9 +395,11 @@ class Controller:
         live = [view for view in views if not view.deleting]
         return live[-1] if live else (views[-1] if views else None)
 
-    def job(self, key: Key, owner_uid: str) -> JobView | None:
-        """That VideoJob's Job, if the operator has seen it."""
-        return next((job for job in self._jobs.get(key, ()) if job.owner_uid == owner_uid), None)
+    def job(self, key: Key, videojob: VideoJobView) -> JobView | None:
+        """The Job of the VideoJob's current attempt, if the operator has seen it (not an earlier one's)."""
+        name = job_name(videojob.name, self._current(videojob).attempt)
+        jobs = self._jobs.get(key, ())
+        return next((job for job in jobs if job.owner_uid == videojob.uid and job.name == name), None)
 
     def _all_jobs(self) -> Iterator[tuple[Key, JobView]]:
         for key, store in self._jobs.items():
@@ -445,9 +463,11 @@ class Controller:
         written = self._written.get(key)
         if written is not None and (written[0] != videojob.uid or written[1] == videojob.status):
             del self._written[key]  # the index has caught up (or the VideoJob was replaced)
-        await self._ensure_job(key, videojob, self.job(key, videojob.uid))
+        if retry_due(dataclasses.replace(videojob, status=self._current(videojob))):
+            await self._start_retry(key, videojob)
+        await self._ensure_job(key, videojob, self.job(key, videojob))
         current = self._current(videojob)
-        job = self.job(key, videojob.uid)
+        job = self.job(key, videojob)
         pods = [pod for pod in self._pods.get(key, ()) if job is not None and pod.job_uid == job.uid]
         desired = desired_status(
             dataclasses.replace(videojob, status=current),
@@ -469,6 +489,22 @@ class Controller:
         if desired.phase != current.phase:
             self._phase_changed(videojob, current, desired)
         await self._ensure_event(videojob, desired)
+
+    async def _start_retry(self, key: Key, videojob: VideoJobView) -> None:
+        """Begin attempt spec.attempt once the previous attempt's pods are gone: its status goes back to
+        Pending (the Job is made next, as for a new VideoJob), with an Event."""
+        if any(pod.phase in ("Pending", "Running") for pod in self._pods.get(key, ())):
+            logger.info("%s/%s: the retry waits for the previous attempt's pods to stop", *key)
+            return  # their events bring it back here
+        current = self._current(videojob)
+        retry = retry_status(dataclasses.replace(videojob, status=current), timestamp())
+        await self.api.patch_status(videojob.namespace, videojob.name, videojob.uid, retry_fields(retry))
+        self._written[key] = (videojob.uid, retry)
+        self._failures.pop(videojob.uid, None)  # a failure to make the previous Job may be fixed by now
+        self._new_jobs.pop(key, None)
+        self._cancelled.pop(key, None)
+        self._phase_changed(videojob, current, retry)
+        await self._ensure_event(videojob, retry)
 
     def _phase_changed(self, videojob: VideoJobView, before: OperatorStatus, after: OperatorStatus) -> None:
         assert after.phase is not None

@@ -29,15 +29,18 @@ EXIT_PERMANENT = 2
 _MAX_NAME = 63  # a Job's name is also its pods' job-name label value
 
 
-def job_name(videojob: str) -> str:
-    """The Job's name: the VideoJob's when it fits 63 characters, else a truncation with a hash suffix.
+def job_name(videojob: str, attempt: int = 0) -> str:
+    """The name of a VideoJob's Job for `attempt` (spec.attempt): the VideoJob's, with `-a<attempt>` after
+    the first, when it fits 63 characters, else a truncation with a hash before that suffix.
 
-    Deterministic, so an operator restarted at any point finds the Job instead of creating another.
+    Deterministic, so an operator restarted at any point finds the Job instead of creating another. The
+    runner's own ServiceAccount, Role and RoleBinding keep the first attempt's name.
     """
-    if len(videojob) <= _MAX_NAME:
-        return videojob
+    suffix = f"-a{attempt}" if attempt else ""
+    if len(videojob) + len(suffix) <= _MAX_NAME:
+        return videojob + suffix
     digest = hashlib.sha256(videojob.encode()).hexdigest()[:10]
-    return f"{videojob[: _MAX_NAME - 11].rstrip('-.')}-{digest}"
+    return f"{videojob[: _MAX_NAME - 11 - len(suffix)].rstrip('-.')}-{digest}{suffix}"
 
 
 def runner_service_account(name: str, settings: OperatorSettings) -> str:
@@ -53,8 +56,9 @@ def build_job(
     created: str,
     priority: int = 0,
     suspend: bool = False,
+    attempt: int = 0,
 ) -> dict[str, Any]:
-    """The Job manifest for VideoJob `name` (created at `created`), without its owner reference.
+    """The Job manifest for VideoJob `name` (created at `created`) and `attempt`, without its owner reference.
 
     `priority` (the value of spec.priorityClassName) and `created` order the operator's queue;
     `suspend` holds the Job in it. With spec.queueName the Job is left to Kueue, suspended.
@@ -93,7 +97,7 @@ def build_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(name),
+            "name": job_name(name, attempt),
             "labels": job_labels,
             "annotations": {
                 NAME_ANNOTATION: name,

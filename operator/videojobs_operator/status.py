@@ -18,6 +18,19 @@ Key = tuple[str, str]
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Queued", "Running", "Succeeded", "Failed", "Cancelled"
 """Condition types the operator maintains."""
 
+RETRYING = "Retrying"
+"""The reason of the Pending phase that starts another attempt (spec.attempt raised)."""
+
+CLEARED_ON_RETRY = (
+    "jobName",
+    "startTime",
+    "completionTime",
+    "error",
+    "heartbeatTime",
+    "estimatedCompletionTime",
+)
+"""Status fields of the previous attempt that a retry clears (its runner resets the others as it starts)."""
+
 WAITING_REASONS = frozenset(
     {
         "ImagePullBackOff",
@@ -97,6 +110,8 @@ class OperatorStatus:
     start_time: str | None = None
     completion_time: str | None = None
     job_name: str | None = None
+    attempt: int = 0
+    """The spec.attempt that the phase and the Job belong to."""
 
     @classmethod
     def from_wire(cls, status: Mapping[str, Any]) -> OperatorStatus:
@@ -109,10 +124,11 @@ class OperatorStatus:
             start_time=status.get("startTime"),
             completion_time=status.get("completionTime"),
             job_name=status.get("jobName"),
+            attempt=int(status.get("attempt") or 0),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        """The fields as the status' JSON, leaving out unset ones (once set, none is ever unset)."""
+        """The fields as the status' JSON, leaving out unset ones (only a retry unsets any: retry_fields)."""
         wire = {
             "phase": self.phase.value if self.phase else None,
             "conditions": [condition.to_wire() for condition in self.conditions],
@@ -120,6 +136,7 @@ class OperatorStatus:
             "startTime": self.start_time,
             "completionTime": self.completion_time,
             "jobName": self.job_name,
+            "attempt": self.attempt,
         }
         return {key: value for key, value in wire.items() if value is not None}
 
@@ -159,6 +176,8 @@ class VideoJobView:
     generation: int
     created: str
     suspend: bool = False
+    attempt: int = 0
+    """spec.attempt: the attempt asked for (a retry once the status' is lower and the VideoJob ended)."""
     deleting: bool = False
     ttl_seconds_after_finished: int | None = None
     stage: str | None = None
@@ -183,6 +202,7 @@ class VideoJobView:
             generation=int(meta.get("generation", 1)),
             created=meta.get("creationTimestamp", ""),
             suspend=bool(spec.get("suspend", False)),
+            attempt=int(spec.get("attempt") or 0),
             deleting=meta.get("deletionTimestamp") is not None,
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
             stage=status.get("stage"),
@@ -359,7 +379,45 @@ def desired_status(
         start_time=observed.start_time,
         completion_time=observed.completion_time,
         job_name=job.name if job is not None else current.job_name,
+        attempt=current.attempt,
     )
+
+
+def retry_due(videojob: VideoJobView) -> bool:
+    """Whether to run the VideoJob again: spec.attempt is above its status' attempt, and it ended Failed
+    or Cancelled and is not suspended (a cancelled one is un-suspended to retry).
+
+    A raise while it still goes takes effect if it then fails or is cancelled; a Succeeded one stays.
+    """
+    status = videojob.status
+    return (
+        videojob.attempt > status.attempt
+        and status.phase in (Phase.FAILED, Phase.CANCELLED)
+        and not videojob.suspend
+        and not videojob.deleting
+    )
+
+
+def retry_status(videojob: VideoJobView, now: str) -> OperatorStatus:
+    """The status that starts attempt spec.attempt: Pending, no Job yet, the previous attempt's conditions
+    and times gone (the Retrying condition is stamped afresh, so its Event has a name of its own)."""
+    ended = videojob.status.phase
+    assert ended is not None
+    message = f"attempt {videojob.attempt} after {ended.value}: a new Job resumes from the checkpoint"
+    return OperatorStatus(
+        phase=Phase.PENDING,
+        conditions=merge_conditions(
+            (), (_condition(RUNNING, FALSE, RETRYING, message),), now, videojob.generation
+        ),
+        observed_generation=videojob.generation,
+        attempt=videojob.attempt,
+    )
+
+
+def retry_fields(status: OperatorStatus) -> dict[str, Any]:
+    """The status patch of a retry: `status`, CLEARED_ON_RETRY as null (the API server drops them), and
+    the reason in `message`."""
+    return {**dict.fromkeys(CLEARED_ON_RETRY), **status.to_wire(), "message": status.summary}
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +436,13 @@ def phase_event(
     """The Event for the phase `status` is in (None: none is due).
 
     The name hashes the VideoJob's uid, the phase and the lastTransitionTime of the condition that
-    explains it, so each change has one name. None for Pending unless a pod failed (the initial Pending
-    is no change), and for a change older than EVENT_TTL.
+    explains it, so each change has one name. None for Pending unless a pod failed or a retry began (the
+    initial Pending is no change), and for a change older than EVENT_TTL.
     """
     headline = status.headline
     if status.phase is None or headline is None or not headline.last_transition_time:
         return None
-    if status.phase is Phase.PENDING and headline.reason != "PodFailed":
+    if status.phase is Phase.PENDING and headline.reason not in ("PodFailed", RETRYING):
         return None
     changed = datetime.fromisoformat(headline.last_transition_time.replace("Z", "+00:00"))
     if (now or datetime.now(UTC)) - changed > EVENT_TTL:
@@ -393,7 +451,7 @@ def phase_event(
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return PhaseEvent(
         name=f"{videojob.name[:220]}.{status.phase.value.lower()}.{digest}",
-        reason=status.phase.value,
+        reason=RETRYING if headline.reason == RETRYING else status.phase.value,
         message=status.summary,
         warning=status.phase is Phase.FAILED,
     )
@@ -450,7 +508,7 @@ def _observe(
         if failure is not None:
             return _Observed(Phase.FAILED, (_condition(FAILED, TRUE, *failure),), None, now)
         if current.job_name is not None:  # it existed: someone else deleted it
-            message = f"Job {current.job_name} was deleted before it finished; create a new VideoJob to retry"
+            message = f"Job {current.job_name} was deleted before it finished; raise spec.attempt to retry"
             return _Observed(Phase.FAILED, (_condition(FAILED, TRUE, "JobDeleted", message),), None, now)
         return _Observed(Phase.PENDING, ())
     if job.finish is not None:

@@ -56,7 +56,7 @@ if "hang" in topic and not ("once" in topic and run > 1):
     report(stage="rendering", progress=50, message="Rendering scene 1/3")
     sys.stdin.read()  # until the backend closes stdin
     sys.exit(1)
-if "fail" in topic:
+if "fail" in topic and not ("once" in topic and run > 1):
     error = {"stage": "rendering", "message": "scene 2 failed", "recoverable": True}
     report(stage="rendering", progress=60, message="scene 2 failed", error=error)
     sys.exit(1)

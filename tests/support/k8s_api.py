@@ -132,9 +132,10 @@ class StandInRunner:
                         self.batch.patch_namespaced_job(job.metadata.name, self.namespace, patch)
             videojobs = self.objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
             for videojob in videojobs["items"]:
-                uid = videojob["metadata"]["uid"]
-                if (videojob.get("status") or {}).get("phase") == "Running" and uid not in self._started:
-                    self._started.add(uid)
+                status = videojob.get("status") or {}
+                run = (videojob["metadata"]["uid"], status.get("attempt") or 0)  # once per attempt
+                if status.get("phase") == "Running" and run not in self._started:
+                    self._started.add(run)
                     threading.Thread(target=asyncio.run, args=(self._run(videojob),), daemon=True).start()
 
     async def _run(self, videojob: dict[str, Any]) -> None:
@@ -148,7 +149,8 @@ class StandInRunner:
                 status.enter(Stage.RENDERING, 0.5, "Rendering scene 1/3")
                 await reporter.publish(status)
                 return  # the pod keeps running until the Job is deleted
-            if "fail" in topic:
+            retried = ((videojob.get("status") or {}).get("attempt") or 0) > 0
+            if "fail" in topic and not ("once" in topic and retried):
                 status.enter(Stage.RENDERING, 0.5, "scene 2 failed")
                 status.error = JobError(stage=Stage.RENDERING, message="scene 2 failed", recoverable=True)
                 await reporter.publish(status)
@@ -174,7 +176,7 @@ class StandInRunner:
     def _end_pod(self, name: str, exit_code: int) -> None:
         """What the runner's exit does to its pod (KWOK would otherwise keep it running)."""
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"videojobs.io/name={name}")
-        (pod,) = pods.items
+        (pod,) = [pod for pod in pods.items if pod.status.phase not in ("Succeeded", "Failed")]
         terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
         image = pod.spec.containers[0].image
         container = {"name": "runner", "image": image, "ready": False, "restartCount": 0}
