@@ -160,14 +160,18 @@ def _file_responses(*kinds: ArtifactKind, ranges: bool = False) -> dict[int | st
 # --- jobs -------------------------------------------------------------------------------------------
 
 
+_LOCATION = {"Location": {"description": "The new job's URL.", "schema": {"type": "string"}}}
+
+
 @router.post(
     "/videos/generate",
     status_code=HTTPStatus.ACCEPTED,
     summary="Create a video job",
     responses={
-        202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
+        202: {"headers": _LOCATION},
         **problem_responses(
             HTTPStatus.BAD_REQUEST,
+            HTTPStatus.NOT_FOUND,
             HTTPStatus.CONFLICT,
             HTTPStatus.TOO_MANY_REQUESTS,
             HTTPStatus.SERVICE_UNAVAILABLE,
@@ -186,7 +190,7 @@ async def generate_video(
     job_request = to_contract(body)
     if job_request.revision is not None:
         revision = job_request.revision
-        parent = await _revisable(services, principal, revision.parent)
+        parent = await _revisable(services, principal, revision.parent)  # 404 for a job the caller cannot see
         job_request = job_request.model_copy(
             update={"revision": revision.model_copy(update={"parent": parent.storage_key})}
         )
@@ -276,8 +280,10 @@ async def retry_job(job_id: JobId, principal: CurrentPrincipal, services: Servic
     status_code=HTTPStatus.ACCEPTED,
     summary="Revise a finished job",
     responses={
-        202: {"headers": {"Location": {"description": "The new job's URL.", "schema": {"type": "string"}}}},
-        **problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS),
+        202: {"headers": _LOCATION},
+        **problem_responses(
+            HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS
+        ),
     },
 )
 async def revise_job(

@@ -202,13 +202,7 @@ class _Store:
                     if row["fingerprint"] != idempotency.fingerprint:
                         raise IdempotencyKeyReused()
                     return Created(_stored_job(row), replayed=True)
-            phases = tuple(phase.value for phase in ACTIVE_PHASES)
-            (active,) = conn.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND phase IN ({_marks(phases)})",
-                (job.owner, *phases),
-            ).fetchone()
-            if active >= max_active:
-                raise TooManyActiveJobs(max_active, retry_after_seconds)
+            _check_cap(conn, job.owner, max_active, retry_after_seconds)
             conn.execute(
                 "INSERT INTO jobs (id, owner, created_at, priority, request, status, phase, event_id,"
                 " idempotency_key, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -270,13 +264,7 @@ class _Store:
             job = _stored_job(row)
             if job.status.phase not in RETRYABLE_PHASES:
                 raise JobNotRetryable(job)
-            phases = tuple(phase.value for phase in ACTIVE_PHASES)
-            (active,) = conn.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND phase IN ({_marks(phases)})",
-                (job.owner, *phases),
-            ).fetchone()
-            if active >= max_active:
-                raise TooManyActiveJobs(max_active, retry_after_seconds)
+            _check_cap(conn, job.owner, max_active, retry_after_seconds)
             updated = self._apply(conn, job, _requeued)
         if updated is not None:
             self.publish(updated)
@@ -400,6 +388,16 @@ def _cancelled(job: StoredJob, *, strict: bool) -> JobStatus | None:
     return job.status.model_copy(
         update={"phase": Phase.CANCELLED, "message": "Cancelled", "completion_time": utcnow()}
     )
+
+
+def _check_cap(conn: sqlite3.Connection, owner: str, max_active: int, retry_after_seconds: int) -> None:
+    """Raise TooManyActiveJobs when `owner` has `max_active` active jobs already."""
+    phases = tuple(phase.value for phase in ACTIVE_PHASES)
+    (active,) = conn.execute(
+        f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND phase IN ({_marks(phases)})", (owner, *phases)
+    ).fetchone()
+    if active >= max_active:
+        raise TooManyActiveJobs(max_active, retry_after_seconds)
 
 
 def _requeued(job: StoredJob) -> JobStatus:
