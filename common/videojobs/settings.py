@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     shared_render_cache: bool = Field(
         default=True, description="Reuse the stored render of an identical scene from any job (same storage)."
     )
+    cache_max_bytes: int | None = Field(
+        default=20 * 1024**3,
+        ge=0,
+        description="Size the shared _cache/ (renders, speech) is kept under, oldest first; unset: no limit.",
+    )
+    cache_max_age_days: float | None = Field(
+        default=30.0, gt=0, description="Cache entries older than this are evicted; unset: no age limit."
+    )
 
     # Layout check (every render; objects must stay this many units inside the frame, text must not overlap).
     layout_margin: float = Field(default=0.3, ge=0, le=2)

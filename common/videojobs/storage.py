@@ -10,6 +10,8 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -34,6 +36,7 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 DELETE_BATCH = 1000
 """The most keys one DeleteObjects call accepts."""
 LIST_PAGE_SIZE = 1000
+_EPOCH = datetime.fromtimestamp(0, UTC)
 """Keys asked for per ListObjectsV2 call (S3 returns at most 1000)."""
 TEMP_PREFIX = ".vjtmp-"
 """Name prefix of LocalStorage's in-flight temp files; never listed, never a valid key's last segment."""
@@ -105,6 +108,15 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored object: its key, size and when it was last written."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
 class Storage(ABC):
     """Artifact store addressed by relative POSIX keys such as "<job_id>/scenes/01/plan.json"."""
 
@@ -133,8 +145,16 @@ class Storage(ABC):
         """Every key starting with prefix (a plain string prefix, recursive), sorted."""
 
     @abstractmethod
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Every object whose key starts with prefix, with its size and time, sorted by key."""
+
+    @abstractmethod
+    def delete_keys(self, keys: list[str]) -> int:
+        """Delete these keys (missing ones are no error); return how many were asked for."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key starting with prefix (which must not be empty); return how many were deleted."""
+        return self.delete_keys(self.list_keys(_require_delete_prefix(prefix)))
 
     @abstractmethod
     def location(self, key: str) -> str:
@@ -262,21 +282,31 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._error("list", prefix, exc) from exc
 
-    def delete_prefix(self, prefix: str) -> int:
-        _require_delete_prefix(prefix)
+    def list_objects(self, prefix: str) -> list[StoredObject]:
         try:
-            entries = self._walk(prefix)
-            dirs: set[Path] = set()
-            for _key, path in entries:
-                path.unlink(missing_ok=True)
-                dirs.update(p for p in path.parents if p != self.root and p.is_relative_to(self.root))
-            # Remove directories the deletion left empty, deepest first; keep any that still hold files.
-            for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
+            found = []
+            for key, path in self._walk(prefix):
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    info = path.stat()
+                    found.append(StoredObject(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)))
+            return found
         except OSError as exc:
-            raise self._error("delete", prefix, exc) from exc
-        return len(entries)
+            raise self._error("list", prefix, exc) from exc
+
+    def delete_keys(self, keys: list[str]) -> int:
+        dirs: set[Path] = set()
+        for key in keys:
+            path = self._path(key)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise self._error("delete", key, exc) from exc
+            dirs.update(p for p in path.parents if p != self.root and p.is_relative_to(self.root))
+        # Remove directories the deletion left empty, deepest first; keep any that still hold files.
+        for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        return len(keys)
 
     def location(self, key: str) -> str:
         return str(self._path(key))
@@ -481,29 +511,37 @@ class S3Storage(Storage):
     def exists(self, key: str) -> bool:
         return self.size(key) is not None
 
-    def _list_full(self, full_prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _list_full(self, full_prefix: str) -> list[StoredObject]:
+        found: list[StoredObject] = []
         try:
             paginator = self._client.get_paginator("list_objects_v2")
             pages = paginator.paginate(
                 Bucket=self.bucket, Prefix=full_prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
             )
             for page in pages:
-                keys.extend(obj["Key"] for obj in page.get("Contents", []) if "Key" in obj)
+                found.extend(
+                    StoredObject(obj["Key"], obj.get("Size", 0), obj.get("LastModified", _EPOCH))
+                    for obj in page.get("Contents", [])
+                    if "Key" in obj and not obj["Key"].endswith("/")
+                )
         except (BotoCoreError, ClientError) as exc:
             raise self._error("ListObjectsV2", full_prefix, exc) from exc
-        return keys
+        return found
 
     def _relative(self, full_key: str) -> str:
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
 
     def list_keys(self, prefix: str) -> list[str]:
-        full_prefix = self._full_prefix(prefix)
-        return sorted(self._relative(k) for k in self._list_full(full_prefix) if not k.endswith("/"))
+        return [found.key for found in self.list_objects(prefix)]
 
-    def delete_prefix(self, prefix: str) -> int:
-        full_prefix = self._full_prefix(_require_delete_prefix(prefix))
-        keys = self._list_full(full_prefix)
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        found = self._list_full(self._full_prefix(prefix))
+        return sorted(
+            (StoredObject(self._relative(o.key), o.size, o.modified) for o in found), key=lambda o: o.key
+        )
+
+    def delete_keys(self, relative_keys: list[str]) -> int:
+        keys = [self._full_key(key) for key in relative_keys]
         for start in range(0, len(keys), DELETE_BATCH):
             batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + DELETE_BATCH]]
             try:
@@ -511,13 +549,13 @@ class S3Storage(Storage):
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
             except (BotoCoreError, ClientError) as exc:
-                raise self._error("DeleteObjects", full_prefix, exc) from exc
+                raise self._error("DeleteObjects", batch[0]["Key"], exc) from exc
             errors = response.get("Errors", [])
             if errors:
                 first = errors[0]
                 code = str(first.get("Code", "Unknown"))
                 raise StorageError(
-                    f"S3 DeleteObjects under s3://{self.bucket}/{full_prefix} failed for {len(errors)} "
+                    f"S3 DeleteObjects in s3://{self.bucket} failed for {len(errors)} "
                     f"key(s), e.g. {first.get('Key')!r}: {code} {first.get('Message', '')}".rstrip(),
                     recoverable=True,
                     suggestion=_suggestion(code, self.bucket),

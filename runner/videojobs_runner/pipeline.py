@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 from collections.abc import Sequence
+from datetime import timedelta
 
 from videojobs.artifacts import (
     METADATA_FILE,
@@ -16,8 +18,9 @@ from videojobs.artifacts import (
     JobArtifacts,
     JobRecord,
 )
+from videojobs.cache_retention import evict
 from videojobs.contract import JobResult, JobStatus, Phase, Stage, utcnow
-from videojobs.errors import ConfigurationError, VideoGenerationError
+from videojobs.errors import ConfigurationError, StorageError, VideoGenerationError
 from videojobs.settings import RenderIsolation, Settings
 from videojobs_runner.assembly import Assembly
 from videojobs_runner.context import JobContext
@@ -31,6 +34,8 @@ from videojobs_runner.revision import scene_revisions, seed_revision
 from videojobs_runner.sandbox import SandboxConfig
 from videojobs_runner.scenes import SceneWork
 from videojobs_runner.tts import Narrator
+
+log = logging.getLogger(__name__)
 
 
 class VideoPipeline:
@@ -156,7 +161,22 @@ class VideoPipeline:
         await self.ctx.tracker.enter(Stage.COMPLETED, 1.0, note)
         timings = self.ctx.tracker.eta.timings()
         await asyncio.to_thread(record_history, self.ctx.artifacts.storage, self.ctx.job.quality, timings)
+        await asyncio.to_thread(self._evict_cache)
         shutil.rmtree(self.ctx.scratch, ignore_errors=True)
+
+    def _evict_cache(self) -> None:
+        """Keep the shared cache within its size and age limits (best effort: the video is stored)."""
+        settings = self.ctx.settings
+        max_age = settings.cache_max_age_days
+        try:
+            evict(
+                self.ctx.artifacts.storage,
+                settings.cache_max_bytes,
+                timedelta(days=max_age) if max_age is not None else None,
+                utcnow(),
+            )
+        except StorageError as error:
+            log.warning("cache eviction failed: %s", error)
 
     async def _fail(self, error: VideoGenerationError) -> None:
         self.ctx.artifacts.save_text(USAGE_FILE, self.ctx.ledger.dump())

@@ -12,7 +12,7 @@ import av
 from pydantic import BaseModel, Field
 
 from videojobs.contract import Stage, TTSBackend, Usage, VoiceSpec
-from videojobs.errors import ConfigurationError, ScenarioError
+from videojobs.errors import ConfigurationError
 from videojobs.storage import Storage
 from videojobs_runner.combine import sentences
 from videojobs_runner.llm import LLMClient
@@ -80,9 +80,10 @@ class Narrator:
         return SceneNarration(backend=str(self.voice.backend), voice=self.voice.voice, segments=segments)
 
     async def fetch(self, segment: Segment, dest: Path) -> Path:
-        """A segment's audio as a local file (from the cache)."""
+        """A segment's audio as a local file: from the cache, or spoken again if it was evicted meanwhile."""
         if not await asyncio.to_thread(self.storage.download, segment.audio_key, dest):
-            raise ScenarioError(f"the narration audio {segment.audio_key} is missing", recoverable=True)
+            await self._synthesise(segment.text, dest, Stage.COMBINING)
+            await asyncio.to_thread(self.storage.put_file, segment.audio_key, dest, f"audio/{SPEECH_FORMAT}")
         return dest
 
     async def _segment(self, text: str, stage: Stage) -> Segment:
