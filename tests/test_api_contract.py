@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from api_harness import (
     api_settings,
     assert_problem,
     create,
+    kubernetes_api,
     read_events,
     verify_signature,
     wait_for,
@@ -714,3 +716,31 @@ def test_videojobs_serve_starts_the_api(tmp_path: Path) -> None:
     assert "GET /v1/videos/jobs" in log and KEYS["alice"] not in log
     assert (tmp_path / ".videojobs-api.sqlite3").exists()
     assert not (tmp_path / "state").exists()  # configured keys: no key of its own (tests/test_serve_keys.py)
+
+
+def test_a_finished_job_shows_when_it_expires_and_goes_then(
+    tmp_path: Path, scripted_worker: list[str]
+) -> None:
+    settings = api_settings(tmp_path, job_ttl_seconds=2, worker_command=scripted_worker)
+    with ApiServer(settings) as api, api.client() as alice:
+        job_id = create(alice)["id"]
+        assert alice.get(f"/v1/videos/jobs/{job_id}").json()["expires_at"] is None  # not finished yet
+        status = wait_for(alice, job_id, "Succeeded")
+        ended, expires = (datetime.fromisoformat(status[key]) for key in ("completed_at", "expires_at"))
+        assert expires - ended == timedelta(seconds=2)
+        deadline = time.monotonic() + 30
+        while alice.get(f"/v1/videos/jobs/{job_id}").status_code != 404:
+            assert time.monotonic() < deadline, "the expired job was not deleted"
+            time.sleep(0.2)
+        assert not (settings.runner.output_dir / job_id).exists()  # its artifacts went with it
+
+
+@pytest.mark.k8s
+def test_on_kubernetes_the_ttl_is_the_videojobs_and_expires_at_follows_it(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with kubernetes_api(request, tmp_path, run_jobs=True, job_ttl_seconds=3600) as api, api.client() as alice:
+        job_id = create(alice)["id"]
+        status = wait_for(alice, job_id, "Succeeded")
+        ended, expires = (datetime.fromisoformat(status[key]) for key in ("completed_at", "expires_at"))
+        assert expires - ended == timedelta(hours=1)

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import operator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -122,6 +122,16 @@ class StoredJob:
     """Where its artifacts are stored when not under its id (a VideoJob's storage_job_id)."""
     webhook_sent: str | None = None
     """The final webhook event recorded as sent (kubernetes backend), never to be sent again."""
+    ttl_seconds: int | None = None
+    """How long after it ends the job (and its artifacts) is deleted; None: kept until deleted."""
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the finished job will be deleted; None while it runs or when it is kept."""
+        ended = self.status.completion_time
+        if ended is None or self.ttl_seconds is None or not self.status.phase.is_terminal:
+            return None
+        return ended + timedelta(seconds=self.ttl_seconds)
 
     @property
     def storage_key(self) -> str:
@@ -165,6 +175,9 @@ class JobStatusResponse(BaseModel):
         description="When the job is expected to complete; null before it runs and once it has ended."
     )
     duration_seconds: float | None = Field(description="Length of the finished video.")
+    expires_at: datetime | None = Field(
+        description="When the finished job and its artifacts will be deleted; null: kept until deleted."
+    )
 
     @classmethod
     def of(cls, job: StoredJob) -> JobStatusResponse:
@@ -188,6 +201,7 @@ def _status_fields(job: StoredJob) -> dict[str, object]:
         "completed_at": status.completion_time,
         "estimated_completion_time": status.estimated_completion_time,
         "duration_seconds": status.result.duration_seconds if status.result else None,
+        "expires_at": job.expires_at,
     }
 
 

@@ -62,6 +62,12 @@ class ApiSettings(BaseSettings):
     )
     max_active_jobs: int = Field(default=5, ge=1, description="Queued plus running jobs per principal.")
     retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After of a 429.")
+    job_ttl_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete a finished job and its artifacts this long after it ended (the job's "
+        "expires_at; on Kubernetes its spec.ttlSecondsAfterFinished); unset: kept until deleted.",
+    )
     local_workers: int = Field(
         default=2, ge=0, description="Jobs run at once by the local backend; 0 queues."
     )

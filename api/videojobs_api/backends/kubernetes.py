@@ -229,6 +229,7 @@ class KubernetesBackend:
         execution = {
             "queue_name": self.settings.queue_name,
             "priority_class_name": self.settings.priority_classes.get(request.priority),
+            "ttl_seconds_after_finished": self.settings.job_ttl_seconds,
         }
         spec = VideoJobSpec.model_validate(request.model_dump() | execution)
         labels = {OWNER_LABEL: owner_label(principal.name), "app.kubernetes.io/created-by": "videojobs-api"}

@@ -73,6 +73,8 @@ StatusChange = Callable[[StoredJob], JobStatus | None]
 """Computes a job's next status from its current one; None leaves it unchanged."""
 
 ID_ATTEMPTS = 3
+EXPIRY_CHECK_SECONDS = 1.0
+"""How often finished jobs are checked for expiry (a cheap scan of the in-memory snapshots)."""
 INTERRUPTED = "Interrupted"
 
 _SCHEMA = """
@@ -102,7 +104,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-def _stored_job(row: sqlite3.Row) -> StoredJob:
+def _stored_job(row: sqlite3.Row, ttl_seconds: int | None) -> StoredJob:
     return StoredJob(
         id=row["id"],
         owner=row["owner"],
@@ -110,6 +112,7 @@ def _stored_job(row: sqlite3.Row) -> StoredJob:
         request=_request(json.loads(row["request"])),
         status=JobStatus.model_validate_json(row["status"]),
         event_id=row["event_id"],
+        ttl_seconds=ttl_seconds,
     )
 
 
@@ -144,10 +147,14 @@ def _same(a: JobStatus, b: JobStatus) -> bool:
 class _Store:
     """The SQLite side of the backend. Every method runs on the backend's single database thread."""
 
-    def __init__(self, path: Path, publish: Callable[[StoredJob], None]) -> None:
+    def __init__(self, path: Path, publish: Callable[[StoredJob], None], ttl_seconds: int | None) -> None:
         self.path = path
         self.publish = publish
+        self.ttl_seconds = ttl_seconds
         self._conn: sqlite3.Connection | None = None
+
+    def _job(self, row: sqlite3.Row) -> StoredJob:
+        return _stored_job(row, self.ttl_seconds)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -184,7 +191,7 @@ class _Store:
         self.conn.execute("SELECT 1").fetchone()
 
     def all(self) -> list[StoredJob]:
-        return [_stored_job(row) for row in self.conn.execute("SELECT * FROM jobs ORDER BY seq")]
+        return [self._job(row) for row in self.conn.execute("SELECT * FROM jobs ORDER BY seq")]
 
     def create(
         self,
@@ -201,7 +208,7 @@ class _Store:
                 if row is not None:
                     if row["fingerprint"] != idempotency.fingerprint:
                         raise IdempotencyKeyReused()
-                    return Created(_stored_job(row), replayed=True)
+                    return Created(self._job(row), replayed=True)
             _check_cap(conn, job.owner, max_active, retry_after_seconds)
             conn.execute(
                 "INSERT INTO jobs (id, owner, created_at, priority, request, status, phase, event_id,"
@@ -242,7 +249,7 @@ class _Store:
             (*params, limit + 1),
         ).fetchall()
         more = len(rows) > limit
-        return [_stored_job(row) for row in rows[:limit]], rows[limit - 1]["seq"] if more else None
+        return [self._job(row) for row in rows[:limit]], rows[limit - 1]["seq"] if more else None
 
     def change(self, job_id: str, change: StatusChange) -> StoredJob | None:
         """Apply `change` atomically; the new snapshot when the status changed (then published)."""
@@ -250,7 +257,7 @@ class _Store:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            updated = self._apply(conn, _stored_job(row), change)
+            updated = self._apply(conn, self._job(row), change)
         if updated is not None:
             self.publish(updated)
         return updated
@@ -261,7 +268,7 @@ class _Store:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            job = _stored_job(row)
+            job = self._job(row)
             if job.status.phase not in RETRYABLE_PHASES:
                 raise JobNotRetryable(job)
             _check_cap(conn, job.owner, max_active, retry_after_seconds)
@@ -279,7 +286,7 @@ class _Store:
             ).fetchone()
             if row is None:
                 return None
-            updated = self._apply(conn, _stored_job(row), _started)
+            updated = self._apply(conn, self._job(row), _started)
         if updated is not None:
             self.publish(updated)
         return updated
@@ -290,7 +297,7 @@ class _Store:
         with self._transaction() as conn:
             rows = conn.execute("SELECT * FROM jobs WHERE phase = ?", (Phase.RUNNING.value,)).fetchall()
             for row in rows:
-                updated = self._apply(conn, _stored_job(row), _interrupted)
+                updated = self._apply(conn, self._job(row), _interrupted)
                 if updated is not None:
                     requeued.append(updated)
         for job in requeued:
@@ -448,7 +455,7 @@ class LocalBackend:
         self.artifacts = ArtifactStore(
             storage_from_settings(settings.runner), settings.runner.presigned_url_expiry_seconds
         )
-        self._store = _Store(settings.database_path, self._publish_threadsafe)
+        self._store = _Store(settings.database_path, self._publish_threadsafe, settings.job_ttl_seconds)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="videojobs-sqlite")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._jobs: dict[str, StoredJob] = {}
@@ -456,6 +463,7 @@ class LocalBackend:
         self._workers: dict[str, _Worker] = {}
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def _db(self, function: Callable[..., T], *args: object) -> T:
@@ -487,15 +495,18 @@ class LocalBackend:
         if requeued:
             log.info("resuming %d interrupted job(s): %s", len(requeued), ", ".join(j.id for j in requeued))
         self._scheduler = asyncio.create_task(self._schedule())
+        if self.settings.job_ttl_seconds is not None:
+            self._expiry = asyncio.create_task(self._expire())
         self._wake.set()
 
     async def stop(self) -> None:
         """Stop scheduling and every worker; their jobs stay Running, to be resumed by the next start."""
         self._stopping = True
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
+        for task in (self._scheduler, self._expiry):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(self._stop_worker(job_id) for job_id in list(self._workers)))
         await self._db(self._store.close)
         self._executor.shutdown(wait=True)
@@ -577,6 +588,20 @@ class LocalBackend:
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Cancel and stop it if active, then delete its artifacts, worker log and record."""
         await self.get(principal, job_id)
+        await self._remove(job_id)
+
+    async def _expire(self) -> None:
+        """Delete finished jobs, with their artifacts, once they are past their expires_at."""
+        while True:
+            now = utcnow()
+            for job in list(self._jobs.values()):
+                expires_at = job.expires_at
+                if expires_at is not None and expires_at <= now:
+                    log.info("job %s expired at %s: deleting it and its artifacts", job.id, expires_at)
+                    await self._remove(job.id)
+            await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+
+    async def _remove(self, job_id: str) -> None:
         await self._db(self._store.change, job_id, partial(_cancelled, strict=False))
         await self._stop_worker(job_id)
         await self.artifacts.delete_job(job_id)

@@ -90,6 +90,7 @@ def stored_job(obj: dict[str, Any], namespace: str) -> StoredJob:
         event_id=int(meta["resourceVersion"]),
         storage_id=storage_job_id(namespace, meta["name"], meta["uid"]),
         webhook_sent=(meta.get("annotations") or {}).get(WEBHOOK_SENT_ANNOTATION),
+        ttl_seconds=(obj.get("spec") or {}).get("ttlSecondsAfterFinished"),
     )
 
 
