@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
-from videojobs.contract import Phase
+from videojobs.contract import Phase, storage_job_id
+from videojobs.errors import StorageError
+from videojobs.storage import LocalStorage
 from videojobs_operator import controller as controller_module
 from videojobs_operator.controller import Controller, RetryLater, WorkQueue
 from videojobs_operator.kube import TokenBucket
+from videojobs_operator.retention import StorageOutage
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import JobView, PhaseEvent, PodView, VideoJobView
 
@@ -31,6 +36,7 @@ class FakeApi:
         self.existing_identity: dict[str, Any] = {}
         self.priorities = {"high": 1000}
         self.events: dict[str, PhaseEvent] = {}
+        self.finalizers: dict[str, list[str]] = {}
 
     async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
         self.calls.append(("create", manifest["metadata"]["name"], manifest))
@@ -50,6 +56,14 @@ class FakeApi:
 
     async def release_job(self, namespace: str, name: str, uid: str) -> None:
         self.calls.append(("release", name))
+
+    async def suspend_job(self, namespace: str, name: str, uid: str, *, suspend: bool) -> None:
+        self.calls.append(("suspend", name, suspend))
+
+    async def set_finalizers(
+        self, namespace: str, name: str, uid: str, old: tuple[str, ...], new: list[str]
+    ) -> None:
+        self.finalizers[name] = new  # kept apart from `calls`: the index never shows it in these tests
 
     async def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(("delete-job", name))
@@ -78,6 +92,19 @@ class FakeApi:
         taken = [call for call in self.calls if call[0] == kind]
         self.calls = [call for call in self.calls if call[0] != kind]
         return taken
+
+
+class FakeStorage(LocalStorage):
+    """A local store that fails deletions while `down` (a storage outage)."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(tempfile.mkdtemp()))
+        self.down = False
+
+    def delete_prefix(self, prefix: str) -> int:
+        if self.down:
+            raise StorageError("S3 unreachable")
+        return super().delete_prefix(prefix)
 
 
 def body(name: str, created: str = "2026-01-01T00:00:00Z", status: dict[str, Any] | None = None, **spec: Any):
@@ -122,12 +149,14 @@ class World:
         self.videojobs: dict[tuple[str, str], list[VideoJobView]] = {}
         self.jobs: dict[tuple[str, str], list[JobView]] = {}
         self.pods: dict[tuple[str, str], list[PodView]] = {}
+        self.storage = FakeStorage()
         self.controller = Controller(
             OperatorSettings(**settings),
             self.api,  # type: ignore[arg-type]
             self.videojobs,  # type: ignore[arg-type]
             self.jobs,  # type: ignore[arg-type]
             self.pods,  # type: ignore[arg-type]
+            self.storage,
         )
 
     def add_videojob(self, raw: dict[str, Any]) -> VideoJobView:
@@ -319,7 +348,7 @@ def test_queue_admits_up_to_max_running_then_releases_by_priority_then_age() -> 
         await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == [("release", "e")]  # then the oldest
 
-        world.add_videojob(body("c", created="2026-01-01T00:00:02Z", suspend=True))  # cancelled while queued
+        world.add_videojob(body("c", created="2026-01-01T00:00:02Z", cancel=True))  # cancelled while queued
         world.add_job(job_body("d", done=True))
         await world.controller.admission.release(list(world.controller._all_jobs()))
         assert world.api.take("release") == [("release", "f")]
@@ -337,18 +366,18 @@ def test_unlimited_never_queues() -> None:
     asyncio.run(scenario())
 
 
-def test_suspend_cancels_deleting_the_job() -> None:
+def test_cancel_deletes_the_job_for_good() -> None:
     async def scenario() -> None:
         world = World()
         world.add_job(job_body("a"))
-        await world.ensure(body("a", suspend=True))
+        await world.ensure(body("a", cancel=True))
         assert world.api.take("delete-job") == [("delete-job", "a")]
         await world.sync("a")
         ((_, _, fields),) = world.api.take("status")
         assert fields["phase"] == "Cancelled"
 
-        cancelled = body("a", status=fields, suspend=False)
-        await world.ensure(cancelled)  # Cancelled is final: un-suspending does not restart it
+        cancelled = body("a", status=fields, cancel=True, attempt=1)
+        await world.ensure(cancelled)  # a raised attempt alone does not restart it: cancel must go too
         assert world.api.take("create") == []
 
     asyncio.run(scenario())
@@ -416,7 +445,7 @@ def test_a_retry_waits_for_its_turn() -> None:
     async def scenario() -> None:
         world = World()
         cancelled = {"phase": "Cancelled", "jobName": "c", "attempt": 0, "observedGeneration": 1}
-        await world.ensure(body("c", status=cancelled, suspend=True, attempt=1))  # still suspended
+        await world.ensure(body("c", status=cancelled, cancel=True, attempt=1))  # still cancelled
         assert world.api.take("status") == [] and world.api.take("create") == []
 
         world.pods[(NS, "c")] = [
@@ -478,10 +507,10 @@ def test_why_a_videojob_waits_or_ended_goes_into_its_message_until_a_runner_repo
         ((_, _, fields),) = world.api.take("status")
         assert fields["message"] == "WaitingForSlot: waiting for a free slot (MAX_RUNNING)"
 
-        await world.ensure(body("queued", status=fields, suspend=True))  # cancelled before it ran
+        await world.ensure(body("queued", status=fields, cancel=True))  # cancelled before it ran
         ((_, _, fields),) = world.api.take("status")
         assert fields["phase"] == "Cancelled"
-        assert fields["message"] == "Suspended: cancelled with spec.suspend: true; its Job was deleted"
+        assert fields["message"] == "Cancelled: cancelled with spec.cancel: true; its Job was deleted"
 
         reported = {"heartbeatTime": "2026-01-01T00:00:09Z", "message": "rendering scene 2 of 3"}
         world.add_job(job_body("ran"))
@@ -617,3 +646,102 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 
     elapsed = asyncio.run(scenario())
     assert 0.09 <= elapsed < 1.0  # 5 at once, then 10 at 100/s
+
+
+def test_pause_suspends_the_job_and_resume_releases_it() -> None:
+    async def scenario() -> None:
+        world = World()
+        world.add_job(job_body("a"))
+        await world.ensure(body("a", suspend=True))
+        assert world.api.take("suspend") == [("suspend", "a", True)]
+        assert world.api.take("delete-job") == []  # a pause keeps the Job (and the checkpoint)
+        world.add_job(job_body("a", suspend=True))
+        await world.sync("a")
+        fields = world.api.take("status")[-1][2]
+        assert fields["phase"] == "Suspended" and fields["conditions"][0]["reason"] == "Paused"
+
+        world.add_videojob(body("a", status=fields))  # resumed: without a cap its Job goes at once
+        await world.sync("a")
+        await world.controller.admission.release(list(world.controller._all_jobs()))
+        assert world.api.take("release") == [("release", "a")]
+
+        await world.ensure(body("new", suspend=True))  # created paused: its Job is made suspended
+        assert world.api.take("create")[0][2]["spec"]["suspend"] is True
+
+    asyncio.run(scenario())
+
+
+def test_a_paused_job_does_not_hold_up_the_queue() -> None:
+    async def scenario() -> None:
+        world = World(max_running=1)
+        world.add_videojob(body("paused", suspend=True))
+        world.add_job(job_body("paused", suspend=True))
+        await world.ensure(body("next"))
+        assert world.api.take("create")[0][2]["spec"]["suspend"] is False
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_videojob_goes_once_its_artifacts_are_deleted() -> None:
+    async def scenario() -> None:
+        world = World()
+        await world.ensure(body("a"))
+        assert world.api.finalizers["a"] == ["videojobs.io/artifacts"]
+        raw = body("a")
+        raw["metadata"] |= {
+            "finalizers": ["videojobs.io/artifacts"],
+            "deletionTimestamp": "2026-01-01T00:01:00Z",
+        }
+        folder = world.storage.root / storage_job_id(NS, "a", "uid-a")
+        folder.mkdir(parents=True)
+        (folder / "video.mp4").write_bytes(b"v")
+        world.add_job(job_body("a"))
+        world.pods[(NS, "a")] = [PodView(name="a-x", created="t", phase="Running", job_uid="job-a")]
+        await world.ensure(raw)
+        assert world.api.take("delete-job") == [("delete-job", "a")]
+        assert folder.exists() and world.api.finalizers["a"] == ["videojobs.io/artifacts"]  # pod stops
+
+        world.pods[(NS, "a")] = []
+        world.storage.down = True
+        with pytest.raises(StorageOutage):
+            await world.sync("a")
+        ((_, _, fields),) = world.api.take("status")
+        assert fields["conditions"][-1]["type"] == "ArtifactsDeleted"
+        assert world.api.take("event") == [("event", "a", "ArtifactDeletionFailed", True)]
+        assert sample("videojobs_artifact_deletion_failures_total") >= 1
+
+        world.storage.down = False
+        await world.sync("a")
+        assert not folder.exists() and world.api.finalizers["a"] == []
+
+    asyncio.run(scenario())
+
+
+def test_storage_down_past_the_timeout_leaves_the_artifacts_and_lets_the_videojob_go() -> None:
+    async def scenario() -> None:
+        world = World(artifact_deletion_timeout_seconds=60)
+        world.storage.down = True
+        failing = {
+            "conditions": [
+                {
+                    "type": "ArtifactsDeleted",
+                    "status": "False",
+                    "reason": "StorageError",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+        raw = body("a", status=failing)
+        raw["metadata"] |= {
+            "finalizers": ["videojobs.io/artifacts"],
+            "deletionTimestamp": "2026-01-01T00:01:00Z",
+        }
+        await world.ensure(raw)
+        assert world.api.take("event") == [("event", "a", "ArtifactsLeft", True)]
+        assert world.api.finalizers["a"] == []
+
+    asyncio.run(scenario())
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0

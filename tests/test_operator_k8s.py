@@ -29,7 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from operator_process import Operator
 
-from videojobs.contract import JobStatus, Stage
+from videojobs.contract import JobStatus, Stage, storage_job_id
 from videojobs_operator.kube import KubeApi
 from videojobs_operator.settings import OperatorSettings
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
@@ -355,9 +355,9 @@ def test_a_raised_attempt_runs_a_failed_or_cancelled_videojob_again_in_a_new_job
     assert lowered.returncode != 0 and "spec.attempt may only be raised" in lowered.stderr
 
     wait_phase(cluster, namespace, "resumed", "Queued", operator)
-    patch("resumed", {"suspend": True})
+    patch("resumed", {"cancel": True})
     wait_phase(cluster, namespace, "resumed", "Cancelled", operator)
-    patch("resumed", {"suspend": False, "attempt": 1})  # un-suspended and raised in one change
+    patch("resumed", {"cancel": False, "attempt": 1})  # a retry: cancel cleared and attempt raised at once
     admit_like_kueue(cluster, namespace, "resumed", operator, job="resumed-a1", **{RUN_FOR: "1s"})
     done = wait_phase(cluster, namespace, "resumed", "Succeeded", operator)
     assert (done["status"]["attempt"], done["status"]["jobName"]) == (1, "resumed-a1")
@@ -429,10 +429,10 @@ def test_deleting_a_videojob_deletes_its_job_and_pods(
         operator=operator,
     )
 
-    suspend = json.dumps({"spec": {"suspend": True}})
-    cluster.kubectl("-n", namespace, "patch", "vj", "cancelled", "--type=merge", "-p", suspend)
+    cancel = json.dumps({"spec": {"cancel": True}})
+    cluster.kubectl("-n", namespace, "patch", "vj", "cancelled", "--type=merge", "-p", cancel)
     cancelled = wait_phase(cluster, namespace, "cancelled", "Cancelled", operator)
-    assert conditions(cancelled)["Cancelled"]["reason"] == "Suspended"
+    assert conditions(cancelled)["Cancelled"]["reason"] == "Cancelled"
     wait_for(
         "the cancelled VideoJob's Job and pods to go",
         lambda: not jobs_of(cluster, namespace, "cancelled") and not pods_of(cluster, namespace, "cancelled"),
@@ -461,7 +461,7 @@ def test_max_running_queues_and_releases_by_priority_then_age(
         assert conditions(queued)["Queued"]["reason"] == "WaitingForSlot"
     assert not jobs_of(cluster, namespace, "first")[0]["spec"].get("suspend")
 
-    cancel = json.dumps({"spec": {"suspend": True}})
+    cancel = json.dumps({"spec": {"cancel": True}})
     cluster.kubectl("-n", namespace, "patch", "vj", "first", "--type=merge", "-p", cancel)
     wait_phase(cluster, namespace, "first", "Cancelled", operator)
     names = ("older", "urgent", "newer")
@@ -593,3 +593,82 @@ def test_status_patches_only_reach_the_incarnation_they_were_computed_for(
     status = get(cluster, namespace, "videojob", "reused")["status"]
     assert (status["phase"], status["jobName"]) == ("Running", "reused")
     assert (status["stage"], status["progress"]) == ("planning", 15)  # the runner's fields are left alone
+
+
+def patch_spec(cluster: K8sCluster, namespace: str, name: str, check: bool = True, **spec: Any) -> Any:
+    body = json.dumps({"spec": spec})
+    return cluster.kubectl("-n", namespace, "patch", "vj", name, "--type=merge", "-p", body, check=check)
+
+
+def test_suspend_pauses_the_same_job_and_resumes_it_while_cancel_is_final(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    apply(cluster, namespace, videojob("paused", queueName="kueue"))
+    admit_like_kueue(cluster, namespace, "paused", operator, **{RUN_FOR: "5m"})
+    wait_phase(cluster, namespace, "paused", "Running", operator)
+
+    patch_spec(cluster, namespace, "paused", suspend=True)
+    wait_phase(cluster, namespace, "paused", "Suspended", operator)
+    wait_for(
+        "the Job suspended and its pod gone",
+        lambda: (
+            jobs_of(cluster, namespace, "paused")[0]["spec"]["suspend"]
+            and not pods_of(cluster, namespace, "paused")
+        ),
+        operator=operator,
+    )
+    paused = wait_for(
+        "the pause to settle",
+        lambda: (
+            (obj := get(cluster, namespace, "videojob", "paused"))
+            and "resumes it" in conditions(obj)["Suspended"]["message"]
+            and obj
+        ),
+        operator=operator,
+    )
+    assert conditions(paused)["Suspended"]["reason"] == "Paused"
+    events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=paused")
+    assert "Suspended" in {event["reason"] for event in events["items"]}
+
+    patch_spec(cluster, namespace, "paused", suspend=False)
+    queued = wait_phase(cluster, namespace, "paused", "Queued", operator)  # Kueue's turn again
+    assert conditions(queued)["Queued"]["reason"] == "WaitingForKueue"
+    admit_like_kueue(cluster, namespace, "paused", operator, **{RUN_FOR: "1s"})
+    wait_phase(cluster, namespace, "paused", "Succeeded", operator)
+    assert [job["metadata"]["name"] for job in jobs_of(cluster, namespace, "paused")] == ["paused"]
+
+    apply(cluster, namespace, videojob("final", queueName="kueue"))
+    patch_spec(cluster, namespace, "final", cancel=True)
+    wait_phase(cluster, namespace, "final", "Cancelled", operator)
+    undone = patch_spec(cluster, namespace, "final", check=False, cancel=False)
+    assert undone.returncode != 0 and "spec.cancel is final" in undone.stderr
+
+
+def test_videojobs_managed_by_another_controller_are_left_alone(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator]
+) -> None:
+    operator = start_operator()
+    manager = videojob("dispatched", managedBy="kueue.x-k8s.io/multikueue")
+    worker_copy = videojob("dispatched-copy")  # as MultiKueue puts it on a worker: managedBy unset
+    apply(cluster, namespace, manager, worker_copy)
+    wait_phase(cluster, namespace, "dispatched-copy", "Succeeded", operator)
+    ignored = get(cluster, namespace, "videojob", "dispatched")
+    assert "status" not in ignored and not ignored["metadata"].get("finalizers")
+    assert jobs_of(cluster, namespace, "dispatched") == []
+    changed = patch_spec(cluster, namespace, "dispatched", check=False, managedBy="videojobs.io/operator")
+    assert changed.returncode != 0 and "spec.managedBy is immutable" in changed.stderr
+
+
+def test_deleting_a_videojob_deletes_its_artifacts_first(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator], tmp_path: Path
+) -> None:
+    operator = start_operator(OUTPUT_DIR=str(tmp_path / "out"))
+    apply(cluster, namespace, videojob("kept-briefly"))
+    done = wait_phase(cluster, namespace, "kept-briefly", "Succeeded", operator)
+    assert done["metadata"]["finalizers"] == ["videojobs.io/artifacts"]
+    folder = tmp_path / "out" / storage_job_id(namespace, "kept-briefly", done["metadata"]["uid"])
+    folder.mkdir(parents=True)
+    (folder / "video.mp4").write_bytes(b"video")
+    cluster.kubectl("-n", namespace, "delete", "videojob", "kept-briefly", "--wait=true")
+    assert not folder.exists()

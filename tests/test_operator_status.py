@@ -298,13 +298,43 @@ CASES: list[
     ),
     (
         "cancelled",
-        videojob(suspend=True),
+        videojob(cancel=True),
         job(),
         [pod("Running")],
         None,
         Phase.CANCELLED,
-        {"Cancelled": ("True", "Suspended")},
-        "spec.suspend",
+        {"Cancelled": ("True", "Cancelled")},
+        "spec.cancel",
+    ),
+    (
+        "pausing",
+        videojob(suspend=True),
+        job(),
+        [pod("Running")],
+        None,
+        Phase.SUSPENDED,
+        {"Suspended": ("True", "Paused")},
+        "its pod stops",
+    ),
+    (
+        "paused",
+        videojob(suspend=True),
+        job(suspend=True, kueue=True),
+        [],
+        None,
+        Phase.SUSPENDED,
+        {"Suspended": ("True", "Paused")},
+        "spec.suspend: false resumes it",
+    ),
+    (
+        "finished-while-pausing",
+        videojob(suspend=True),
+        job(("Complete", "CompletionsReached", "")),
+        [],
+        None,
+        Phase.SUCCEEDED,
+        {"Succeeded": ("True", "Completed")},
+        "completed",
     ),
     (
         "job-deleted-behind-our-back",
@@ -354,7 +384,7 @@ def test_times_and_job_name() -> None:
     assert (done.start_time, done.completion_time) == (T0, T1)
     failed = desired_status(videojob(), job(("Failed", "DeadlineExceeded", "")), [], now=NOW)
     assert failed.completion_time == T1  # the Failed condition's time
-    cancelled = desired_status(videojob(suspend=True), None, [], now=NOW)
+    cancelled = desired_status(videojob(cancel=True), None, [], now=NOW)
     assert cancelled.completion_time == NOW
     queued = desired_status(videojob(), job(suspend=True), [], now=NOW)
     assert queued.start_time is None
@@ -373,7 +403,7 @@ def test_last_transition_time_is_kept_while_the_status_holds() -> None:
 
 def test_terminal_phases_stick() -> None:
     done = desired_status(videojob(), job(("Complete", "CompletionsReached", "")), [], now=T1)
-    view = videojob(done.to_wire(), suspend=True)
+    view = videojob(done.to_wire(), cancel=True)
     later = desired_status(view, None, [], now=NOW)
     assert later.phase is Phase.SUCCEEDED and later.conditions == done.conditions
 
@@ -400,7 +430,9 @@ def test_views_read_the_objects() -> None:
         ttlSecondsAfterFinished=60,
     )
     assert view.status.phase is Phase.QUEUED and view.stage == "planning"
-    assert view.ttl_seconds_after_finished == 60 and not view.suspend
+    assert view.ttl_seconds_after_finished == 60 and not view.suspend and not view.cancel
+    assert view.managed_here and videojob(managedBy="videojobs.io/operator").managed_here
+    assert not videojob(managedBy="kueue.x-k8s.io/multikueue").managed_here
     assert OperatorStatus.from_wire({"phase": "Bogus"}).phase is None
     the_job = job(suspend=True)
     assert the_job.waiting and not the_job.running and the_job.priority == 5
@@ -426,7 +458,7 @@ def test_each_phase_change_has_one_event_name() -> None:
 
 def test_a_raised_attempt_retries_a_failed_or_cancelled_videojob_only() -> None:
     failed = desired_status(videojob(), job(("Failed", "BackoffLimitExceeded", "")), [], now=T1).to_wire()
-    cancelled = desired_status(videojob(suspend=True), None, [], now=T1).to_wire()
+    cancelled = desired_status(videojob(cancel=True), None, [], now=T1).to_wire()
     succeeded = desired_status(videojob(), job(("Complete", "CompletionsReached", "")), [], now=T1).to_wire()
     running = desired_status(videojob(), job(), [pod("Running")], now=T1).to_wire()
     assert retry_due(videojob(failed, attempt=1))
@@ -434,7 +466,8 @@ def test_a_raised_attempt_retries_a_failed_or_cancelled_videojob_only() -> None:
     assert not retry_due(videojob({**failed, "attempt": 1}, attempt=1))  # attempt 1 has run already
     assert retry_due(videojob({**failed, "attempt": 1}, attempt=2))
     assert retry_due(videojob(cancelled, attempt=1))
-    assert not retry_due(videojob(cancelled, attempt=1, suspend=True))  # un-suspend it to retry
+    assert not retry_due(videojob(cancelled, attempt=1, cancel=True))  # a retry clears cancel with it
+    assert retry_due(videojob(failed, attempt=1, suspend=True))  # paused: its new Job is made suspended
     assert not retry_due(videojob(succeeded, attempt=1))  # the video exists: nothing to run again
     assert not retry_due(videojob(running, attempt=1))  # taken up if this attempt fails
 

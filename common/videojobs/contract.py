@@ -91,12 +91,17 @@ def stage_progress(stage: Stage, fraction: float = 0.0) -> int:
     return int(start + (end - start) * bounded)
 
 
+CONTROLLER_NAME = "videojobs.io/operator"
+"""The operator's name in spec.managedBy (and as the reporting controller of its Events)."""
+
+
 class Phase(StrEnum):
     """Lifecycle phase of a job, as shown in `kubectl get videojobs`."""
 
     PENDING = "Pending"
     QUEUED = "Queued"
     RUNNING = "Running"
+    SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -343,7 +348,25 @@ class VideoJobSpec(GenerationRequest):
     queue_name: str | None = Field(
         default=None, max_length=63, description="Kueue LocalQueue; admission is then left to Kueue."
     )
-    suspend: bool = Field(default=False, description="true cancels the job (phase Cancelled).")
+    suspend: bool = Field(
+        default=False,
+        strict=True,
+        description="true pauses the job (its Job is suspended, its pod stops; phase Suspended); "
+        "false resumes it from its checkpoint.",
+    )
+    cancel: bool = Field(
+        default=False,
+        strict=True,
+        description="true cancels the job for good (its Job is deleted; phase Cancelled). Final: only "
+        "a retry (spec.attempt raised in the same change) may set it back to false.",
+    )
+    managed_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description=f"The controller that runs this VideoJob; unset or {CONTROLLER_NAME!r}: the videojobs "
+        "operator, any other (e.g. kueue.x-k8s.io/multikueue): the operator leaves it alone. Immutable.",
+    )
     attempt: Annotated[Count, MUTABLE] = Field(
         default=0,
         ge=0,

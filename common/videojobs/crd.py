@@ -82,10 +82,20 @@ def _convert(node: Any, definitions: dict[str, Any]) -> Any:
     return out
 
 
+IMMUTABLE_SPEC_FIELDS = ("managed_by",)
+"""Fields of the spec beyond the request that never change once the VideoJob exists."""
+_ATTEMPT, _OLD_ATTEMPT = (
+    "(has(self.attempt) ? self.attempt : 0)",
+    "(has(oldSelf.attempt) ? oldSelf.attempt : 0)",
+)
+
+
 def _transition_rules() -> list[dict[str, str]]:
-    """CEL transition rules: the fixed request fields never change, and `attempt` only goes up."""
+    """CEL transition rules: the fixed fields never change, `attempt` only goes up, and `cancel` is final
+    (only a retry, which raises `attempt` in the same change, may clear it)."""
     rules = []
-    for field in sorted(immutable_request_fields(), key=list(VideoJobSpec.model_fields).index):
+    fixed = immutable_request_fields() | set(IMMUTABLE_SPEC_FIELDS)
+    for field in sorted(fixed, key=list(VideoJobSpec.model_fields).index):
         name = to_camel(field)
         rules.append(
             {
@@ -98,10 +108,19 @@ def _transition_rules() -> list[dict[str, str]]:
         )
     rules.append(
         {
-            "rule": "(has(self.attempt) ? self.attempt : 0) >= (has(oldSelf.attempt) ? oldSelf.attempt : 0)",
+            "rule": f"{_ATTEMPT} >= {_OLD_ATTEMPT}",
             "message": "spec.attempt may only be raised (by one, to retry the job)",
             "fieldPath": ".attempt",
             "reason": "FieldValueInvalid",
+        }
+    )
+    rules.append(
+        {
+            "rule": "!(has(oldSelf.cancel) && oldSelf.cancel) || (has(self.cancel) && self.cancel) || "
+            f"{_ATTEMPT} > {_OLD_ATTEMPT}",
+            "message": "spec.cancel is final: only a retry (spec.attempt raised with it) clears it",
+            "fieldPath": ".cancel",
+            "reason": "FieldValueForbidden",
         }
     )
     return rules

@@ -39,28 +39,33 @@ class Admission:
         """Slots handed out, not yet seen in the index."""
 
     def admit(self, key: Key, jobs: list[tuple[Key, JobView]]) -> bool:
-        """Whether a new Job may start at once: a slot is free and nothing waits for one (takes it)."""
+        """Whether a new Job may start at once: a slot is free and nothing waits for one (takes it).
+
+        A paused VideoJob's suspended Job does not wait for a slot (it is not releasable).
+        """
         if self.limit == 0:
             return True
         self._prune_reservations(jobs)
-        if any(job.waiting for _, job in jobs) or len(self._running(jobs)) >= self.limit:
+        waiting = any(job.waiting and self.releasable(key, job) for key, job in jobs)
+        if waiting or len(self._running(jobs)) >= self.limit:
             return False
         self.reserved[key] = time.monotonic()
         return True
 
     async def release(self, jobs: list[tuple[Key, JobView]]) -> None:
-        """Unsuspend waiting Jobs while slots are free: higher priority first, then older first."""
-        if self.limit == 0:
-            return
+        """Unsuspend waiting Jobs while slots are free: higher priority first, then older first.
+
+        Without a cap only resumed Jobs (paused before) wait: all of them go.
+        """
         self._prune_reservations(jobs)
-        free = self.limit - len(self._running(jobs))
-        if free <= 0:
-            return
         waiting = [
             (key, job)
             for key, job in jobs
             if job.waiting and key not in self.reserved and self.releasable(key, job)
         ]
+        free = len(waiting) if self.limit == 0 else self.limit - len(self._running(jobs))
+        if free <= 0:
+            return
         waiting.sort(key=lambda pair: pair[1].queue_order())
         for key, job in waiting[:free]:
             self.reserved[key] = time.monotonic()

@@ -1,5 +1,5 @@
 """One cluster-wide reconciler: Jobs for VideoJobs and their status; it runs admission.py's MAX_RUNNING queue
-and expiry.py's TTL deletion on its housekeeper.
+and expiry.py's TTL deletion on its housekeeper, and retention.py's artifacts finalizer.
 
 Kopf keeps three in-memory indexes (VideoJobs, the operator's Jobs, their pods; see handlers.py). Its
 handlers only call `kick`; everything else happens here, on a few worker tasks that read the indexes
@@ -28,12 +28,14 @@ from videojobs.contract import Phase, VideoJobSpec
 from videojobs.crd import API_VERSION, KIND
 from videojobs.keys import NAME_ANNOTATION
 from videojobs.settings import RenderIsolation
+from videojobs.storage import Storage
 from videojobs_operator.admission import RESERVATION_SECONDS, Admission
 from videojobs_operator.expiry import Expiry
 from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
 from videojobs_operator.kube import GONE, UNREACHABLE, KubeApi, api_message
 from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
+from videojobs_operator.retention import Retention, StorageOutage
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import (
     JobView,
@@ -145,6 +147,7 @@ class Controller:
         videojobs: kopf.Index[Key, VideoJobView],
         jobs: kopf.Index[Key, JobView],
         pods: kopf.Index[Key, PodView],
+        storage: Storage,
     ) -> None:
         self.settings = settings
         self.api = api
@@ -160,11 +163,12 @@ class Controller:
         self._attempts: dict[Key, int] = {}
         self._stages: dict[str, tuple[str, float]] = {}
         self._new_jobs: dict[Key, tuple[str, float]] = {}  # made, not yet in the index: (VideoJob uid, when)
-        self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.suspend
+        self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.cancel
         self._progressed = time.monotonic()  # a reconcile got its answers, or work arrived after none
         self._events: dict[str, str] = {}  # VideoJob uid -> name of the latest Event known to be posted
         self.admission = Admission(settings.max_running, api, self._releasable, self._housekeeping.set)
         self.expiry = Expiry(api, self._current)
+        self.retention = Retention(api, storage, settings.artifact_deletion_timeout_seconds)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -205,11 +209,11 @@ class Controller:
         """Whether to make the VideoJob's Job now: none exists or was made a moment ago, none is owed.
 
         A VideoJob that is deleting, cancelled or finished gets none, nor one whose status names a Job
-        (someone else deleted it: the status says JobDeleted).
+        (someone else deleted it: the status says JobDeleted). A paused one gets its Job suspended.
         """
         current = self._current(videojob)
         finished = current.phase is not None and current.phase.is_terminal
-        if videojob.deleting or videojob.suspend or finished or job is not None or current.job_name:
+        if videojob.deleting or videojob.cancel or finished or job is not None or current.job_name:
             return False
         made = self._new_jobs.get(key)  # made, but the index has not seen it yet
         return made is None or made[0] != videojob.uid or time.monotonic() - made[1] >= RESERVATION_SECONDS
@@ -227,22 +231,36 @@ class Controller:
         self._attempts.pop(key, None)
         self._new_jobs.pop(key, None)
         self._cancelled.pop(key, None)
+        self.retention.forget(uid)
         self._housekeeping.set()
 
     # --- the Job ---------------------------------------------------------------------------------
 
     async def _ensure_job(self, key: Key, videojob: VideoJobView, job: JobView | None) -> None:
-        """Make the VideoJob's Job exist (or, with spec.suspend, not exist). Idempotent."""
+        """Make the VideoJob's Job exist, suspended while spec.suspend is true (or, with spec.cancel, not
+        exist). Idempotent."""
         phase = self._current(videojob).phase
-        if videojob.suspend and not (phase is not None and phase.is_terminal):
+        if videojob.cancel and not (phase is not None and phase.is_terminal):
             if job is not None and not job.deleting and self._cancelled.get(key) != job.uid:
                 await self.api.delete_job(videojob.namespace, job.name)
                 self._cancelled[key] = job.uid
                 logger.info("cancelled %s/%s: deleted Job %s", *key, job.name)
         elif job is not None:
             self._new_jobs.pop(key, None)  # the index has it now
+            await self._ensure_suspension(videojob, job)
         elif self._needs_job(key, videojob, job):
             await self._create_job(key, videojob)
+
+    async def _ensure_suspension(self, videojob: VideoJobView, job: JobView) -> None:
+        """Pause: suspend the Job (its pods stop) and keep it so while spec.suspend is true, also against
+        Kueue's admission. Resume: the Job waits as Queued for the queue (or Kueue) to release it."""
+        if job.finish is not None or job.deleting:
+            return
+        if videojob.suspend and not job.suspended:
+            await self.api.suspend_job(videojob.namespace, job.name, job.uid, suspend=True)
+            logger.info("paused %s/%s: suspended Job %s", videojob.namespace, videojob.name, job.name)
+        elif not videojob.suspend and job.waiting:
+            self._housekeeping.set()  # resumed (or queued): the release round may run it now
 
     async def _create_job(self, key: Key, videojob: VideoJobView) -> None:
         try:
@@ -264,7 +282,7 @@ class Controller:
         owner = _owner(videojob)
         if self.settings.runner_service_account is None and not await self._ensure_identity(videojob, owner):
             return
-        suspend = spec.queue_name is None and not self.admit(key)
+        suspend = videojob.suspend or (spec.queue_name is None and not self.admit(key))
         manifest = build_job(
             videojob.name,
             spec,
@@ -379,10 +397,10 @@ class Controller:
         return self.admission.admit(key, list(self._all_jobs()))
 
     def _releasable(self, key: Key, job: JobView) -> bool:
-        """Whether the VideoJob of a waiting Job still wants it run (its current attempt's, not suspended,
-        not deleted)."""
+        """Whether the VideoJob of a waiting Job still wants it run (its current attempt's, not paused,
+        cancelled or deleted)."""
         videojob = self.videojob(key)
-        if videojob is None or videojob.suspend or videojob.deleting:
+        if videojob is None or videojob.suspend or videojob.cancel or videojob.deleting:
             return False
         current = self.job(key, videojob)
         return current is not None and current.uid == job.uid
@@ -435,6 +453,8 @@ class Controller:
                     self._retry(key, "status", api_message(error))
             except RetryLater as error:
                 self._retry(key, "job", str(error))
+            except StorageOutage as error:
+                self._retry(key, "artifacts", str(error))
             except UNREACHABLE as error:  # no answer in time (a call's deadline, or RECONCILE_SECONDS)
                 progressed = False
                 reason = str(error) or f"no answer within {RECONCILE_SECONDS:g} s"
@@ -458,8 +478,12 @@ class Controller:
 
     async def _sync(self, key: Key) -> None:
         videojob = self.videojob(key)
-        if videojob is None or videojob.deleting:
+        if videojob is None:
             return
+        if videojob.deleting:
+            await self._finalize(key, videojob)
+            return
+        await self.retention.ensure_finalizer(videojob)
         written = self._written.get(key)
         if written is not None and (written[0] != videojob.uid or written[1] == videojob.status):
             del self._written[key]  # the index has caught up (or the VideoJob was replaced)
@@ -489,6 +513,13 @@ class Controller:
         if desired.phase != current.phase:
             self._phase_changed(videojob, current, desired)
         await self._ensure_event(videojob, desired)
+
+    async def _finalize(self, key: Key, videojob: VideoJobView) -> None:
+        """A deleted VideoJob: Jobs stopped, artifacts deleted, finalizer removed (retention.py)."""
+        jobs = [job for job in self._jobs.get(key, ()) if job.owner_uid == videojob.uid]
+        uids = {job.uid for job in jobs}
+        pods = [pod for pod in self._pods.get(key, ()) if pod.job_uid in uids]
+        await self.retention.finalize(videojob, self._current(videojob), jobs, pods)
 
     async def _start_retry(self, key: Key, videojob: VideoJobView) -> None:
         """Begin attempt spec.attempt once the previous attempt's pods are gone: its status goes back to

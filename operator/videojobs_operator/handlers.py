@@ -16,6 +16,8 @@ import kopf
 from videojobs import deadlines
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs.keys import MANAGED_BY_LABEL, NAME_ANNOTATION, OPERATOR_MANAGER
+from videojobs.settings import Settings
+from videojobs.storage import storage_from_settings
 from videojobs_operator.controller import Controller
 from videojobs_operator.health import WatchTracker
 from videojobs_operator.kube import KubeApi
@@ -89,7 +91,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.watching.label_selectors["", "v1", "pods"] = SELECTOR
     settings.posting.enabled = False  # the controller posts its own Events (kube.KubeApi.post_event)
     set_deadlines(settings)
-    controller = Controller(config, KubeApi(config), videojobs, jobs, pods)
+    storage = storage_from_settings(Settings())  # the runners' storage (STORAGE_BACKEND, OUTPUT_DIR, S3_*)
+    controller = Controller(config, KubeApi(config), videojobs, jobs, pods, storage)
     controller.start()
     memo.controller = controller
 
@@ -112,8 +115,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def videojob_index(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[Key, VideoJobView]:
-    """VideoJobs by (namespace, name)."""
-    return {(namespace or "", name): VideoJobView.from_body(body)}
+    """VideoJobs by (namespace, name): only those this operator manages (spec.managedBy unset or its own)."""
+    videojob = VideoJobView.from_body(body)
+    return {(namespace or "", name): videojob} if videojob.managed_here else {}
 
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
@@ -137,6 +141,8 @@ async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
     """Reconcile the VideoJob (its Job and status); time its stages; forget it once deleted."""
     controller: Controller = memo.controller
     videojob = VideoJobView.from_body(body)
+    if not videojob.managed_here:  # another controller's (MultiKueue): left alone entirely
+        return
     key = (videojob.namespace, videojob.name)
     if type == "DELETED":
         controller.forget(key, videojob.uid)

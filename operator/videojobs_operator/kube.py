@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from videojobs import deadlines
+from videojobs.contract import CONTROLLER_NAME
 from videojobs.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from videojobs_operator.metrics import API_REQUESTS, API_THROTTLED_SECONDS
 from videojobs_operator.settings import OperatorSettings
@@ -174,7 +175,11 @@ class KubeApi:
 
     async def release_job(self, namespace: str, name: str, uid: str) -> None:
         """Unsuspend a queued Job (only that incarnation of it)."""
-        patch = {"metadata": {"uid": uid}, "spec": {"suspend": False}}
+        await self.suspend_job(namespace, name, uid, suspend=False)
+
+    async def suspend_job(self, namespace: str, name: str, uid: str, *, suspend: bool) -> None:
+        """Set a Job's spec.suspend (only that incarnation of it): true stops its pods, false lets it run."""
+        patch = {"metadata": {"uid": uid}, "spec": {"suspend": suspend}}
         await self._call(
             "patch",
             "jobs",
@@ -261,6 +266,28 @@ class KubeApi:
             if error.status not in GONE:
                 raise
 
+    async def set_finalizers(
+        self, namespace: str, name: str, uid: str, old: tuple[str, ...], new: list[str]
+    ) -> None:
+        """Replace the VideoJob's finalizers `old` (as last seen) by `new`; a JSON patch that tests the uid
+        and the old list, so that a finalizer another controller added meanwhile is never lost (422)."""
+        operations: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+        if old:
+            operations.append({"op": "test", "path": "/metadata/finalizers", "value": list(old)})
+        operations.append({"op": "add", "path": "/metadata/finalizers", "value": new})
+        await self._call(
+            "patch",
+            "videojobs",
+            self._objects.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            operations,
+            _content_type=JSON_PATCH,
+        )
+
     async def priority(self, priority_class: str) -> int | None:
         """The value of a PriorityClass (immutable, so cached); None when it does not exist."""
         if priority_class not in self._priorities:
@@ -289,10 +316,10 @@ class KubeApi:
             },
             "type": "Warning" if event.warning else "Normal",
             "reason": event.reason,
-            "action": "PhaseChanged",
+            "action": event.action,
             "note": event.message[:1024],
             "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": f"{GROUP}/operator",
+            "reportingController": CONTROLLER_NAME,
             "reportingInstance": self._instance,
         }
         try:

@@ -24,6 +24,14 @@ QUEUE_WAIT = Histogram(
 RECONCILE_ERRORS = Counter(
     "videojobs_reconcile_errors_total", "Failed reconcile attempts (retried with backoff).", ["operation"]
 )
+ARTIFACT_DELETION_FAILURES = Counter(
+    "videojobs_artifact_deletion_failures_total",
+    "Failed deletions of a deleted VideoJob's artifacts in storage (retried with backoff).",
+)
+ARTIFACTS_LEFT = Counter(
+    "videojobs_artifacts_left_total",
+    "Deleted VideoJobs whose artifacts were left in storage: deletion failed for ARTIFACT_DELETION_TIMEOUT.",
+)
 LEADER = Gauge(
     "videojobs_operator_leader", "1 while this replica holds the leader Lease and reconciles, else 0."
 )

@@ -41,6 +41,11 @@ class OperatorSettings(BaseSettings):
     DEFAULT_NODE_SELECTOR        JSON object; spec.nodeSelector replaces it
     DEFAULT_TOLERATIONS          JSON list of tolerations; spec.tolerations replaces it
     MAX_RUNNING                  jobs running at once; the rest wait suspended (Queued); 0 = no limit
+    ARTIFACT_DELETION_TIMEOUT_SECONDS
+                                 how long a deleted VideoJob waits for storage to delete its artifacts
+                                 (retried with backoff) before its finalizer goes and they are left;
+                                 storage itself is the runner's: STORAGE_BACKEND, OUTPUT_DIR, S3_* (the
+                                 chart gives the operator the runners' ConfigMap and S3 Secret)
     API_QPS, API_BURST           client-side rate limit (token bucket) of the operator's own API calls
     API_CONCURRENCY              API calls in flight at once (client threads); VideoJobs reconciled at once
     METRICS_PORT                 Prometheus /metrics, /livez and /readyz port; 0 turns the endpoint off
@@ -76,6 +81,7 @@ class OperatorSettings(BaseSettings):
     )
     default_tolerations: Annotated[list[Toleration], NoDecode] = Field(default_factory=_gpu_tolerations)
     max_running: int = Field(default=0, ge=0)
+    artifact_deletion_timeout_seconds: float = Field(default=3600.0, gt=0)
     api_qps: float = Field(default=200.0, gt=0)  # ~8 calls per VideoJob: 1,000 of them in under a minute
     api_burst: int = Field(default=400, ge=1)
     api_concurrency: int = Field(default=48, ge=1, le=64)  # each worker waits on its calls: keep many

@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from videojobs.contract import ConditionStatus, Phase
+from videojobs.contract import CONTROLLER_NAME, ConditionStatus, Phase
 from videojobs.keys import JOB_CREATED_ANNOTATION, KUEUE_QUEUE_LABEL, NAME_ANNOTATION, PRIORITY_ANNOTATION
 
 Key = tuple[str, str]
 """(namespace, VideoJob name): how the indexes file VideoJobs, Jobs and pods."""
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Queued", "Running", "Succeeded", "Failed", "Cancelled"
+QUEUED, RUNNING, SUSPENDED = "Queued", "Running", "Suspended"
+SUCCEEDED, FAILED, CANCELLED = "Succeeded", "Failed", "Cancelled"
 """Condition types the operator maintains."""
+ARTIFACTS_DELETED = "ArtifactsDeleted"
+"""The condition of a deleted VideoJob whose artifacts could not be deleted yet (storage outage)."""
 
 RETRYING = "Retrying"
 """The reason of the Pending phase that starts another attempt (spec.attempt raised)."""
@@ -151,6 +154,7 @@ class OperatorStatus:
             Phase.QUEUED: QUEUED,
             Phase.PENDING: RUNNING,
             Phase.RUNNING: RUNNING,
+            Phase.SUSPENDED: SUSPENDED,
             Phase.SUCCEEDED: SUCCEEDED,
             Phase.FAILED: FAILED,
             Phase.CANCELLED: CANCELLED,
@@ -176,9 +180,15 @@ class VideoJobView:
     generation: int
     created: str
     suspend: bool = False
+    """spec.suspend: paused (its Job suspended) while true."""
+    cancel: bool = False
+    """spec.cancel: its current attempt cancelled for good (its Job deleted)."""
+    managed_by: str | None = None
+    """spec.managedBy: the controller that runs it (None: this operator)."""
     attempt: int = 0
     """spec.attempt: the attempt asked for (a retry once the status' is lower and the VideoJob ended)."""
     deleting: bool = False
+    finalizers: tuple[str, ...] = ()
     ttl_seconds_after_finished: int | None = None
     stage: str | None = None
     runner_reported: bool = False
@@ -202,8 +212,11 @@ class VideoJobView:
             generation=int(meta.get("generation", 1)),
             created=meta.get("creationTimestamp", ""),
             suspend=bool(spec.get("suspend", False)),
+            cancel=bool(spec.get("cancel", False)),
+            managed_by=spec.get("managedBy"),
             attempt=int(spec.get("attempt") or 0),
             deleting=meta.get("deletionTimestamp") is not None,
+            finalizers=tuple(meta.get("finalizers") or ()),
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
             stage=status.get("stage"),
             runner_reported=status.get("heartbeatTime") is not None,
@@ -213,6 +226,12 @@ class VideoJobView:
             spec=dict(spec),  # plain copies: a Kopf view would keep the whole object alive
             labels=dict(meta.get("labels") or {}),
         )
+
+    @property
+    def managed_here(self) -> bool:
+        """Whether this operator runs it: spec.managedBy is unset or names this operator (MultiKueue and
+        the like name themselves, and the operator then leaves the VideoJob alone)."""
+        return self.managed_by in (None, CONTROLLER_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,15 +404,16 @@ def desired_status(
 
 def retry_due(videojob: VideoJobView) -> bool:
     """Whether to run the VideoJob again: spec.attempt is above its status' attempt, and it ended Failed
-    or Cancelled and is not suspended (a cancelled one is un-suspended to retry).
+    or Cancelled and spec.cancel is false (a retry of a cancelled one clears it in the same change).
 
-    A raise while it still goes takes effect if it then fails or is cancelled; a Succeeded one stays.
+    A raise while it still goes takes effect if it then fails or is cancelled; a Succeeded one stays. A
+    paused one (spec.suspend) is retried too: its new Job is made suspended.
     """
     status = videojob.status
     return (
         videojob.attempt > status.attempt
         and status.phase in (Phase.FAILED, Phase.CANCELLED)
-        and not videojob.suspend
+        and not videojob.cancel
         and not videojob.deleting
     )
 
@@ -422,12 +442,13 @@ def retry_fields(status: OperatorStatus) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class PhaseEvent:
-    """The Event of one phase change; its name is the same every time it is computed."""
+    """The Event of one phase change (or another `action`); its name is the same every time it is computed."""
 
     name: str
     reason: str
     message: str
     warning: bool
+    action: str = "PhaseChanged"
 
 
 def phase_event(
@@ -496,11 +517,11 @@ def _observe(
     failure: tuple[str, str] | None,
 ) -> _Observed:
     current = videojob.status
-    if videojob.suspend:
-        message = "cancelled with spec.suspend: true; its Job was deleted"
+    if videojob.cancel:
+        message = "cancelled with spec.cancel: true; its Job was deleted"
         return _Observed(
             Phase.CANCELLED,
-            (_condition(CANCELLED, TRUE, "Suspended", message),),
+            (_condition(CANCELLED, TRUE, "Cancelled", message),),
             current.start_time,
             now,
         )
@@ -513,6 +534,8 @@ def _observe(
         return _Observed(Phase.PENDING, ())
     if job.finish is not None:
         return _finished(job, pods)
+    if videojob.suspend:
+        return _Observed(Phase.SUSPENDED, (_paused(job, pods),), job.start_time)
     if job.suspended:
         if job.kueue_queue is not None:
             queued = _condition(
@@ -528,6 +551,15 @@ def _observe(
         running = _condition(RUNNING, TRUE, "PodRunning", f"pod {pod.name} runs on {pod.node}{retries}")
         return _Observed(Phase.RUNNING, (ADMITTED, running), job.start_time)
     return _Observed(Phase.PENDING, (ADMITTED, _pending(pod, retries)), job.start_time)
+
+
+def _paused(job: JobView, pods: Sequence[PodView]) -> Condition:
+    """Why a paused VideoJob is Suspended, and whether its pod has stopped yet."""
+    if not job.suspended or any(pod.phase in ("Pending", "Running") for pod in pods):
+        message = f"pausing (spec.suspend: true): Job {job.name} is being suspended, its pod stops"
+    else:
+        message = f"paused (spec.suspend: true): Job {job.name} is suspended; spec.suspend: false resumes it"
+    return _condition(SUSPENDED, TRUE, "Paused", message)
 
 
 def _pending(pod: PodView | None, retries: str) -> Condition:

@@ -81,7 +81,13 @@ def deployment(cluster: K8sCluster, operator_kubeconfig: Path, folder: Path) -> 
     install(cluster, REPO / "operator" / "rbac" / "runner.yaml", namespace)
     install(cluster, REPO / "api" / "rbac.yaml", namespace)
     api_kubeconfig = cluster.token_kubeconfig(namespace, "videojobs-api", folder / "api.kubeconfig")
-    env = {**os.environ, "KUBECONFIG": str(operator_kubeconfig), "METRICS_PORT": "0", "API_QPS": "200"}
+    env = {
+        "OUTPUT_DIR": str(folder / "out"),  # the API's storage (api_harness.kubernetes_api): the finalizer's
+        **os.environ,
+        "KUBECONFIG": str(operator_kubeconfig),
+        "METRICS_PORT": "0",
+        "API_QPS": "200",
+    }
     with (folder / "operator.log").open("ab") as log:
         operator = subprocess.Popen(
             [str(VIDEOJOBS), "operator", "--namespace", namespace], env=env, stdout=log, stderr=log

@@ -3,7 +3,7 @@
 One list+watch of the namespace's VideoJobs (resourceVersion resume, bookmarks, a relist after 410
 Gone) keeps a snapshot of every VideoJob in memory and feeds the event bus; reads and SSE streams are
 served from it (a name it lacks is asked of the API server once: another replica may have just made
-it). Writes (create, cancel = spec.suspend, delete) go to the API server and are put into the cache at
+it). Writes (create, cancel = spec.cancel, retry, delete) go to the API server and are put into the cache at
 once, so a client reads its own writes, on any replica. The watch and every call run on the event loop
 (apiserver.py). The operator turns VideoJobs into Jobs and owns the phase; the runner reports progress
 into the status subresource.
@@ -325,13 +325,13 @@ class KubernetesBackend:
         return Page(jobs[:limit], _encode_cursor(jobs[limit - 1]) if more else None)
 
     async def cancel(self, principal: Principal, job_id: str) -> StoredJob:
-        """Set spec.suspend; the operator deletes the Job and marks it Cancelled (awaited briefly)."""
+        """Set spec.cancel; the operator deletes the Job and marks it Cancelled (awaited briefly)."""
         entry = await self._visible(principal, job_id)
         if entry.job.status.phase.is_terminal:
             raise JobAlreadyFinished(entry.job)
         with self.bus.subscribe(job_id) as changes:
-            if not entry.suspended:
-                await self._patch_spec(job_id, {"suspend": True})
+            if not entry.cancelled:
+                await self._patch_spec(job_id, {"cancel": True})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.cancel_wait_seconds):
                     while not self._settled(job_id):
@@ -339,14 +339,15 @@ class KubernetesBackend:
         return (await self._visible(principal, job_id)).job
 
     async def retry(self, principal: Principal, job_id: str) -> StoredJob:
-        """Raise spec.attempt (and clear spec.suspend): the operator starts a new Job for the VideoJob."""
+        """Raise spec.attempt and clear spec.cancel in one change (the only one that may clear it): the
+        operator starts a new Job for the VideoJob."""
         entry = await self._visible(principal, job_id)
         if entry.job.status.phase not in RETRYABLE_PHASES:
             raise JobNotRetryable(entry.job)
         owner = entry.job.owner
         if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
-        await self._patch_spec(job_id, {"attempt": entry.attempt + 1, "suspend": False})
+        await self._patch_spec(job_id, {"attempt": entry.attempt + 1, "cancel": False})
         return (await self._visible(principal, job_id)).job
 
     def _settled(self, job_id: str) -> bool:
@@ -367,10 +368,9 @@ class KubernetesBackend:
         self.cache.changed(obj)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
-        """Delete that VideoJob, its Job and pod (foreground: awaited, briefly), then its artifacts.
-
-        A running pod writes its checkpoint while it stops: artifacts deleted before it stopped
-        would come back in part, belonging to no job.
+        """Delete that VideoJob (awaited, briefly): the operator's artifacts finalizer stops its Job, then
+        deletes its artifacts (once its pod has stopped: a stopping pod still writes its checkpoint),
+        then lets it go. The artifacts are deleted there only, also for a TTL expiry or a kubectl delete.
         """
         entry = await self._visible(principal, job_id)
         gone = self.cache.deleting.setdefault(entry.uid, asyncio.Event())  # before the watch can tell
@@ -390,13 +390,12 @@ class KubernetesBackend:
                 await gone.wait()
         except TimeoutError:
             log.warning(
-                "VideoJob %s/%s is still being deleted after %g s (its pod has not stopped); "
-                "deleting its artifacts anyway",
+                "VideoJob %s/%s is still being deleted after %g s (its pod has not stopped, or "
+                "storage is down: the operator's finalizer retries)",
                 self.namespace,
                 job_id,
                 self.settings.delete_wait_seconds,
             )
-        await self.artifacts.delete_job(entry.job.storage_key)
 
     async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:
         """Snapshots seen after `after` (the latest without it), then live ones."""

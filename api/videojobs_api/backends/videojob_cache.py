@@ -111,7 +111,8 @@ class CacheEntry:
     """The VideoJob's status as last seen, without the heartbeat."""
     history: deque[StoredJob]
     fingerprint: str | None = None
-    suspended: bool = False
+    cancelled: bool = False
+    """spec.cancel: the current attempt is cancelled for good."""
     attempt: int = 0
     """spec.attempt: raised by one for each retry."""
 
@@ -276,7 +277,7 @@ class VideoJobCache:
                     entry.history.append(job)
                     self.bus.publish(job)
         spec = obj.get("spec") or {}
-        entry.suspended = bool(spec.get("suspend"))
+        entry.cancelled = bool(spec.get("cancel"))
         entry.attempt = int(spec.get("attempt") or 0)
 
     def _removed(self, name: str, uid: str | None = None) -> None:
