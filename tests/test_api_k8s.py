@@ -102,7 +102,7 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
         assert set(meta["annotations"]) == {"videojobs.io/owner", "videojobs.io/created-at"} | {
             "videojobs.io/request-fingerprint"
         }, "the request lives in the spec, not in an annotation"
-        assert job["request"] == body
+        assert job["request"] == body | {"revision": None}
         request_part = {key: spec[key] for key in GenerationRequest(**body).to_wire()}
         assert request_part == GenerationRequest.model_validate(body).to_wire()
         assert spec["maxCostUsd"] == 2.5 and spec["delivery"]["subtitles"] is False
