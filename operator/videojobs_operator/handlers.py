@@ -19,6 +19,7 @@ from videojobs.keys import MANAGED_BY_LABEL, NAME_ANNOTATION, OPERATOR_MANAGER
 from videojobs_operator.controller import Controller
 from videojobs_operator.health import WatchTracker
 from videojobs_operator.kube import KubeApi
+from videojobs_operator.metrics import USAGE
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import JobView, Key, PodView, VideoJobView
 
@@ -134,14 +135,17 @@ async def pod_index(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile the VideoJob (its Job and status); time its stages; forget it once deleted."""
+    """Reconcile the VideoJob (its Job and status); time its stages, count its usage; forget it once
+    deleted."""
     controller: Controller = memo.controller
     videojob = VideoJobView.from_body(body)
     key = (videojob.namespace, videojob.name)
     if type == "DELETED":
         controller.forget(key, videojob.uid)
+        USAGE.forget(videojob.uid)
         return
     controller.observe_stage(videojob)
+    USAGE.observe_wire(videojob.uid, body.get("status") or {})
     controller.kick(key)
 
 
