@@ -50,6 +50,7 @@ from videojobs_api.backends.base import (
 )
 from videojobs_api.backends.videojob_cache import CacheEntry, VideoJobCache, explain
 from videojobs_api.backends.webhook_lease import WebhookLease
+from videojobs_api.budget import Budget, budget_today, capped
 from videojobs_api.events import EventBus
 from videojobs_api.models import StoredJob
 from videojobs_api.problems import (
@@ -227,7 +228,7 @@ class KubernetesBackend:
         self, name: str, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         execution = {
-            "queue_name": self.settings.queue_name,
+            "queue_name": self.settings.queue_for(principal.name),
             "priority_class_name": self.settings.priority_classes.get(request.priority),
         }
         spec = VideoJobSpec.model_validate(request.model_dump() | execution)
@@ -259,6 +260,7 @@ class KubernetesBackend:
         owner = principal.name
         if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
+        request = capped(self._budget(owner), request)
         self._reserved[owner] += 1
         try:
             for attempt in range(1, _ID_ATTEMPTS + 1):
@@ -345,8 +347,17 @@ class KubernetesBackend:
         owner = entry.job.owner
         if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
-        await self._patch_spec(job_id, {"attempt": entry.attempt + 1, "suspend": False})
+        spec: dict[str, Any] = {"attempt": entry.attempt + 1, "suspend": False}
+        request = capped(self._budget(owner), entry.job.request, entry.job.status.usage.cost_usd)
+        if request.max_cost_usd != entry.job.request.max_cost_usd:
+            spec["maxCostUsd"] = request.max_cost_usd
+        await self._patch_spec(job_id, spec)
         return (await self._visible(principal, job_id)).job
+
+    def _budget(self, owner: str) -> Budget | None:
+        """The owner's daily budget, from its cached jobs."""
+        jobs = (entry.job for entry in self.cache.entries.values() if entry.job.owner == owner)
+        return budget_today(self.settings.daily_budget(owner), jobs)
 
     def _settled(self, job_id: str) -> bool:
         """Whether the job has ended or is gone."""
