@@ -274,6 +274,9 @@ class VideoJobCache:
                     entry.job = job
                     entry.history.append(job)
                     self.bus.publish(job)
+            request = _request(obj)
+            if request != entry.job.request:  # a mutable field changed (max_cost_usd, tags, webhook)
+                entry.job = replace(entry.job, request=request)
         spec = obj.get("spec") or {}
         entry.suspended = bool(spec.get("suspend"))
         entry.attempt = int(spec.get("attempt") or 0)
