@@ -20,14 +20,16 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_harness import (
+    BACKENDS,
     KEYS,
     PROBLEM,
     VIDEO_BYTES,
@@ -347,6 +349,61 @@ def test_over_the_active_job_cap_is_429_with_retry_after(idle_api: ApiServer) ->
         create(bob)  # the cap is per principal
         alice.post(f"/v1/videos/jobs/{ids[0]}/cancel")
         create(alice, "fits again")
+
+
+# --- daily budgets ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def budget_api(
+    request: pytest.FixtureRequest, tmp_path: Path, scripted_worker: list[str]
+) -> Iterator[ApiServer]:
+    """A deployment running its jobs, with a $1 daily budget per principal and $0.30 for bob."""
+    budgets: dict[str, Any] = {"daily_budget_usd": 1.0, "daily_budgets_usd": {"bob": 0.3}}
+    if request.param == "kubernetes":
+        with kubernetes_api(request, tmp_path, run_jobs=True, **budgets) as server:
+            yield server
+        return
+    with ApiServer(api_settings(tmp_path / "out", worker_command=scripted_worker, **budgets)) as server:
+        yield server
+
+
+def spent(client: httpx.Client, job_id: str, cost: float) -> None:
+    """Wait until the job's usage shows `cost`."""
+    deadline = time.monotonic() + 30
+    while client.get(f"/v1/videos/jobs/{job_id}/status").json()["usage"]["cost_usd"] != cost:
+        assert time.monotonic() < deadline, f"job {job_id} never reported ${cost}"
+        time.sleep(0.05)
+
+
+def test_a_daily_budget_caps_each_job_and_then_refuses_until_utc_midnight(budget_api: ApiServer) -> None:
+    with budget_api.client() as alice, budget_api.client("bob") as bob:
+        first = create(alice, "costly", max_cost_usd=5.0)
+        assert first["request"]["max_cost_usd"] == 1.0  # capped to the whole budget
+        wait_for(alice, first["id"], "Succeeded")
+        second = create(alice, "costly hang")
+        assert second["request"]["max_cost_usd"] == 0.6  # what is left
+        wait_for(alice, second["id"], "Running")
+        spent(alice, second["id"], 0.4)
+
+        # $0.80 spent and $0.20 held by the running job: nothing left
+        refused = alice.post("/v1/videos/generate", json={"topic": "one more"})
+        problem = assert_problem(refused, 429)
+        assert problem["type"].endswith(":daily-budget-exhausted")
+        midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+        assert datetime.fromisoformat(problem["resets_at"]) == midnight
+        assert 0 < int(refused.headers["retry-after"]) <= 86400
+        assert "of your $1.00 daily budget" in problem["detail"]
+
+        alice.post(f"/v1/videos/jobs/{second['id']}/cancel")  # frees what it held
+        third = create(alice, "hang", max_cost_usd=0.1)
+        assert third["request"]["max_cost_usd"] == 0.1  # under what is left: kept
+        retried = alice.post(f"/v1/videos/jobs/{second['id']}/retry")
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["request"]["max_cost_usd"] == 0.5  # its $0.40 and the $0.10 left
+        assert_problem(alice.post("/v1/videos/generate", json={"topic": "none left"}), 429)
+
+        assert create(bob, max_cost_usd=1.0)["request"]["max_cost_usd"] == 0.3  # bob's own budget
 
 
 # --- cancel, delete, restart --------------------------------------------------------------------------
@@ -683,6 +740,16 @@ def test_health_and_metrics(idle_api: ApiServer) -> None:
         )
         assert 'route="/v1/videos/jobs/{job_id}/status"' in metrics and job_id not in metrics
         assert KEYS["alice"] not in metrics
+        assert "process_resident_memory_bytes " in metrics and "python_info{" in metrics
+
+
+def test_the_local_backend_counts_tokens_and_cost_by_model(local_api: ApiServer) -> None:
+    with local_api.client() as alice:
+        wait_for(alice, create(alice, "costly")["id"], "Succeeded")
+        metrics = alice.get("/metrics").text
+        assert 'videojobs_llm_cost_usd_total{model="openai/gpt-4o"} 0.4' in metrics
+        assert 'videojobs_llm_tokens_total{model="openai/gpt-4o",type="prompt"} 100.0' in metrics
+        assert 'videojobs_llm_calls_total{model="openai/gpt-4o"} 1.0' in metrics
 
 
 def test_videojobs_serve_starts_the_api(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from videojobs_api.backends.apiserver import (
 from videojobs_api.backends.kubernetes import KubernetesBackend, owner_label
 from videojobs_api.events import EventBus
 from videojobs_api.problems import BackendUnavailable, JobNotFound
+from videojobs_api.settings import ApiSettings
 
 URGENT = "videojobs-api-test-urgent"
 
@@ -147,6 +148,32 @@ def test_a_job_is_a_videojob_labelled_with_its_owner(
         assert root.get("/v1/videos/jobs/by-hand").json()["request"]["topic"] == "Made by hand"
         assert_problem(alice.get("/v1/videos/jobs/by-hand"), 404)
         assert [j["id"] for j in alice.get("/v1/videos/jobs").json()["data"]] == [job["id"]]
+
+
+@pytest.mark.k8s
+def test_each_tenant_gets_its_own_local_queue(
+    request: pytest.FixtureRequest, k8s_cluster: K8sCluster, tmp_path: Path
+) -> None:
+    queues = {"queue_name": "team-{principal}", "tenant_queues": {"bob": "shared-b"}}
+    with (
+        kubernetes_api(request, tmp_path, run_jobs=False, **queues) as api,
+        api.client() as alice,
+        api.client("bob") as bob,
+    ):
+        for client_, queue in ((alice, "team-alice"), (bob, "shared-b")):
+            job = create(client_)
+            assert kubectl_json(k8s_cluster, api, "videojob", job["id"])["spec"]["queueName"] == queue
+            wait_for(client_, job["id"], "Queued")  # the operator leaves its admission to Kueue
+
+
+def test_tenant_queues_by_name_or_by_pattern() -> None:
+    settings = ApiSettings(queue_name="vj-{principal}", tenant_queues={"alice": "team-a"})
+    assert settings.queue_for("alice") == "team-a"
+    assert settings.queue_for("bob") == "vj-bob"
+    odd = settings.queue_for("Carol@Example.com")
+    assert odd is not None and odd.startswith("vj-carol-example-com-") and len(odd) <= 63
+    assert ApiSettings().queue_for("bob") is None
+    assert ApiSettings(queue_name="one").queue_for("bob") == "one"
 
 
 def test_principal_names_become_label_values() -> None:

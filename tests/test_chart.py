@@ -131,6 +131,10 @@ def test_crd_in_the_chart_is_the_generated_one() -> None:
         ("api.service.port", "70000", "/api/service/port"),
         ("networkPolicy.apiServer.cidrs", '["10.0.0.1"]', "/networkPolicy/apiServer/cidrs/0"),
         ("pipeline.typo", "1", "additional properties 'typo' not allowed"),
+        ("api.dailyBudgetUsd", "-1", "/api/dailyBudgetUsd"),
+        ("api.tenantQueues", '{"alice": "Not A Queue"}', "/api/tenantQueues/alice"),
+        ("api.queueName", '"team-{tenant}"', "/api/queueName"),
+        ("metrics.serviceMonitor.interval", '"often"', "/metrics/serviceMonitor/interval"),
     ],
 )
 def test_schema_refuses_bad_values(helm: Path, name: str, value: str, message: str) -> None:
@@ -345,3 +349,78 @@ def test_replicated_components_get_a_disruption_budget_and_single_ones_none(rend
         )
         == []
     )
+
+
+def test_service_monitors_are_optional_and_scrape_the_operator_and_the_api(render: Render) -> None:
+    assert not of_kind(render(), "ServiceMonitor")
+    manifests = render(
+        **{"metrics.serviceMonitor.enabled": "true", "metrics.serviceMonitor.labels": '{"release": "kps"}'}
+    )
+    monitors = {m["metadata"]["name"]: m for m in of_kind(manifests, "ServiceMonitor")}
+    assert set(monitors) == {f"{RELEASE}-videojobs-operator", f"{RELEASE}-videojobs-api"}
+    services = of_kind(manifests, "Service")
+    for monitor in monitors.values():
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "kps"
+        (endpoint,) = monitor["spec"]["endpoints"]
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        (service,) = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics"
+    no_api = render(**{"metrics.serviceMonitor.enabled": "true", "api.enabled": "false", "secrets.api": '""'})
+    assert [m["metadata"]["name"] for m in of_kind(no_api, "ServiceMonitor")] == [
+        f"{RELEASE}-videojobs-operator"
+    ]
+
+
+def test_helm_test_submits_a_tiny_job_over_the_api_and_cancels_it(render: Render) -> None:
+    (pod,) = of_kind(render(), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    script = container["command"][-1]
+    compile(script, "helm-test", "exec")
+    assert '"/v1/videos/generate"' in script and "Idempotency-Key" in script and "/cancel" in script
+    env = {item["name"]: item for item in container["env"]}
+    assert env["API_URL"]["value"] == f"http://{RELEASE}-videojobs-api:80"
+    assert env["API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "videojobs-api", "key": "test-api-key"}
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not of_kind(render(**{"tests.enabled": "false"}), "Pod")
+    policies = render(
+        **{"networkPolicy.apiIngressFrom": '[{"podSelector": {"matchLabels": {"app": "web"}}}]'}
+    )
+    (api_policy,) = [p for p in of_kind(policies, "NetworkPolicy") if p["metadata"]["name"].endswith("-api")]
+    sources = api_policy["spec"]["ingress"][0]["from"]
+    assert any(
+        source.get("podSelector", {}).get("matchLabels", {}).items() <= pod["metadata"]["labels"].items()
+        and source["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "helm-test"
+        for source in sources
+    )
+
+
+def test_tenant_queues_and_budgets_reach_the_api(render: Render) -> None:
+    from videojobs_api.settings import ApiSettings
+
+    manifests = render(
+        **{
+            "api.queueName": '"videojobs-{principal}"',
+            "api.tenantQueues": '{"alice": "team-a"}',
+            "api.dailyBudgetUsd": "25",
+            "api.dailyBudgetsUsd": '{"alice": 100}',
+        }
+    )
+    (container,) = pod_specs(manifests)[f"{RELEASE}-videojobs-api"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    prefix = "VIDEOJOBS_API_"
+    names = ("QUEUE_NAME", "TENANT_QUEUES", "DAILY_BUDGET_USD", "DAILY_BUDGETS_USD")
+    settings = ApiSettings.model_validate(
+        {
+            name.lower(): json.loads(env[prefix + name]) if name != "QUEUE_NAME" else env[prefix + name]
+            for name in names
+        }
+    )
+    assert settings.queue_for("alice") == "team-a" and settings.queue_for("bob") == "videojobs-bob"
+    assert settings.daily_budget("alice") == 100 and settings.daily_budget("bob") == 25
+    (default,) = pod_specs(render())[f"{RELEASE}-videojobs-api"]["containers"]
+    assert not {prefix + name for name in names} & {item["name"] for item in default["env"]}

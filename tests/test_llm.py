@@ -59,6 +59,7 @@ def test_malformed_json_is_re_asked_with_the_validation_error(fake_llm: FakeLLM)
     assert llm.ledger.total.llm_calls == 2 and llm.ledger.total.total_tokens > 0
     assert llm.ledger.total.cost_usd > 0  # priced from litellm's bundled cost map
     assert llm.ledger.by_stage[Stage.PLANNING].llm_calls == 2
+    assert llm.ledger.by_model == {MODEL: llm.ledger.total}  # tokens and cost by model (usageByModel)
 
 
 def test_attempts_are_bounded_then_a_typed_error(fake_llm: FakeLLM) -> None:

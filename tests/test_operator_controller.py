@@ -636,6 +636,30 @@ def test_work_queue_dedupes_and_never_hands_out_a_busy_key() -> None:
     asyncio.run(scenario())
 
 
+def test_work_queue_reports_its_depth_wait_and_work_times() -> None:
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    async def scenario() -> None:
+        queue = WorkQueue()
+        adds, waits, works = (
+            sample("videojobs_workqueue_adds_total"),
+            sample("videojobs_workqueue_queue_duration_seconds_count"),
+            sample("videojobs_workqueue_work_duration_seconds_count"),
+        )
+        queue.add(("n", "a"))
+        queue.add(("n", "b"))
+        assert sample("videojobs_workqueue_depth") == 2
+        key = await queue.get()
+        assert sample("videojobs_workqueue_depth") == 1
+        assert sample("videojobs_workqueue_queue_duration_seconds_count") == waits + 1
+        queue.done(key)
+        assert sample("videojobs_workqueue_work_duration_seconds_count") == works + 1
+        assert sample("videojobs_workqueue_adds_total") == adds + 2
+
+    asyncio.run(scenario())
+
+
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     async def scenario() -> float:
         bucket = TokenBucket(rate=100, burst=5)

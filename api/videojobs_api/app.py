@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videojobs.usage_metrics import UsageMeter
 from videojobs_api.auth import KeyTable, UrlSigner
 from videojobs_api.backends.base import JobBackend
 from videojobs_api.backends.kubernetes import KubernetesBackend
@@ -29,10 +30,16 @@ Jobs live under `/v1`; `/livez`, `/readyz` and `/metrics` are unversioned.
 """
 
 
-def create_backend(settings: ApiSettings, bus: EventBus, webhooks: WebhookDispatcher) -> JobBackend:
-    """The backend the settings name (the kubernetes one elects the replica that sends webhooks)."""
+def create_backend(
+    settings: ApiSettings, bus: EventBus, webhooks: WebhookDispatcher, registry: CollectorRegistry
+) -> JobBackend:
+    """The backend the settings name (the kubernetes one elects the replica that sends webhooks).
+
+    The local backend counts tokens and cost by model on `registry`; on Kubernetes the operator does
+    (every API replica sees every job: each would count it again).
+    """
     if settings.backend is BackendKind.LOCAL:
-        return LocalBackend(settings, bus)
+        return LocalBackend(settings, bus, UsageMeter(registry))
     return KubernetesBackend(settings, bus, webhooks=webhooks)
 
 
@@ -94,10 +101,12 @@ class MetricsMiddleware:
 def create_app(settings: ApiSettings) -> FastAPI:
     """A FastAPI app serving the jobs of the configured backend."""
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # process_* (CPU, memory, file descriptors)
+    PlatformCollector(registry=registry)  # python_info
     bus = EventBus()
     webhooks = WebhookDispatcher(settings, registry)
     bus.add_listener(webhooks.notify)
-    backend = create_backend(settings, bus, webhooks)
+    backend = create_backend(settings, bus, webhooks, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -42,6 +44,9 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[FieldIssue] | None = Field(default=None, description="Every invalid input (422).")
     job: JobStatusResponse | None = Field(default=None, description="The job's current status (409).")
+    resets_at: datetime | None = Field(
+        default=None, description="When the principal's daily budget starts afresh (429, budget)."
+    )
 
 
 class ProblemResponse(JSONResponse):
@@ -64,12 +69,14 @@ class ApiProblem(Exception):
         headers: Mapping[str, str] | None = None,
         job: StoredJob | None = None,
         errors: Sequence[FieldIssue] | None = None,
+        resets_at: datetime | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
         self.job = job
         self.errors = list(errors) if errors is not None else None
+        self.resets_at = resets_at
 
     def problem(self, instance: str) -> Problem:
         """The problem document."""
@@ -81,6 +88,7 @@ class ApiProblem(Exception):
             instance=instance,
             errors=self.errors,
             job=JobStatusResponse.of(self.job) if self.job is not None else None,
+            resets_at=self.resets_at,
         )
 
 
@@ -200,6 +208,27 @@ class TooManyActiveJobs(ApiProblem):
         super().__init__(
             f"At most {limit} jobs may be queued or running at once; wait for one to end or cancel one.",
             headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
+class DailyBudgetExhausted(ApiProblem):
+    """The principal's jobs spent (or may still spend) its daily budget: a quota per UTC day, in USD.
+
+    429, like any quota per period (RFC 6585), so that clients wait for Retry-After (the next UTC
+    midnight) as they do for the active-job cap; 402 has no defined semantics (RFC 9110 reserves it).
+    """
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    slug = "daily-budget-exhausted"
+    title = "Daily spending budget exhausted"
+
+    def __init__(self, limit_usd: float, committed_usd: float, resets_at: datetime) -> None:
+        wait = max(1, math.ceil((resets_at - datetime.now(UTC)).total_seconds()))
+        super().__init__(
+            f"Your jobs spent or may still spend ${committed_usd:.4f} of your ${limit_usd:.2f} daily budget; "
+            f"it starts afresh at {resets_at.isoformat()} (UTC midnight).",
+            headers={"Retry-After": str(wait)},
+            resets_at=resets_at,
         )
 
 

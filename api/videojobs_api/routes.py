@@ -186,7 +186,11 @@ async def generate_video(
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobResponse:
-    """Queue a job; 202 with its Location. An Idempotency-Key replays the job it created before."""
+    """Queue a job; 202 with its Location. An Idempotency-Key replays the job it created before.
+
+    429 over the cap of active jobs, or once the caller's daily budget is spent (Retry-After: the next
+    UTC midnight); within a budget, max_cost_usd is lowered to what is left of it.
+    """
     job_request = to_contract(body)
     if job_request.revision is not None:
         revision = job_request.revision
@@ -270,7 +274,9 @@ async def cancel_job(job_id: JobId, principal: CurrentPrincipal, services: Servi
 async def retry_job(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> JobResponse:
     """Run a Failed or Cancelled job again from its stored work: nothing stored is generated twice.
 
-    409 in any other phase. On Kubernetes this raises the VideoJob's spec.attempt, as kubectl users may.
+    409 in any other phase; 429 as for a create (the job's max_cost_usd is lowered to its cost so far
+    and what is left of a daily budget). On Kubernetes this raises the VideoJob's spec.attempt, as
+    kubectl users may.
     """
     return JobResponse.of(await services.backend.retry(principal, job_id))
 
@@ -296,7 +302,8 @@ async def revise_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobResponse:
     """A new job that keeps the finished job's outline and every scene not named (no LLM calls or renders
-    for them) and makes the named scenes (none named: every scene) again with the instructions."""
+    for them) and makes the named scenes (none named: every scene) again with the instructions; 429 as
+    for a create."""
     parent = await _revisable(services, principal, job_id)
     revision = Revision(parent=parent.storage_key, **body.model_dump())
     record = await asyncio.to_thread(
@@ -496,5 +503,6 @@ async def readyz(services: ServicesDep) -> Health:
     },
 )
 async def metrics(services: ServicesDep) -> Response:
-    """Request counts and latencies, webhook deliveries."""
+    """Request counts and latencies, webhook deliveries, process metrics; the local backend's tokens and
+    cost by model."""
     return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
+import re
 import secrets
 import sys
 from enum import StrEnum
@@ -33,6 +35,14 @@ class BackendKind(StrEnum):
 def _default_backend() -> BackendKind:
     """Kubernetes inside a cluster, the embedded local backend everywhere else."""
     return BackendKind.KUBERNETES if os.environ.get("KUBERNETES_SERVICE_HOST") else BackendKind.LOCAL
+
+
+def dns_label(name: str) -> str:
+    """`name` as a DNS-1123 label part: itself when it is one, else a lowercase slug and a hash."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if slug == name and len(slug) <= 40:
+        return slug
+    return f"{slug[:30].strip('-') or 'p'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _default_worker_command() -> list[str]:
@@ -102,7 +112,25 @@ class ApiSettings(BaseSettings):
     queue_name: str | None = Field(
         default=None,
         max_length=63,
-        description="Kubernetes backend: the Kueue LocalQueue new VideoJobs go to (spec.queueName).",
+        description="Kubernetes backend: the Kueue LocalQueue (spec.queueName) of principals that "
+        "tenant_queues does not name; `{principal}` in it stands for the principal's name as a DNS label "
+        "(e.g. `videojobs-{principal}`: a LocalQueue per tenant).",
+    )
+    tenant_queues: dict[str, Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=dict,
+        description="Kubernetes backend: the LocalQueue of each named principal, as JSON, e.g. "
+        '{"alice": "team-a"}, so that Kueue applies quotas and fair sharing per tenant.',
+    )
+    daily_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="What each principal's jobs may spend per UTC day (USD); unset: no budget. A create, "
+        "retry or revise is refused (429) once it is spent, and each job's max_cost_usd is capped to "
+        "what is left.",
+    )
+    daily_budgets_usd: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description='Per-principal daily budgets (USD) overriding daily_budget_usd, as JSON: {"alice": 50}.',
     )
     priority_classes: dict[Priority, str] = Field(
         default_factory=dict,
@@ -150,6 +178,18 @@ class ApiSettings(BaseSettings):
         if len(set(digests)) != len(digests):
             raise ValueError("the same API key is configured twice")
         return self
+
+    def queue_for(self, principal: str) -> str | None:
+        """The LocalQueue of the principal's VideoJobs: its own, else queue_name with `{principal}` filled."""
+        if principal in self.tenant_queues:
+            return self.tenant_queues[principal]
+        if self.queue_name is None:
+            return None
+        return self.queue_name.replace("{principal}", dns_label(principal))[:63].rstrip("-")
+
+    def daily_budget(self, principal: str) -> float | None:
+        """The principal's daily budget in USD (None: none)."""
+        return self.daily_budgets_usd.get(principal, self.daily_budget_usd)
 
     @property
     def database_path(self) -> Path:

@@ -469,6 +469,7 @@ RUNNER_STATUS_FIELDS = (
     "message",
     "scenes",
     "usage",
+    "usage_by_model",
     "result",
     "error",
     "heartbeat_time",
@@ -497,6 +498,10 @@ class JobStatus(ContractModel):
     message: str = ""
     scenes: SceneCounts = Field(default_factory=SceneCounts)
     usage: Usage = Field(default_factory=Usage)
+    usage_by_model: dict[str, Usage] = Field(
+        default_factory=dict,
+        description="The usage part that a model's calls made, by litellm model string (espeak: none).",
+    )
     result: JobResult | None = None
     error: JobError | None = None
     heartbeat_time: datetime | None = None

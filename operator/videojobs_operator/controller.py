@@ -34,7 +34,16 @@ from videojobs_operator.expiry import Expiry
 from videojobs_operator.identity import runner_identity
 from videojobs_operator.jobs import build_job, job_name
 from videojobs_operator.kube import GONE, UNREACHABLE, KubeApi, api_message
-from videojobs_operator.metrics import QUEUE_WAIT, RECONCILE_ERRORS, STAGE_DURATION, count_phases
+from videojobs_operator.metrics import (
+    ADMISSION_WAIT,
+    RECONCILE_ERRORS,
+    STAGE_DURATION,
+    WORKQUEUE_ADDS,
+    WORKQUEUE_DEPTH,
+    WORKQUEUE_WAIT,
+    WORKQUEUE_WORK,
+    count_phases,
+)
 from videojobs_operator.retention import Retention, StorageOutage
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import (
@@ -73,14 +82,14 @@ class WorkQueue:
 
     Keys added with `first` go before the others (VideoJobs still waiting for their Job, so that a
     burst of new ones is not held up behind status updates of running ones); otherwise first in,
-    first out.
+    first out. Its depth, adds, wait and work times are the videojobs_workqueue_* metrics.
     """
 
     def __init__(self) -> None:
         self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
         self._order = itertools.count()
-        self._queued: set[Key] = set()
-        self._busy: set[Key] = set()
+        self._queued: dict[Key, float] = {}  # -> when it was queued
+        self._busy: dict[Key, float] = {}  # -> when its handling began
         self._again: dict[Key, bool] = {}
 
     def add(self, key: Key, *, first: bool = False) -> None:
@@ -88,19 +97,23 @@ class WorkQueue:
         if key in self._busy:
             self._again[key] = self._again.get(key, False) or first
         elif key not in self._queued:
-            self._queued.add(key)
+            self._queued[key] = time.monotonic()
             self._queue.put_nowait((0 if first else 1, next(self._order), key))
+            WORKQUEUE_ADDS.inc()
+        WORKQUEUE_DEPTH.set(len(self))
 
     async def get(self) -> Key:
         """The next key; the caller must call `done(key)` afterwards."""
         _, _, key = await self._queue.get()
-        self._queued.discard(key)
-        self._busy.add(key)
+        now = time.monotonic()
+        WORKQUEUE_WAIT.observe(now - self._queued.pop(key, now))
+        self._busy[key] = now
+        WORKQUEUE_DEPTH.set(len(self))
         return key
 
     def done(self, key: Key) -> None:
         """Finish handling `key`."""
-        self._busy.discard(key)
+        WORKQUEUE_WORK.observe(time.monotonic() - self._busy.pop(key, time.monotonic()))
         if key in self._again:
             self.add(key, first=self._again.pop(key))
 
@@ -450,18 +463,18 @@ class Controller:
                 if error.status in GONE:  # deleted, or replaced by a new VideoJob of the same name
                     self._written.pop(key, None)
                 else:
-                    self._retry(key, "status", api_message(error))
+                    self._retry(key, "reconcile", str(error.status), api_message(error))
             except RetryLater as error:
-                self._retry(key, "job", str(error))
+                self._retry(key, "job", "RetryLater", str(error))
             except StorageOutage as error:
-                self._retry(key, "artifacts", str(error))
+                self._retry(key, "artifacts", "StorageOutage", str(error))
             except UNREACHABLE as error:  # no answer in time (a call's deadline, or RECONCILE_SECONDS)
                 progressed = False
-                reason = str(error) or f"no answer within {RECONCILE_SECONDS:g} s"
-                self._retry(key, "unreachable", reason, longest=UNREACHABLE_RETRY_SECONDS)
+                message = str(error) or f"no answer within {RECONCILE_SECONDS:g} s"
+                self._retry(key, "reconcile", "Unreachable", message, longest=UNREACHABLE_RETRY_SECONDS)
             except Exception as error:  # a bug must not stop the worker; retried with backoff
                 logger.exception("reconciling %s/%s failed", *key)
-                self._retry(key, "status", str(error))
+                self._retry(key, "reconcile", type(error).__name__, str(error))
             else:
                 self._attempts.pop(key, None)
             finally:
@@ -469,11 +482,13 @@ class Controller:
                     self._progressed = time.monotonic()
                 self._work.done(key)
 
-    def _retry(self, key: Key, operation: str, message: str, longest: float = MAX_RETRY_SECONDS) -> None:
-        RECONCILE_ERRORS.labels(operation).inc()
+    def _retry(
+        self, key: Key, kind: str, reason: str, message: str, longest: float = MAX_RETRY_SECONDS
+    ) -> None:
+        RECONCILE_ERRORS.labels(kind, reason).inc()
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
         delay = min(RETRY_SECONDS * 2 ** (attempts - 1), longest)
-        logger.warning("%s of %s/%s failed (retry in %.0f s): %s", operation, *key, delay, message)
+        logger.warning("%s of %s/%s failed (retry in %.0f s): %s", kind, *key, delay, message)
         asyncio.get_running_loop().call_later(delay, self._work.add, key)
 
     async def _sync(self, key: Key) -> None:
@@ -541,7 +556,7 @@ class Controller:
         assert after.phase is not None
         logger.info("%s/%s: %s (%s)", videojob.namespace, videojob.name, after.phase.value, after.summary)
         if after.start_time and not before.start_time and videojob.created:
-            QUEUE_WAIT.observe(max(0.0, _seconds_between(videojob.created, after.start_time)))
+            ADMISSION_WAIT.observe(max(0.0, _seconds_between(videojob.created, after.start_time)))
         if after.phase.is_terminal and videojob.ttl_seconds_after_finished is not None:
             self._housekeeping.set()
 
@@ -560,7 +575,7 @@ class Controller:
         try:
             await self.api.post_event(videojob.namespace, videojob.name, videojob.uid, event)
         except ApiException as error:  # an Event is nice to have: never retry the status for it
-            RECONCILE_ERRORS.labels("event").inc()
+            RECONCILE_ERRORS.labels("event", str(error.status)).inc()
             logger.warning("posting an Event for %s/%s failed: %s", videojob.namespace, videojob.name, error)
         else:
             self._events[videojob.uid] = event.name
@@ -578,11 +593,11 @@ class Controller:
                     await self.admission.release(list(self._all_jobs()))
                     wait = min(wait, await self.expiry.expire(self._videojobs.values()))
             except UNREACHABLE as error:
-                RECONCILE_ERRORS.labels("housekeeping").inc()
+                RECONCILE_ERRORS.labels("housekeeping", "Unreachable").inc()
                 logger.warning("housekeeping failed (retry in %.0f s): %s", RETRY_SECONDS, error or "timeout")
                 wait = RETRY_SECONDS
-            except Exception:  # retried on the next round
-                RECONCILE_ERRORS.labels("housekeeping").inc()
+            except Exception as error:  # retried on the next round
+                RECONCILE_ERRORS.labels("housekeeping", type(error).__name__).inc()
                 logger.exception("housekeeping failed")
                 wait = RETRY_SECONDS
             if time.monotonic() - counted > GAUGE_SECONDS:

@@ -21,6 +21,7 @@ from videojobs.storage import storage_from_settings
 from videojobs_operator.controller import Controller
 from videojobs_operator.health import WatchTracker
 from videojobs_operator.kube import KubeApi
+from videojobs_operator.metrics import USAGE
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.status import JobView, Key, PodView, VideoJobView
 
@@ -138,7 +139,8 @@ async def pod_index(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile the VideoJob (its Job and status); time its stages; forget it once deleted."""
+    """Reconcile the VideoJob (its Job and status); time its stages, count its usage; forget it once
+    deleted."""
     controller: Controller = memo.controller
     videojob = VideoJobView.from_body(body)
     if not videojob.managed_here:  # another controller's (MultiKueue): left alone entirely
@@ -146,8 +148,10 @@ async def videojob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
     key = (videojob.namespace, videojob.name)
     if type == "DELETED":
         controller.forget(key, videojob.uid)
+        USAGE.forget(videojob.uid)
         return
     controller.observe_stage(videojob)
+    USAGE.observe_wire(videojob.uid, body.get("status") or {})
     controller.kick(key)
 
 

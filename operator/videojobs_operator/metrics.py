@@ -1,4 +1,4 @@
-"""Prometheus metrics of the operator, served on METRICS_PORT (health.py)."""
+"""Prometheus metrics of the operator, served on METRICS_PORT (health.py); all named videojobs_*."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import Counter, Gauge, Histogram
 
 from videojobs.contract import Phase
+from videojobs.usage_metrics import UsageMeter
 
 VIDEOJOBS = Gauge("videojobs_videojobs", "VideoJobs the operator sees, by phase.", ["phase"])
 STAGE_DURATION = Histogram(
@@ -16,13 +17,16 @@ STAGE_DURATION = Histogram(
     ["stage"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
 )
-QUEUE_WAIT = Histogram(
-    "videojobs_queue_wait_seconds",
+ADMISSION_WAIT = Histogram(
+    "videojobs_admission_wait_seconds",
     "From the VideoJob's creation to its Job's start (admission wait).",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400),
 )
 RECONCILE_ERRORS = Counter(
-    "videojobs_reconcile_errors_total", "Failed reconcile attempts (retried with backoff).", ["operation"]
+    "videojobs_reconcile_errors_total",
+    "Failed reconcile steps (retried with backoff), by kind (reconcile, job, event, housekeeping) and "
+    "reason (the HTTP status of the failed call, Unreachable, RetryLater or an error type).",
+    ["kind", "reason"],
 )
 ARTIFACT_DELETION_FAILURES = Counter(
     "videojobs_artifact_deletion_failures_total",
@@ -32,6 +36,21 @@ ARTIFACTS_LEFT = Counter(
     "videojobs_artifacts_left_total",
     "Deleted VideoJobs whose artifacts were left in storage: deletion failed for ARTIFACT_DELETION_TIMEOUT.",
 )
+_WORK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+WORKQUEUE_DEPTH = Gauge("videojobs_workqueue_depth", "VideoJobs waiting in the reconcile work queue.")
+WORKQUEUE_ADDS = Counter("videojobs_workqueue_adds", "VideoJobs queued for a reconcile.")
+WORKQUEUE_WAIT = Histogram(
+    "videojobs_workqueue_queue_duration_seconds",
+    "How long a VideoJob waited in the work queue before a worker took it.",
+    buckets=_WORK_BUCKETS,
+)
+WORKQUEUE_WORK = Histogram(
+    "videojobs_workqueue_work_duration_seconds",
+    "How long one reconcile of a VideoJob took (its API calls included).",
+    buckets=_WORK_BUCKETS,
+)
+USAGE = UsageMeter()
+"""Tokens, calls and cost by model, from the growth of each VideoJob's status.usageByModel."""
 LEADER = Gauge(
     "videojobs_operator_leader", "1 while this replica holds the leader Lease and reconciles, else 0."
 )

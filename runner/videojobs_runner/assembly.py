@@ -129,6 +129,7 @@ class Assembly:
             "revised_scenes": revised_scenes(revision, len(outline.scenes)) if revision else None,
             "usage": self.ctx.ledger.total.model_dump(),
             "usage_by_stage": {stage.value: u.model_dump() for stage, u in self.ctx.ledger.by_stage.items()},
+            "usage_by_model": {model: u.model_dump() for model, u in self.ctx.ledger.by_model.items()},
             "narration": narration_summary(self.ctx.job.voice, self.timings),
             "manim_version": version("manim"),
             "videojobs_version": version("videojobs"),

@@ -64,11 +64,13 @@ def json_reply(model_type: type[M]) -> Callable[[str], M]:
 
 @dataclass
 class UsageLedger:
-    """Usage per stage and in total, checked against an optional budget before each call."""
+    """Usage per stage, per model and in total, checked against an optional budget before each call."""
 
     max_cost_usd: float | None = None
     total: Usage = field(default_factory=Usage)
     by_stage: dict[Stage, Usage] = field(default_factory=dict)
+    by_model: dict[str, Usage] = field(default_factory=dict)
+    """The calls of each litellm model (the status' usageByModel: tokens and cost by model)."""
     reserved_usd: float = 0.0
     """The most the calls in flight can still cost (concurrent scenes call at once)."""
 
@@ -83,10 +85,12 @@ class UsageLedger:
         for stage, usage in json.loads(stored or "{}").items():
             self.by_stage[Stage(stage)] = Usage.model_validate(usage)
 
-    def record(self, stage: Stage, usage: Usage) -> None:
-        """Add one call's usage."""
+    def record(self, stage: Stage, usage: Usage, model: str | None = None) -> None:
+        """Add one call's usage (and to its model's, when a model made it)."""
         self.total.add(usage)
         self.by_stage.setdefault(stage, Usage()).add(usage)
+        if model is not None:
+            self.by_model.setdefault(model, Usage()).add(usage)
 
     @contextmanager
     def reserve(self, stage: Stage, estimate_usd: float, what: str) -> Iterator[None]:
@@ -176,9 +180,9 @@ class LLMClient:
                 response = await asyncio.shield(call)
             except asyncio.CancelledError:  # the job is stopping: a call already out is still paid for
                 with contextlib.suppress(Exception):
-                    self.ledger.record(stage, _usage_of(await call))
+                    self.ledger.record(stage, _usage_of(await call), model)
                 raise
-            self.ledger.record(stage, _usage_of(response))
+            self.ledger.record(stage, _usage_of(response), model)
         content = response.choices[0].message.content
         return content if isinstance(content, str) else ""
 
@@ -198,7 +202,8 @@ class LLMClient:
                 )
             except openai.OpenAIError as error:
                 raise provider_error(error, model, stage) from error
-            self.ledger.record(stage, Usage(tts_calls=1, tts_characters=len(text), cost_usd=round(cost, 6)))
+            usage = Usage(tts_calls=1, tts_characters=len(text), cost_usd=round(cost, 6))
+            self.ledger.record(stage, usage, model)
         return bytes(response.content)
 
     async def ask(

@@ -52,7 +52,10 @@ class VideoPipeline:
         status = JobStatus(phase=Phase.RUNNING, start_time=utcnow())
         if previous is not None:  # usage keeps adding up across resumes
             status.usage = previous.usage
-        ledger = UsageLedger(max_cost_usd=job.request.max_cost_usd, total=status.usage)
+            status.usage_by_model = previous.usage_by_model
+        ledger = UsageLedger(
+            max_cost_usd=job.request.max_cost_usd, total=status.usage, by_model=status.usage_by_model
+        )
         ledger.restore(artifacts.load_text(USAGE_FILE))
         llm = LLMClient(
             ledger,

@@ -33,7 +33,8 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-secret-bytes").decod
 PROBLEM = "application/problem+json"
 
 SCRIPTED_WORKER = r'''
-"""A stand-in worker: its behaviour comes from words in the topic (hang, once, fail)."""
+"""A stand-in worker: its behaviour comes from words in the topic (hang, once, fail; costly: $0.40 of
+openai/gpt-4o, reported from the first line on)."""
 import json, os, sys
 from pathlib import Path
 
@@ -47,8 +48,11 @@ run = int(runs.read_text()) + 1 if runs.exists() else 1
 runs.write_text(str(run))
 (folder / "environment.json").write_text(json.dumps(sorted(os.environ)))
 
+SPENT = {"llmCalls": 1, "promptTokens": 100, "completionTokens": 20, "totalTokens": 120, "costUsd": 0.4}
+USAGE = {"usage": SPENT, "usageByModel": {"openai/gpt-4o": SPENT}} if "costly" in topic else {}
+
 def report(**status):
-    print(json.dumps(status), flush=True)
+    print(json.dumps(USAGE | status), flush=True)
 
 SCRIPTED_ETA = "2030-01-01T00:00:00Z"
 report(stage="planning", progress=15, message="Creating scene outline")
@@ -308,8 +312,7 @@ def kubernetes_api(
             backend="kubernetes",
             namespace=namespace,
             kubeconfig=kubeconfig,
-            queue_name=QUEUE,
-            **overrides,
+            **({"queue_name": QUEUE} | overrides),
         )
         with ApiServer(settings) as server:
             if not run_jobs:

@@ -9,7 +9,8 @@ Queued) and nothing runs unless the stand-in runner plays Kueue and the runner p
   patches of the status subresource), stores the artifacts at the runner's storage_job_id, and ends
   the pod as the runner's exit would (a pod status patch: Succeeded, or Failed with exit code 2).
 Words in the topic script it like the local backend's stand-in worker: `hang` stops in rendering,
-`fail` fails in rendering, anything else succeeds.
+`fail` fails in rendering, anything else succeeds; `costly` reports $0.40 of openai/gpt-4o from the
+first report on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import yaml
 from k8s_cluster import K8sCluster
 from kubernetes import client, config
 
-from videojobs.contract import JobError, JobResult, JobStatus, SceneCounts, Stage, storage_job_id
+from videojobs.contract import JobError, JobResult, JobStatus, SceneCounts, Stage, Usage, storage_job_id
 from videojobs.crd import GROUP, PLURAL, VERSION
 from videojobs.storage import Storage
 from videojobs_runner.kube_reporter import KubernetesStatusReporter
@@ -148,6 +149,11 @@ class StandInRunner:
         name, topic = videojob["metadata"]["name"], videojob["spec"]["topic"]
         job_id = storage_job_id(self.namespace, name, videojob["metadata"]["uid"])
         status = JobStatus()
+        if "costly" in topic:
+            status.usage = Usage(
+                llm_calls=1, prompt_tokens=100, completion_tokens=20, total_tokens=120, cost_usd=0.4
+            )
+            status.usage_by_model = {"openai/gpt-4o": status.usage.model_copy()}
         async with KubernetesStatusReporter(self.objects, self.namespace, name, min_interval=0) as reporter:
             status.enter(Stage.PLANNING)
             await reporter.publish(status)

@@ -50,6 +50,7 @@ from videojobs_api.backends.base import (
 )
 from videojobs_api.backends.videojob_cache import CacheEntry, VideoJobCache, explain
 from videojobs_api.backends.webhook_lease import WebhookLease
+from videojobs_api.budget import Budget, budget_today, capped
 from videojobs_api.events import EventBus
 from videojobs_api.models import StoredJob
 from videojobs_api.problems import (
@@ -227,7 +228,7 @@ class KubernetesBackend:
         self, name: str, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         execution = {
-            "queue_name": self.settings.queue_name,
+            "queue_name": self.settings.queue_for(principal.name),
             "priority_class_name": self.settings.priority_classes.get(request.priority),
             "ttl_seconds_after_finished": self.settings.job_ttl_seconds,
         }
@@ -260,6 +261,7 @@ class KubernetesBackend:
         owner = principal.name
         if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
+        request = capped(self._budget(owner), request)
         self._reserved[owner] += 1
         try:
             for attempt in range(1, _ID_ATTEMPTS + 1):
@@ -340,15 +342,29 @@ class KubernetesBackend:
 
     async def retry(self, principal: Principal, job_id: str) -> StoredJob:
         """Raise spec.attempt and clear spec.cancel in one change (the only one that may clear it): the
-        operator starts a new Job for the VideoJob."""
+        operator starts a new Job for the VideoJob (its return to Pending is awaited briefly)."""
         entry = await self._visible(principal, job_id)
         if entry.job.status.phase not in RETRYABLE_PHASES:
             raise JobNotRetryable(entry.job)
         owner = entry.job.owner
         if self.cache.active[owner] + self._reserved[owner] >= self.settings.max_active_jobs:
             raise TooManyActiveJobs(self.settings.max_active_jobs, self.settings.retry_after_seconds)
-        await self._patch_spec(job_id, {"attempt": entry.attempt + 1, "cancel": False})
+        spec: dict[str, Any] = {"attempt": entry.attempt + 1, "cancel": False}
+        request = capped(self._budget(owner), entry.job.request, entry.job.status.usage.cost_usd)
+        if request.max_cost_usd != entry.job.request.max_cost_usd:
+            spec["maxCostUsd"] = request.max_cost_usd
+        with self.bus.subscribe(job_id) as changes:
+            await self._patch_spec(job_id, spec)
+            with contextlib.suppress(TimeoutError):  # the operator takes it back to Pending (awaited briefly)
+                async with asyncio.timeout(self.settings.cancel_wait_seconds):
+                    while self._settled(job_id):
+                        await changes.get()
         return (await self._visible(principal, job_id)).job
+
+    def _budget(self, owner: str) -> Budget | None:
+        """The owner's daily budget, from its cached jobs."""
+        jobs = (entry.job for entry in self.cache.entries.values() if entry.job.owner == owner)
+        return budget_today(self.settings.daily_budget(owner), jobs)
 
     def _settled(self, job_id: str) -> bool:
         """Whether the job has ended or is gone."""

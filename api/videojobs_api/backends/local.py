@@ -42,6 +42,7 @@ from videojobs.contract import (
     utcnow,
 )
 from videojobs.storage import storage_from_settings
+from videojobs.usage_metrics import UsageMeter
 from videojobs.work_order import STATUS_LINE_LIMIT, WorkOrder
 from videojobs_api.auth import Principal
 from videojobs_api.backends.base import (
@@ -53,6 +54,7 @@ from videojobs_api.backends.base import (
     Page,
     backlog_then_live,
 )
+from videojobs_api.budget import Budget, budget_today, capped
 from videojobs_api.events import EventBus
 from videojobs_api.models import StoredJob
 from videojobs_api.problems import (
@@ -199,6 +201,7 @@ class _Store:
         idempotency: Idempotency | None,
         max_active: int,
         retry_after_seconds: int,
+        budget: Budget | None,
     ) -> Created:
         with self._transaction() as conn:
             if idempotency is not None:
@@ -210,6 +213,7 @@ class _Store:
                         raise IdempotencyKeyReused()
                     return Created(self._job(row), replayed=True)
             _check_cap(conn, job.owner, max_active, retry_after_seconds)
+            job = replace(job, request=capped(budget, job.request))
             conn.execute(
                 "INSERT INTO jobs (id, owner, created_at, priority, request, status, phase, event_id,"
                 " idempotency_key, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,8 +266,10 @@ class _Store:
             self.publish(updated)
         return updated
 
-    def retry(self, job_id: str, max_active: int, retry_after_seconds: int) -> StoredJob | None:
-        """Queue a Failed or Cancelled job again, within its owner's cap of active jobs."""
+    def retry(
+        self, job_id: str, max_active: int, retry_after_seconds: int, budget: Budget | None
+    ) -> StoredJob | None:
+        """Queue a Failed or Cancelled job again, within its owner's cap of active jobs and its budget."""
         with self._transaction() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
@@ -272,6 +278,10 @@ class _Store:
             if job.status.phase not in RETRYABLE_PHASES:
                 raise JobNotRetryable(job)
             _check_cap(conn, job.owner, max_active, retry_after_seconds)
+            request = capped(budget, job.request, job.status.usage.cost_usd)
+            if request != job.request:
+                conn.execute("UPDATE jobs SET request = ? WHERE id = ?", (request.model_dump_json(), job_id))
+                job = replace(job, request=request)
             updated = self._apply(conn, job, _requeued)
         if updated is not None:
             self.publish(updated)
@@ -447,11 +457,16 @@ class _Worker:
 
 
 class LocalBackend:
-    """Jobs in SQLite, each run by a worker process; at most `local_workers` at once, by priority."""
+    """Jobs in SQLite, each run by a worker process; at most `local_workers` at once, by priority.
 
-    def __init__(self, settings: ApiSettings, bus: EventBus) -> None:
+    In the operator's place it also counts the jobs' tokens and cost by model (`usage`, on the API's
+    registry: videojobs_llm_*).
+    """
+
+    def __init__(self, settings: ApiSettings, bus: EventBus, usage: UsageMeter) -> None:
         self.settings = settings
         self.bus = bus
+        self.usage = usage
         self.artifacts = ArtifactStore(
             storage_from_settings(settings.runner), settings.runner.presigned_url_expiry_seconds
         )
@@ -482,6 +497,7 @@ class LocalBackend:
     def _changed(self, job: StoredJob) -> None:
         if job.id in self._jobs or job.event_id == 1:  # a deleted job is never brought back
             self._jobs[job.id] = job
+            self.usage.observe(job.id, job.status.usage_by_model)
             self.bus.publish(job)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -491,6 +507,8 @@ class LocalBackend:
         self._loop = asyncio.get_running_loop()
         await self._db(self._store.open)
         self._jobs = {job.id: job for job in await self._db(self._store.all)}
+        for job in self._jobs.values():  # counted by an earlier server: only the growth from here on
+            self.usage.observe(job.id, job.status.usage_by_model)
         requeued = await self._db(self._store.requeue_interrupted)
         if requeued:
             log.info("resuming %d interrupted job(s): %s", len(requeued), ", ".join(j.id for j in requeued))
@@ -525,7 +543,8 @@ class LocalBackend:
     async def create(
         self, principal: Principal, request: GenerationRequest, idempotency: Idempotency | None
     ) -> Created:
-        """Queue a job (phase Queued) unless an Idempotency-Key names an existing one."""
+        """Queue a job (phase Queued) unless an Idempotency-Key names an existing one; its max_cost_usd
+        capped to what is left of the principal's daily budget."""
         attempt = 1
         while True:
             job = StoredJob(
@@ -543,6 +562,7 @@ class LocalBackend:
                     idempotency,
                     self.settings.max_active_jobs,
                     self.settings.retry_after_seconds,
+                    self._budget(principal.name),
                 )
             except sqlite3.IntegrityError:  # the random id suffix collided
                 if attempt == ID_ATTEMPTS:
@@ -577,13 +597,22 @@ class LocalBackend:
 
     async def retry(self, principal: Principal, job_id: str) -> StoredJob:
         """Queue a Failed or Cancelled job again; its worker resumes from the stored checkpoint."""
-        await self.get(principal, job_id)
+        owner = (await self.get(principal, job_id)).owner
         settings = self.settings
         retried = await self._db(
-            self._store.retry, job_id, settings.max_active_jobs, settings.retry_after_seconds
+            self._store.retry,
+            job_id,
+            settings.max_active_jobs,
+            settings.retry_after_seconds,
+            self._budget(owner),
         )
         self._wake.set()
         return retried or await self.get(principal, job_id)
+
+    def _budget(self, owner: str) -> Budget | None:
+        """The owner's daily budget, from the jobs' latest snapshots."""
+        jobs = (job for job in self._jobs.values() if job.owner == owner)
+        return budget_today(self.settings.daily_budget(owner), jobs)
 
     async def delete(self, principal: Principal, job_id: str) -> None:
         """Cancel and stop it if active, then delete its artifacts, worker log and record."""
@@ -608,6 +637,7 @@ class LocalBackend:
         await asyncio.to_thread(self._remove_local_files, job_id)
         await self._db(self._store.remove, job_id)
         self._jobs.pop(job_id, None)
+        self.usage.forget(job_id)
         self.bus.close(job_id)
 
     async def events(self, principal: Principal, job_id: str, after: int | None) -> AsyncIterator[StoredJob]:

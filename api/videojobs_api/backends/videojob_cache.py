@@ -276,6 +276,9 @@ class VideoJobCache:
                     entry.job = job
                     entry.history.append(job)
                     self.bus.publish(job)
+            request = _request(obj)
+            if request != entry.job.request:  # a mutable field changed (max_cost_usd, tags, webhook)
+                entry.job = replace(entry.job, request=request)
         spec = obj.get("spec") or {}
         entry.cancelled = bool(spec.get("cancel"))
         entry.attempt = int(spec.get("attempt") or 0)
