@@ -200,19 +200,22 @@ def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
 ) -> None:
     names = [f"q{i}" for i in range(5)]
     with JobWatcher(cluster, namespace) as watcher:
-        for name in names:  # one at a time: creation order is Kueue's StrictFIFO order
+        # One a second: StrictFIFO orders equal priorities by their Workloads' creationTimestamp,
+        # which has whole seconds.
+        for name in names:
             apply(cluster, namespace, videojob(name, queueName="tenant-a", resources={"gpu": 1}))
-            time.sleep(0.3)
+            time.sleep(1.1)
 
         # The ones beyond the quota wait, and their status says so in Kueue's words.
         def waiting() -> dict[str, Any] | None:
             condition = kueue_condition(cluster, namespace, names[-1])
-            return condition if condition and condition["reason"] == "QueuedByKueue" else None
+            if condition and condition["reason"] == "QueuedByKueue" and "quota" in condition["message"]:
+                return condition  # Kueue's reason: no quota left
+            return None
 
         condition = wait_for("the last VideoJob queued by Kueue", waiting, operator=operator)
         assert condition["status"] == "True"
         assert "LocalQueue tenant-a" in condition["message"]
-        assert "quota" in condition["message"], condition["message"]  # Kueue's reason: no quota left
         obj = get(cluster, namespace, "videojob", names[-1])
         assert obj["status"]["phase"] == "Queued"
         assert obj["status"]["message"].startswith("QueuedByKueue: waiting for Kueue")
