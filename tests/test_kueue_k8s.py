@@ -158,6 +158,8 @@ class JobWatcher:
         self.cluster, self.namespace = cluster, namespace
         self.admitted: dict[str, float] = {}
         self.peak_gpus = 0
+        self.reasons: dict[str, list[str]] = {}
+        """Per VideoJob, the reasons its Queued condition had (in order, without repeats)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -184,6 +186,11 @@ class JobWatcher:
                     limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
                     held += int(limits.get("nvidia.com/gpu", 0))
             self.peak_gpus = max(self.peak_gpus, held)
+            for vj in (get(self.cluster, self.namespace, "videojobs") or {}).get("items", ()):
+                queued = conditions(vj).get("Queued") if vj.get("status") else None
+                seen = self.reasons.setdefault(vj["metadata"]["name"], [])
+                if queued and (not seen or seen[-1] != queued["reason"]):
+                    seen.append(queued["reason"])
             time.sleep(0.2)
 
 
@@ -250,3 +257,50 @@ def test_a_missing_local_queue_is_reported_as_inadmissible(
     condition = wait_for("the Inadmissible condition", inadmissible, operator=operator)
     assert "no-such-queue" in condition["message"]
     assert get(cluster, namespace, "job", "lost")["spec"]["suspend"] is True
+
+
+def test_a_higher_priority_videojob_preempts_a_lower_one_which_runs_again_when_readmitted(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    classes = [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": f"videojobs-test-{level}"},
+            "value": value,
+        }
+        for level, value in (("low", 100), ("high", 1000))
+    ]
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": classes})
+    )
+    low = {"queueName": "tenant-a", "resources": {"gpu": 1}, "priorityClassName": "videojobs-test-low"}
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("low-0", **low), videojob("low-1", **low))
+        wait_for(
+            "both low-priority Jobs admitted",
+            lambda: {"low-0", "low-1"} <= watcher.admitted.keys(),
+            operator=operator,
+        )
+        apply(
+            cluster,
+            namespace,
+            videojob(
+                "high", queueName="tenant-b", resources={"gpu": 1}, priorityClassName="videojobs-test-high"
+            ),
+        )
+        for name in ("high", "low-0", "low-1"):
+            wait_for(
+                f"{name} to succeed",
+                lambda name=name: (
+                    (get(cluster, namespace, "videojob", name) or {}).get("status", {}).get("phase")
+                    == "Succeeded"
+                ),
+                timeout=120,
+                operator=operator,
+            )
+    assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
+    preempted = [name for name in ("low-0", "low-1") if "PreemptedByKueue" in watcher.reasons.get(name, ())]
+    assert len(preempted) == 1, watcher.reasons  # one GPU was needed: one low-priority VideoJob gave it up
+    # ... and its status said so, then showed it admitted again.
+    assert watcher.reasons[preempted[0]][-1] == "Admitted", watcher.reasons
