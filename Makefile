@@ -41,9 +41,12 @@ lint: install ## ruff, mypy and hadolint (the images are linted here, not built:
 	$(BIN)/mypy
 	$(BIN)/hadolint images/*.Dockerfile
 
-test-binaries: ## Build the Go test binaries once (S3 server, Kubernetes control plane), cached in ~/.cache/videojobs
+KUEUE ?= 1
+
+test-binaries: ## Build the Go test binaries once (S3 server, Kubernetes control plane, Kueue unless KUEUE=0), cached in ~/.cache/videojobs
 	hack/build-s3-server >/dev/null
 	hack/test-cluster build
+	if [ "$(KUEUE)" = 1 ]; then hack/test-cluster build-kueue; fi
 
 unit: install test-binaries ## The test suite without lint
 	$(BIN)/pytest

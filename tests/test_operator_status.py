@@ -16,6 +16,7 @@ from videojobs_operator.status import (
     OperatorStatus,
     PodView,
     VideoJobView,
+    WorkloadView,
     desired_status,
     merge_conditions,
     phase_event,
@@ -505,3 +506,85 @@ def test_a_retry_starts_afresh_and_its_attempt_sticks() -> None:
         videojob(running.to_wire(), attempt=1), job(("Failed", "DeadlineExceeded", "")), [], now=NOW
     )
     assert (ended.phase, ended.attempt) == (Phase.FAILED, 1)
+
+
+# --- Kueue's Workload ------------------------------------------------------------------------------
+
+
+def workload(*conditions: tuple[str, str, str, str], cluster_queue: str | None = None) -> WorkloadView:
+    status: dict[str, Any] = {
+        "conditions": [
+            {"type": type_, "status": status, "reason": reason, "message": message}
+            for type_, status, reason, message in conditions
+        ]
+    }
+    if cluster_queue:
+        status["admission"] = {"clusterQueue": cluster_queue}
+    return WorkloadView.from_body(
+        {
+            "metadata": {"name": "job-v-1a2b3", "ownerReferences": [{"kind": "Job", "uid": JOB_UID}]},
+            "spec": {"queueName": "gpus"},
+            "status": status,
+        }
+    )
+
+
+NO_QUOTA = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu"
+
+
+@pytest.mark.parametrize(
+    ("the_workload", "phase", "reason", "message"),
+    [
+        (None, Phase.QUEUED, "WaitingForKueue", "Kueue LocalQueue gpus admits it"),
+        (
+            workload(("QuotaReserved", "False", "Pending", NO_QUOTA)),
+            Phase.QUEUED,
+            "QueuedByKueue",
+            f"waiting for Kueue (LocalQueue gpus, Workload job-v-1a2b3): {NO_QUOTA}",
+        ),
+        (
+            workload(("QuotaReserved", "False", "Inadmissible", "LocalQueue gpus doesn't exist")),
+            Phase.QUEUED,
+            "Inadmissible",
+            "waiting for Kueue (LocalQueue gpus, Workload job-v-1a2b3): LocalQueue gpus doesn't exist",
+        ),
+        (
+            workload(
+                ("QuotaReserved", "False", "Pending", NO_QUOTA),
+                ("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: x)"),
+                ("Admitted", "True", "Admitted", ""),
+            ),
+            Phase.QUEUED,
+            "PreemptedByKueue",
+            "waiting for Kueue (LocalQueue gpus, Workload job-v-1a2b3): Preempted to accommodate a workload"
+            " (UID: x)",
+        ),
+    ],
+)
+def test_a_queued_jobs_kueue_workload_explains_the_wait(
+    the_workload: WorkloadView | None, phase: Phase, reason: str, message: str
+) -> None:
+    status = desired_status(videojob(), job(suspend=True, kueue=True), [], now=NOW, workload=the_workload)
+    assert status.phase is phase
+    queued = status.condition("Queued")
+    assert queued is not None
+    assert (queued.status, queued.reason, queued.message) == (ConditionStatus.TRUE, reason, message)
+
+
+def test_an_admitted_workload_names_its_cluster_queue() -> None:
+    admitted = workload(
+        ("QuotaReserved", "True", "QuotaReserved", ""),
+        ("Admitted", "True", "Admitted", ""),
+        cluster_queue="gpu-cq",
+    )
+    status = desired_status(videojob(), job(kueue=True), [pod("Running")], now=NOW, workload=admitted)
+    assert status.phase is Phase.RUNNING
+    queued = status.condition("Queued")
+    assert queued is not None
+    assert (queued.status, queued.reason) == (ConditionStatus.FALSE, "Admitted")
+    assert queued.message == "admitted by Kueue (LocalQueue gpus, ClusterQueue gpu-cq)"
+    # A Job without the queue label ignores any Workload.
+    plain = desired_status(videojob(), job(), [pod("Running")], now=NOW, workload=admitted)
+    assert plain.condition("Queued") == dataclasses.replace(
+        queued, reason="Admitted", message="the Job may run"
+    )

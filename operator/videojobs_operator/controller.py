@@ -52,6 +52,7 @@ from videojobs_operator.status import (
     OperatorStatus,
     PodView,
     VideoJobView,
+    WorkloadView,
     desired_status,
     operator_message,
     phase_event,
@@ -161,12 +162,14 @@ class Controller:
         jobs: kopf.Index[Key, JobView],
         pods: kopf.Index[Key, PodView],
         storage: Storage,
+        workloads: kopf.Index[tuple[str, str], WorkloadView] | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self._videojobs = videojobs
         self._jobs = jobs
         self._pods = pods
+        self._workloads = workloads  # Kueue's, by (namespace, uid of the Job); None: no Kueue
         self._work = WorkQueue()
         self._housekeeping = asyncio.Event()
         self._indexed = asyncio.Event()
@@ -432,6 +435,19 @@ class Controller:
         jobs = self._jobs.get(key, ())
         return next((job for job in jobs if job.owner_uid == videojob.uid and job.name == name), None)
 
+    def _workload(self, namespace: str, job: JobView | None) -> WorkloadView | None:
+        """Kueue's Workload of a Job with a queue label, once the operator has seen it."""
+        if self._workloads is None or job is None or job.kueue_queue is None:
+            return None
+        return next(iter(self._workloads.get((namespace, job.uid), ())), None)
+
+    def kick_job(self, namespace: str, job_uid: str) -> None:
+        """Reconcile the VideoJob whose Job has that uid (Kueue's Workload of it changed)."""
+        for key, job in self._all_jobs():
+            if job.uid == job_uid and key[0] == namespace:
+                self.kick(key)
+                return
+
     def _all_jobs(self) -> Iterator[tuple[Key, JobView]]:
         for key, store in self._jobs.items():
             for job in store:
@@ -514,6 +530,7 @@ class Controller:
             pods,
             now=timestamp(),
             failure=self._failures.get(videojob.uid),
+            workload=self._workload(videojob.namespace, job),
         )
         if desired == current or (desired.phase is Phase.PENDING and desired.job_name is None):
             await self._ensure_event(videojob, current)  # one lost in a crash after its status write

@@ -23,14 +23,16 @@ from videojobs_operator.health import WatchTracker
 from videojobs_operator.kube import KubeApi
 from videojobs_operator.metrics import USAGE
 from videojobs_operator.settings import OperatorSettings
-from videojobs_operator.status import JobView, Key, PodView, VideoJobView
+from videojobs_operator.status import JobView, Key, PodView, VideoJobView, WorkloadView
 
 MANAGED = {MANAGED_BY_LABEL: OPERATOR_MANAGER}
 SELECTOR = f"{MANAGED_BY_LABEL}={OPERATOR_MANAGER}"
 LIST_SECONDS = 60.0
 """Kopf's deadline for one whole list or patch (a list of thousands of objects takes seconds)."""
 WATCHED_RESOURCES = 3
-"""VideoJobs, Jobs and pods: the resources Kopf watches for the indexes below."""
+"""VideoJobs, Jobs and pods: the resources Kopf watches for the indexes below (Kueue's Workloads too,
+where Kueue is installed: not counted, as they are optional)."""
+KUEUE_GROUP, KUEUE_VERSION, WORKLOADS = "kueue.x-k8s.io", "v1beta2", "workloads"
 
 
 def set_deadlines(settings: kopf.OperatorSettings) -> None:
@@ -85,6 +87,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     videojobs: kopf.Index[Key, VideoJobView] = indexes["videojob_index"]
     jobs: kopf.Index[Key, JobView] = indexes["job_index"]
     pods: kopf.Index[Key, PodView] = indexes["pod_index"]
+    workloads: kopf.Index[tuple[str, str], WorkloadView] = indexes["workload_index"]
     config: OperatorSettings = memo.get("config") or OperatorSettings()
     settings.peering.standalone = True
     settings.scanning.disabled = True  # the CRD is installed first; no need to watch CRDs or namespaces
@@ -93,7 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any
     settings.posting.enabled = False  # the controller posts its own Events (kube.KubeApi.post_event)
     set_deadlines(settings)
     storage = storage_from_settings(Settings())  # the runners' storage (STORAGE_BACKEND, OUTPUT_DIR, S3_*)
-    controller = Controller(config, KubeApi(config), videojobs, jobs, pods, storage)
+    controller = Controller(config, KubeApi(config), videojobs, jobs, pods, storage, workloads)
     controller.start()
     memo.controller = controller
 
@@ -171,3 +174,26 @@ async def pod_changed(
     """A pod moved: its VideoJob's status may change (scheduling, image pulls, termination reasons)."""
     controller: Controller = memo.controller
     controller.kick(_child_key(namespace, annotations, name))
+
+
+def _owned_by_job(body: kopf.Body, **_: Any) -> bool:
+    return any(ref.get("kind") == "Job" for ref in body.get("metadata", {}).get("ownerReferences") or ())
+
+
+@kopf.index(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS, when=_owned_by_job)
+async def workload_index(
+    body: kopf.Body, namespace: str | None, **_: Any
+) -> dict[tuple[str, str], WorkloadView]:
+    """Kueue's Workloads of Jobs by (namespace, the Job's uid). Kopf skips this watch (with a warning)
+    where Kueue's CRDs are not installed when the operator starts."""
+    view = WorkloadView.from_body(body)
+    return {(namespace or "", view.job_uid or ""): view}
+
+
+@kopf.on.event(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS, when=_owned_by_job)
+async def workload_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Kueue admitted, held or preempted a Job: its VideoJob's status shows it."""
+    controller: Controller = memo.controller
+    view = WorkloadView.from_body(body)
+    if view.job_uid:
+        controller.kick_job(namespace or "", view.job_uid)

@@ -360,6 +360,72 @@ class PodView:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadView:
+    """What the operator needs to know about the Kueue Workload (kueue.x-k8s.io/v1beta2) of a queued Job."""
+
+    name: str
+    job_uid: str | None
+    queue: str
+    cluster_queue: str | None = None
+    admitted: bool = False
+    reason: str = ""
+    """Why it waits: the reason of a False QuotaReserved, or of a True Evicted/Preempted (Kueue's words)."""
+    message: str = ""
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> WorkloadView:
+        """From the Workload object."""
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        owners = [ref for ref in meta.get("ownerReferences") or () if ref.get("kind") == "Job"]
+        conditions = {c.get("type"): c for c in status.get("conditions") or ()}
+
+        def true(type_: str) -> Mapping[str, Any] | None:
+            condition = conditions.get(type_)
+            return condition if condition is not None and condition.get("status") == "True" else None
+
+        admitted = true("Admitted") is not None and true("Evicted") is None
+        reason = message = ""
+        if not admitted:
+            waiting = true("Preempted") or true("Evicted") or conditions.get("QuotaReserved") or {}
+            if waiting.get("status") != "True" or waiting.get("type") != "QuotaReserved":
+                reason, message = str(waiting.get("reason", "")), str(waiting.get("message", ""))
+        return cls(
+            name=meta["name"],
+            job_uid=owners[0].get("uid") if owners else None,
+            queue=str(spec.get("queueName", "")),
+            cluster_queue=(status.get("admission") or {}).get("clusterQueue"),
+            admitted=admitted,
+            reason=reason,
+            message=message,
+        )
+
+
+def kueue_condition(queue: str, workload: WorkloadView | None) -> Condition:
+    """The Queued condition of a Job left to Kueue: True while Kueue holds it (with Kueue's reason and
+    message: no quota, LocalQueue missing, preempted), False once its Workload is admitted.
+
+    Kueue reports a position in the queue only through its visibility API (an aggregated API server), not
+    in the Workload: none is shown (and a position in the status would change, and be written, for every
+    waiting VideoJob on each admission).
+    """
+    if workload is None:
+        return _condition(QUEUED, TRUE, "WaitingForKueue", f"Kueue LocalQueue {queue} admits it")
+    where = f"LocalQueue {workload.queue or queue}"
+    if workload.cluster_queue:
+        where += f", ClusterQueue {workload.cluster_queue}"
+    if workload.admitted:
+        return _condition(QUEUED, FALSE, "Admitted", f"admitted by Kueue ({where})")
+    reasons = {
+        "Preempted": "PreemptedByKueue",
+        "InClusterQueue": "PreemptedByKueue",
+        "Inadmissible": "Inadmissible",
+    }
+    reason = reasons.get(workload.reason, "QueuedByKueue")
+    detail = f": {workload.message}" if workload.message else ""
+    return _condition(QUEUED, TRUE, reason, f"waiting for Kueue ({where}, Workload {workload.name}){detail}")
+
+
+@dataclass(frozen=True, slots=True)
 class _Observed:
     phase: Phase
     conditions: tuple[Condition, ...]
@@ -381,16 +447,29 @@ def desired_status(
     *,
     now: str,
     failure: tuple[str, str] | None = None,
+    workload: WorkloadView | None = None,
 ) -> OperatorStatus:
     """The operator's status fields for `videojob`, given its Job and pods as observed now.
 
     Terminal phases stick. `failure` is a (reason, message) recorded when the Job could not be created.
+    `workload` is Kueue's Workload of a Job with a queue label (kueue_condition).
     lastTransitionTime is kept for conditions whose status did not change.
     """
     current = videojob.status
     if current.phase is not None and current.phase.is_terminal:
         return dataclasses.replace(current, observed_generation=videojob.generation)
-    observed = _observe(videojob, job, sorted(pods, key=lambda pod: (pod.created, pod.name)), now, failure)
+    pods = sorted(pods, key=lambda pod: (pod.created, pod.name))
+    observed = _observe(videojob, job, pods, now, failure)
+    if (
+        job is not None
+        and job.kueue_queue is not None
+        and workload is not None
+        and (observed.phase is Phase.QUEUED or workload.admitted)
+    ):
+        kueue = kueue_condition(job.kueue_queue, workload)
+        observed = dataclasses.replace(
+            observed, conditions=tuple(kueue if c.type == QUEUED else c for c in observed.conditions)
+        )
     return OperatorStatus(
         phase=observed.phase,
         conditions=merge_conditions(current.conditions, observed.conditions, now, videojob.generation),

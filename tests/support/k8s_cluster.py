@@ -13,6 +13,12 @@ Where the cluster lives:
   share (or stop) each other's cluster.
 - `KEEP_TEST_CLUSTER=1`: never torn down; without `TEST_CLUSTER_DIR` the script's default state dir
   is used, so the next session reuses it (stop it with `hack/test-cluster down`).
+
+`kueue_cluster` is a second cluster of its own (Kueue's controller manager and webhooks added:
+`TEST_CLUSTER_KUEUE=1`), so that Kueue never meets the other tests' Jobs, which play Kueue themselves.
+Its tests (`@pytest.mark.kueue`) run when Kueue is built (`hack/test-cluster build-kueue`) or
+`TEST_CLUSTER_KUEUE=1` asks for it (then it is built if needed); otherwise they are skipped.
+`TEST_KUEUE_CLUSTER_DIR` names its state dir (reused if up there, like `TEST_CLUSTER_DIR`).
 """
 
 from __future__ import annotations
@@ -143,9 +149,9 @@ def _parse_exports(stdout: str) -> dict[str, str]:
     return exports
 
 
-def start_cluster(state_dir: Path | None) -> tuple[K8sCluster, bool]:
+def start_cluster(state_dir: Path | None, **extra_env: str) -> tuple[K8sCluster, bool]:
     """Run `hack/test-cluster up`; returns the cluster and whether it was already up."""
-    env = dict(os.environ)
+    env = dict(os.environ) | extra_env
     if state_dir is not None:
         env["TEST_CLUSTER_DIR"] = str(state_dir)
     was_up = _run_script("status", env, 60).returncode == 0
@@ -194,6 +200,40 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K8sCluster
     stop_cluster(cluster)
 
 
+KUEUE_POD_COMPLETE_DELAY_MS = "4000"
+"""How long a pod runs in the Kueue cluster: long enough to see the quota held."""
+
+
+def kueue_wanted() -> str | None:
+    """None when the kueue tests should run; otherwise why they are skipped."""
+    if os.environ.get("TEST_CLUSTER_KUEUE") == "1":
+        return None
+    if subprocess.run([str(SCRIPT), "has-kueue"], capture_output=True, check=False).returncode == 0:
+        return None
+    return "Kueue is not built: run `hack/test-cluster build-kueue`, or set TEST_CLUSTER_KUEUE=1 to build it"
+
+
+@pytest.fixture(scope="session")
+def kueue_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K8sCluster]:
+    """A second control plane with Kueue (see the module docstring) for the whole session."""
+    reason = kueue_wanted()
+    if reason is not None:
+        pytest.skip(reason)
+    if os.environ.get("TEST_KUEUE_CLUSTER_DIR"):
+        state_dir = Path(os.environ["TEST_KUEUE_CLUSTER_DIR"])
+    else:
+        state_dir = tmp_path_factory.mktemp("kueue") / "cluster"
+    cluster, was_up = start_cluster(
+        state_dir,
+        TEST_CLUSTER_KUEUE="1",
+        TEST_CLUSTER_POD_COMPLETE_DELAY_MS=KUEUE_POD_COMPLETE_DELAY_MS,
+    )
+    yield cluster
+    if os.environ.get("KEEP_TEST_CLUSTER") == "1" or was_up:
+        return
+    stop_cluster(cluster)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -209,10 +249,11 @@ def pytest_collection_modifyitems(items: Sequence[pytest.Item]) -> None:
     The session fixture is created during that test's setup, which pytest-timeout counts against the
     test's own timeout (600 s in pyproject.toml) - far less than compiling Kubernetes takes.
     """
-    for item in items:
-        if "k8s_cluster" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.timeout(UP_TIMEOUT_SECONDS + DOWN_TIMEOUT_SECONDS), append=False)
-            return
+    for fixture in ("k8s_cluster", "kueue_cluster"):
+        for item in items:
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.timeout(UP_TIMEOUT_SECONDS + DOWN_TIMEOUT_SECONDS), append=False)
+                break
 
 
 T = TypeVar("T")

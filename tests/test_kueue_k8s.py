@@ -1,0 +1,306 @@
+"""The operator with a real Kueue (hack/test-cluster, TEST_CLUSTER_KUEUE=1): VideoJobs with spec.queueName
+are admitted by Kueue's controller manager within a ClusterQueue's GPU quota over the KWOK GPU nodes, and
+their status shows Kueue's admission state.
+
+The cluster is one of its own (k8s_cluster.kueue_cluster): the other k8s tests play Kueue themselves.
+Skipped unless Kueue is built (`hack/test-cluster build-kueue`) or TEST_CLUSTER_KUEUE=1.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_cluster import K8sCluster
+from k8s_cluster import wait_for as poll
+from operator_process import Operator
+
+REPO = Path(__file__).resolve().parents[1]
+OPERATOR_NAMESPACE = "videojobs-system"
+FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
+
+pytestmark = [pytest.mark.k8s, pytest.mark.kueue]
+
+GPU_QUOTA = 2
+FLAVOR = "kwok-gpu"
+CLUSTER_QUEUE = "videojobs-gpu"
+
+
+def wait_for(
+    what: str, probe: Callable[[], Any], timeout: float = 60, operator: Operator | None = None
+) -> Any:
+    return poll(what, probe, timeout, (lambda: f"\noperator log:\n{operator.tail()}") if operator else None)
+
+
+def get(cluster: K8sCluster, namespace: str, *what: str) -> Any:
+    done = cluster.kubectl("-n", namespace, "get", *what, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def apply(cluster: K8sCluster, namespace: str, *objects: dict[str, Any]) -> None:
+    items = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(items))
+
+
+def videojob(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoJob",
+        "metadata": {"name": name},
+        "spec": {"topic": f"Topic of {name}", **spec},
+    }
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj["status"].get("conditions", [])}
+
+
+def kueue_objects(cluster_queue: str, gpus: int) -> list[dict[str, Any]]:
+    """A ResourceFlavor for the KWOK GPU nodes and a ClusterQueue with a GPU quota (cpu and memory are
+    covered too, as Kueue needs every requested resource covered), preempting lower priorities."""
+    return [
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ResourceFlavor",
+            "metadata": {"name": FLAVOR},
+            "spec": {"nodeLabels": {"nvidia.com/gpu.present": "true"}},
+        },
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ClusterQueue",
+            "metadata": {"name": cluster_queue},
+            "spec": {
+                "namespaceSelector": {},
+                "queueingStrategy": "StrictFIFO",
+                "preemption": {"withinClusterQueue": "LowerPriority"},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                        "flavors": [
+                            {
+                                "name": FLAVOR,
+                                "resources": [
+                                    {"name": "cpu", "nominalQuota": "256"},
+                                    {"name": "memory", "nominalQuota": "2Ti"},
+                                    {"name": "nvidia.com/gpu", "nominalQuota": str(gpus)},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def local_queue(name: str, cluster_queue: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "LocalQueue",
+        "metadata": {"name": name},
+        "spec": {"clusterQueue": cluster_queue},
+    }
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(kueue_cluster: K8sCluster) -> K8sCluster:
+    """The Kueue cluster with the VideoJob CRD, the operator's RBAC, a flavor and a GPU ClusterQueue."""
+    kueue_cluster.kubectl("apply", "-f", str(REPO / "crds" / "videojob.yaml"))
+    kueue_cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/videojobs.videojobs.io", "--timeout=60s"
+    )
+    if kueue_cluster.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0:
+        kueue_cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    kueue_cluster.kubectl("apply", "-f", str(REPO / "operator" / "rbac" / "operator.yaml"))
+    items = {"apiVersion": "v1", "kind": "List", "items": kueue_objects(CLUSTER_QUEUE, GPU_QUOTA)}
+    kueue_cluster.kubectl("apply", "-f", "-", input=json.dumps(items))
+    return kueue_cluster
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(cluster: K8sCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cluster.token_kubeconfig(
+        OPERATOR_NAMESPACE, "videojobs-operator", tmp_path_factory.mktemp("operator") / "kubeconfig"
+    )
+
+
+@pytest.fixture
+def namespace(cluster: K8sCluster) -> Iterator[str]:
+    """A fresh namespace with a LocalQueue per tenant (tenant-a, tenant-b) on the GPU ClusterQueue."""
+    name = f"vjq-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    apply(cluster, name, local_queue("tenant-a", CLUSTER_QUEUE), local_queue("tenant-b", CLUSTER_QUEUE))
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def operator(operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    started = Operator(operator_kubeconfig, namespace, tmp_path / "operator.log", {}).start()
+    yield started
+    started.stop()
+
+
+class JobWatcher:
+    """Polls the namespace's Jobs in a thread: when each was first unsuspended (admitted by Kueue), and
+    the most GPUs held at once by admitted, unfinished Jobs."""
+
+    def __init__(self, cluster: K8sCluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.admitted: dict[str, float] = {}
+        self.peak_gpus = 0
+        self.reasons: dict[str, list[str]] = {}
+        """Per VideoJob, the reasons its Queued condition had (in order, without repeats)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> JobWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            found = get(self.cluster, self.namespace, "jobs")
+            held = 0
+            for job in (found or {}).get("items", ()):
+                if job["spec"].get("suspend"):
+                    continue
+                self.admitted.setdefault(job["metadata"]["name"], time.monotonic())
+                done = {
+                    c["type"] for c in job.get("status", {}).get("conditions", ()) if c["status"] == "True"
+                }
+                if not done & FINISHED:
+                    limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+                    held += int(limits.get("nvidia.com/gpu", 0))
+            self.peak_gpus = max(self.peak_gpus, held)
+            for vj in (get(self.cluster, self.namespace, "videojobs") or {}).get("items", ()):
+                queued = conditions(vj).get("Queued") if vj.get("status") else None
+                seen = self.reasons.setdefault(vj["metadata"]["name"], [])
+                if queued and (not seen or seen[-1] != queued["reason"]):
+                    seen.append(queued["reason"])
+            time.sleep(0.2)
+
+
+def kueue_condition(cluster: K8sCluster, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = get(cluster, namespace, "videojob", name)
+    return conditions(obj).get("Queued") if obj and obj.get("status") else None
+
+
+# --- tests -----------------------------------------------------------------------------------------
+
+
+def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    names = [f"q{i}" for i in range(5)]
+    with JobWatcher(cluster, namespace) as watcher:
+        # One a second: StrictFIFO orders equal priorities by their Workloads' creationTimestamp,
+        # which has whole seconds.
+        for name in names:
+            apply(cluster, namespace, videojob(name, queueName="tenant-a", resources={"gpu": 1}))
+            time.sleep(1.1)
+
+        # The ones beyond the quota wait, and their status says so in Kueue's words.
+        def waiting() -> dict[str, Any] | None:
+            condition = kueue_condition(cluster, namespace, names[-1])
+            if condition and condition["reason"] == "QueuedByKueue" and "quota" in condition["message"]:
+                return condition  # Kueue's reason: no quota left
+            return None
+
+        condition = wait_for("the last VideoJob queued by Kueue", waiting, operator=operator)
+        assert condition["status"] == "True"
+        assert "LocalQueue tenant-a" in condition["message"]
+        obj = get(cluster, namespace, "videojob", names[-1])
+        assert obj["status"]["phase"] == "Queued"
+        assert obj["status"]["message"].startswith("QueuedByKueue: waiting for Kueue")
+
+        for name in names:
+            wait_for(
+                f"{name} to succeed",
+                lambda name=name: (
+                    (get(cluster, namespace, "videojob", name) or {}).get("status", {}).get("phase")
+                    == "Succeeded"
+                ),
+                timeout=120,
+                operator=operator,
+            )
+    assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
+    assert watcher.peak_gpus == GPU_QUOTA  # the quota was used, not just respected
+    assert sorted(watcher.admitted, key=watcher.admitted.__getitem__) == names
+    done = conditions(get(cluster, namespace, "videojob", names[-1]))["Queued"]
+    assert (done["status"], done["reason"]) == ("False", "Admitted")
+    assert f"ClusterQueue {CLUSTER_QUEUE}" in done["message"]
+
+
+def test_a_missing_local_queue_is_reported_as_inadmissible(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    apply(cluster, namespace, videojob("lost", queueName="no-such-queue"))
+
+    def inadmissible() -> dict[str, Any] | None:
+        condition = kueue_condition(cluster, namespace, "lost")
+        return condition if condition and condition["reason"] == "Inadmissible" else None
+
+    condition = wait_for("the Inadmissible condition", inadmissible, operator=operator)
+    assert "no-such-queue" in condition["message"]
+    assert get(cluster, namespace, "job", "lost")["spec"]["suspend"] is True
+
+
+def test_a_higher_priority_videojob_preempts_a_lower_one_which_runs_again_when_readmitted(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    classes = [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": f"videojobs-test-{level}"},
+            "value": value,
+        }
+        for level, value in (("low", 100), ("high", 1000))
+    ]
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": classes})
+    )
+    low = {"queueName": "tenant-a", "resources": {"gpu": 1}, "priorityClassName": "videojobs-test-low"}
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("low-0", **low), videojob("low-1", **low))
+        wait_for(
+            "both low-priority Jobs admitted",
+            lambda: {"low-0", "low-1"} <= watcher.admitted.keys(),
+            operator=operator,
+        )
+        apply(
+            cluster,
+            namespace,
+            videojob(
+                "high", queueName="tenant-b", resources={"gpu": 1}, priorityClassName="videojobs-test-high"
+            ),
+        )
+        for name in ("high", "low-0", "low-1"):
+            wait_for(
+                f"{name} to succeed",
+                lambda name=name: (
+                    (get(cluster, namespace, "videojob", name) or {}).get("status", {}).get("phase")
+                    == "Succeeded"
+                ),
+                timeout=120,
+                operator=operator,
+            )
+    assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
+    preempted = [name for name in ("low-0", "low-1") if "PreemptedByKueue" in watcher.reasons.get(name, ())]
+    assert len(preempted) == 1, watcher.reasons  # one GPU was needed: one low-priority VideoJob gave it up
+    # ... and its status said so, then showed it admitted again.
+    assert watcher.reasons[preempted[0]][-1] == "Admitted", watcher.reasons
