@@ -14,7 +14,7 @@ from videojobs.contract import Quality
 from videojobs.languages import LANGUAGES
 from videojobs_runner.sandbox import RenderLimits, render_scene
 
-CHARACTERS = {"zh": "圆方数", "ja": "かたち", "hi": "कगम"}  # noqa: RUF001
+CHARACTERS = {"zh": "圆方数", "ja": "かたち", "hi": "कगम"}
 """Per language, three characters of the same width: as tofu they would all draw the same box.
 
 Arabic is left out: Text() in Noto Sans Arabic draws no ink in this render yet (issue 14, open).
