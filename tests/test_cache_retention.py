@@ -96,7 +96,7 @@ def test_evicted_speech_is_spoken_again_when_a_job_needs_it(tmp_path: Path) -> N
     ledger = UsageLedger()
     llm = LLMClient(ledger, timeout_seconds=30, retries=0, max_output_tokens=1024)
     storage = LocalStorage(tmp_path / "store")
-    narrator = Narrator(VoiceSpec(backend="espeak", voice="en-us"), storage, llm, tmp_path / "scratch")
+    narrator = Narrator(VoiceSpec(backend="espeak", voice="en-us"), "en", storage, llm, tmp_path / "scratch")
     narration = asyncio.run(narrator.narrate("One, two.", Stage.SCENARIO_CREATION))
     (segment,) = narration.segments
     assert evict(storage, 0, None, datetime.now(UTC)).evicted == 1

@@ -17,6 +17,7 @@ import pytest
 from cli_runs import parse_srt
 
 from videojobs.errors import CombiningError
+from videojobs.languages import LATIN_CUE_CHARS
 from videojobs_runner import combine
 from videojobs_runner.combine import (
     CombinedVideo,
@@ -236,7 +237,7 @@ def test_subtitle_files_cover_each_scene(combined: Combined) -> None:
         assert start < end
         assert any(c.start_seconds - 0.001 <= start and end <= c.end_seconds + 0.001 for c in r.chapters)
     vtt = r.subtitles_vtt.read_text(encoding="utf-8")
-    assert vtt.startswith("WEBVTT\n\n")
+    assert vtt.startswith("WEBVTT\nLanguage: en\n\n")
     assert vtt.count(" --> ") == len(cues)
 
 
@@ -390,7 +391,7 @@ def test_missing_ffmpeg_says_to_install_it(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_split_sentences() -> None:
-    expected = ["One.", "Two!", "Three?", "Four…", "five"]
+    expected = ["One.", "Two!", "Three?", "Four… five"]  # ICU: no sentence starts in lower case
     assert split_sentences("  One.  Two!\nThree?  Four…  five ") == expected
     assert split_sentences('He said "stop." Then left.') == ['He said "stop."', "Then left."]
     assert split_sentences("") == []
@@ -403,7 +404,7 @@ def test_long_sentences_are_chunked() -> None:
     chunks = split_sentences(sentence)
     assert len(chunks) > 1
     assert " ".join(chunks) == sentence
-    assert all(len(c) <= combine.MAX_CUE_CHARS + 10 for c in chunks)
+    assert all(len(c) <= LATIN_CUE_CHARS + 10 for c in chunks)
 
 
 def test_build_cues_spreads_by_length_within_spans() -> None:
@@ -432,12 +433,27 @@ def test_to_srt_format() -> None:
 
 def test_to_vtt_format() -> None:
     cues = [Cue(0.0, 1.5, "Hello."), Cue(1.5, 62.25, "Bye <now> & then.")]
-    assert to_vtt(cues) == (
-        "WEBVTT\n\n"
+    assert to_vtt(cues, "de") == (
+        "WEBVTT\nLanguage: de\n\n"
         "00:00:00.000 --> 00:00:01.500\nHello.\n\n"
         "00:00:01.500 --> 00:01:02.250\nBye &lt;now&gt; &amp; then.\n"
     )
-    assert to_vtt([]) == "WEBVTT\n"
+    assert to_vtt([]) == "WEBVTT\nLanguage: en\n"
+
+
+def test_sentences_and_cues_without_spaces() -> None:
+    chinese = (
+        "圆可以变成正方形。看它如何一步一步地改变形状，从四条边到无数条边，最后变成一个完美的圆形。真的吗？"  # noqa: RUF001
+    )
+    assert combine.sentences(chinese, "zh")[0] == "圆可以变成正方形。"
+    cues = split_sentences(chinese, "zh")
+    assert len(cues) == 4 and "".join(cues) == chinese and all(len(c) <= 32 for c in cues)
+    thai = "วงกลมสามารถกลายเป็นสี่เหลี่ยมได้ ดูว่ามันเปลี่ยนรูปร่างอย่างไร และนี่คือแนวคิดของลิมิตที่สำคัญมาก"
+    assert len(split_sentences(thai, "th")) == 3  # cut where Thai lines may break, never inside a word
+    assert split_sentences("वृत्त एक वर्ग बन सकता है। देखिए यह कैसे बदलता है।", "hi") == [
+        "वृत्त एक वर्ग बन सकता है।",
+        "देखिए यह कैसे बदलता है।",
+    ]
 
 
 def test_timestamps_never_round_up_past_the_end() -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from videojobs.contract import STAGES, GenerationRequest, JobStatus, Phase, Stage, stage_progress
+from videojobs.contract import (
+    STAGES,
+    GenerationRequest,
+    JobStatus,
+    Phase,
+    Stage,
+    VoiceSpec,
+    immutable_request_fields,
+    stage_progress,
+)
 
 
 def test_stage_marks_follow_the_seed_and_only_grow() -> None:
@@ -36,3 +45,17 @@ def test_wire_format_is_camel_case_and_round_trips() -> None:
     assert "heartbeatTime" in wire and "observedGeneration" not in wire
     assert JobStatus.model_validate(wire) == status
     assert Phase.CANCELLED.is_terminal and not Phase.QUEUED.is_terminal
+
+
+def test_language_is_a_bcp47_tag_espeak_can_speak() -> None:
+    assert GenerationRequest(topic="x").language == "en"
+    assert GenerationRequest(topic="x", language="zh-Hans-CN").language == "zh-Hans-CN"
+    for bad in ("", "german", "de_DE", "1a"):
+        with pytest.raises(ValidationError):
+            GenerationRequest(topic="x", language=bad)
+    with pytest.raises(ValidationError, match="cannot be spoken by espeak"):
+        GenerationRequest(topic="x", language="sw", voice=VoiceSpec(backend="espeak"))
+    assert (
+        GenerationRequest(topic="x", language="sw", voice=VoiceSpec(backend="openai/tts-1")).language == "sw"
+    )
+    assert "language" in immutable_request_fields()

@@ -13,9 +13,10 @@ from fake_llm import FakeLLM
 
 from videojobs.contract import GenerationRequest, Phase, Quality, Stage, VoiceSpec
 from videojobs.errors import BudgetExceededError, ConfigurationError
+from videojobs.languages import LATIN_CUE_CHARS
 from videojobs.settings import Settings
 from videojobs.storage import LocalStorage
-from videojobs_runner.combine import MAX_CUE_CHARS, sentences
+from videojobs_runner.combine import sentences
 from videojobs_runner.jobs import create_job, resolve, run_job
 from videojobs_runner.llm import LLMClient, UsageLedger, litellm
 from videojobs_runner.narration import build_track, cues, lay_out
@@ -29,7 +30,7 @@ FRAME = 1 / 15  # at low quality
 
 def narrator(voice: VoiceSpec, store: Path, scratch: Path, ledger: UsageLedger) -> Narrator:
     llm = LLMClient(ledger, timeout_seconds=30, retries=0, max_output_tokens=1024)
-    return Narrator(voice, LocalStorage(store), llm, scratch)
+    return Narrator(voice, "en", LocalStorage(store), llm, scratch)
 
 
 def speak(voice: VoiceSpec, tmp_path: Path, ledger: UsageLedger, text: str = TEXT) -> SceneNarration:
@@ -110,7 +111,7 @@ def test_speech_starts_with_its_block_and_overruns_are_drift() -> None:
     assert timing.segment_starts == [0.0, 1.2, 1.7]  # segment 2 ran 0.1 s past its block: segment 3 waits
     assert [b.drift_seconds for b in timing.blocks] == [0.0, 0.1, 0.1]
     assert timing.max_drift_seconds == 0.1
-    assert [c.start_seconds for c in cues(segments(1.0, 0.5, 0.8), timing)] == [0.0, 1.2, 1.7]
+    assert [c.start_seconds for c in cues(segments(1.0, 0.5, 0.8), timing, "en")] == [0.0, 1.2, 1.7]
 
     merged = lay_out(segments(1.0, 0.5, 0.8), [1.5], video_seconds=2.5)  # no sections: one block
     assert merged.segment_starts == [0.0, 1.0, 1.5]
@@ -123,8 +124,8 @@ def test_a_long_sentence_is_spoken_whole_and_subtitled_in_chunks() -> None:
     long = " ".join(["word"] * 40) + " end."
     assert sentences(f"{long} Short one.") == [long, "Short one."]  # what is synthesised: whole sentences
     narration = SceneNarration(backend="espeak", segments=[Segment(text=long, audio_key="k", seconds=6.0)])
-    parts = cues(narration, lay_out(narration, [7.0], video_seconds=7.0))
-    assert len(parts) == 3 and all(len(c.text) <= MAX_CUE_CHARS for c in parts)
+    parts = cues(narration, lay_out(narration, [7.0], video_seconds=7.0), "en")
+    assert len(parts) == 3 and all(len(c.text) <= LATIN_CUE_CHARS for c in parts)
     assert " ".join(c.text for c in parts) == long
     assert (parts[0].start_seconds, parts[-1].end_seconds) == (0.0, 6.0)
 

@@ -7,8 +7,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from videojobs.languages import LANGUAGE_PATTERN, language, supported_tags
 
 
 class ContractModel(BaseModel):
@@ -258,6 +268,12 @@ class GenerationRequest(ContractModel):
 
     topic: Topic
     description: str = Field(default="", max_length=5000, description="Extra context for the planner.")
+    language: str = Field(
+        default="en",
+        max_length=35,
+        pattern=LANGUAGE_PATTERN,
+        description="BCP 47 tag of the narration, on-screen text and subtitles (e.g. 'de', 'zh-Hans').",
+    )
     models: ModelChoice = Field(default_factory=ModelChoice, description="litellm models per role.")
     quality: Quality | None = Field(default=None, description="Render preset; the deployment's if unset.")
     max_scenes: Count = Field(default=7, ge=1, le=12, description="Most scenes in the video.")
@@ -279,6 +295,12 @@ class GenerationRequest(ContractModel):
     )
     revision: Revision | None = Field(default=None, description="Make this job a revise of an earlier one.")
 
+    @model_validator(mode="after")
+    def _speakable(self) -> GenerationRequest:
+        """Refuse a language that the chosen espeak-ng backend has no voice for."""
+        unspeakable(self.language, self.voice)
+        return self
+
     def immutable_fields(self) -> dict[str, object]:
         """The request's fixed fields (for comparing a changed spec with its original)."""
         return self.model_dump(include=immutable_request_fields())
@@ -286,6 +308,14 @@ class GenerationRequest(ContractModel):
     def file_stem(self) -> str:
         """A download file name stem from the topic, e.g. `the-pythagorean-theorem`."""
         return re.sub(r"[^a-z0-9]+", "-", self.topic.lower()).strip("-")[:60].strip("-") or "video"
+
+
+def unspeakable(tag: str, voice: VoiceSpec) -> None:
+    """Raise ValueError when `voice`'s backend is espeak-ng and `tag` is not one of its languages."""
+    if voice.backend == TTSBackend.ESPEAK and language(tag) is None:
+        raise ValueError(
+            f"language {tag!r} cannot be spoken by espeak: the supported languages are {supported_tags()}"
+        )
 
 
 def immutable_request_fields() -> set[str]:

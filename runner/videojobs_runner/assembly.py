@@ -17,7 +17,7 @@ from videojobs.artifacts import (
 )
 from videojobs.contract import Stage, utcnow
 from videojobs.errors import StorageError
-from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, probe, with_chapters
+from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, finish, probe
 from videojobs_runner.context import JobContext
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
@@ -33,6 +33,7 @@ class Assembly:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         self.timings: dict[int, SceneTiming] = {}
+        self.language = ctx.job.request.language
 
     async def run(self, outline: VideoOutline) -> None:
         """Narrate and combine the stored scene renders, then store the video and its companions."""
@@ -42,9 +43,13 @@ class Assembly:
         )
         combined = await self._combined(list(clips))
         delivery = self.ctx.job.request.delivery
-        video = combined.video
-        if delivery.chapters:
-            video = await with_chapters(video, combined.chapters, video.with_name("video.chapters.mp4"))
+        video = await finish(
+            combined.video,
+            combined.video.with_name("video.tagged.mp4"),
+            tag=self.language,
+            chapters=combined.chapters if delivery.chapters else [],
+            srt=combined.subtitles_srt if delivery.subtitles else None,
+        )
         await self.ctx.tracker.enter(Stage.STORAGE)
         files = [(VIDEO_FILE, video)]
         if delivery.thumbnail:
@@ -85,19 +90,21 @@ class Assembly:
         timing = await build_track(audio, lay_out(narration, render.blocks, video_seconds), track)
         self.ctx.artifacts.save_model(SceneFiles(index).timing, timing)
         self.timings[index] = timing
-        return SceneClip(video=video, title=title, narration=text, audio=track, cues=cues(narration, timing))
+        return SceneClip(
+            video=video, title=title, narration=text, audio=track, cues=cues(narration, timing, self.language)
+        )
 
     async def _combined(self, clips: list[SceneClip]) -> CombinedVideo:
         """Combine the clips, or take the result from the shared cache if these clips were combined before."""
         final, use_gpu = self.ctx.scratch / "final", self.ctx.settings.use_gpu_acceleration
         cache = self.ctx.combined_cache
         if cache is None:
-            return await combine_scenes(clips, final, use_gpu=use_gpu)
-        key = await asyncio.to_thread(combine_key, clips, use_gpu=use_gpu)
+            return await combine_scenes(clips, final, use_gpu=use_gpu, tag=self.language)
+        key = await asyncio.to_thread(combine_key, clips, use_gpu=use_gpu, tag=self.language)
         final.mkdir(parents=True, exist_ok=True)
         combined = await asyncio.to_thread(cache.fetch, key, final)
         if combined is None:
-            combined = await combine_scenes(clips, final, use_gpu=use_gpu)
+            combined = await combine_scenes(clips, final, use_gpu=use_gpu, tag=self.language)
             await asyncio.to_thread(cache.store, key, combined)
         return combined
 
@@ -106,6 +113,7 @@ class Assembly:
         return {
             "id": self.ctx.job.id,
             "topic": self.ctx.job.request.topic,
+            "language": self.language,
             "title": outline.title,
             "created_at": self.ctx.job.created_at.isoformat(),
             "completed_at": utcnow().isoformat(),

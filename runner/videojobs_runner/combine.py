@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -15,15 +16,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import icu
+
 from videojobs.errors import CombiningError
+from videojobs.languages import cue_chars, track_language
 
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 20
 """How many of ffmpeg's last stderr lines a CombiningError carries."""
-
-MAX_CUE_CHARS = 90
-"""Sentences longer than this are split (at word boundaries) into several cues."""
 
 SAMPLE_RATE = 44100
 AUDIO_BITRATE = "128k"
@@ -256,43 +257,61 @@ async def choose_encoder(*, use_gpu: bool) -> str:
 
 # --- subtitles ----------------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[.!?\u2026][\"'\u201d\u2019)\]])\s+|\n\s*\n")
-"""Where a sentence ends: after . ! ? or … (and any closing quote or bracket), or at a blank line."""
+_PARAGRAPH_END = re.compile(r"\n\s*\n")
 
 
-def sentences(text: str) -> list[str]:
-    """Narration split into whole sentences, whitespace normalised."""
-    return [sentence for raw in _SENTENCE_END.split(text.strip()) if (sentence := " ".join(raw.split()))]
+def _segments(text: str, breaks: icu.BreakIterator) -> list[str]:
+    """`text` cut at each boundary `breaks` finds (each piece keeps its trailing spaces)."""
+    breaks.setText(text)
+    bounds = [0, *breaks]
+    return [text[start:end] for start, end in itertools.pairwise(bounds)]
 
 
-def split_sentences(text: str) -> list[str]:
-    """Narration split into sentences, and overlong sentences into word-bounded chunks (for cues)."""
-    return [piece for sentence in sentences(text) for piece in _chunk(sentence)]
+def _locale(tag: str) -> icu.Locale:
+    """ICU's locale for a BCP 47 tag, with the sentence breaks after known abbreviations suppressed."""
+    return icu.Locale(f"{icu.Locale.forLanguageTag(tag).getName()}@ss=standard")
 
 
-def _chunk(sentence: str) -> list[str]:
-    if len(sentence) <= MAX_CUE_CHARS:
+def sentences(text: str, tag: str = "en") -> list[str]:
+    """Narration split into whole sentences by ICU's rules for the language, whitespace normalised."""
+    breaks = icu.BreakIterator.createSentenceInstance(_locale(tag))
+    return [
+        sentence
+        for paragraph in _PARAGRAPH_END.split(text.strip())
+        for raw in _segments(" ".join(paragraph.split()), breaks)
+        if (sentence := raw.strip())
+    ]
+
+
+def split_sentences(text: str, tag: str = "en") -> list[str]:
+    """Narration split into sentences, and overlong ones into chunks at line-break opportunities (cues)."""
+    limit = cue_chars(tag)
+    lines = icu.BreakIterator.createLineInstance(_locale(tag))
+    return [piece for sentence in sentences(text, tag) for piece in _chunk(sentence, limit, lines)]
+
+
+def _chunk(sentence: str, limit: int, lines: icu.BreakIterator) -> list[str]:
+    """A sentence cut into about equal chunks of at most about `limit` characters, where lines may break."""
+    if len(sentence) <= limit:
         return [sentence]
-    words = sentence.split(" ")
-    count = math.ceil(len(sentence) / MAX_CUE_CHARS)
+    count = math.ceil(len(sentence) / limit)
     target = len(sentence) / count
     chunks: list[str] = []
-    current: list[str] = []
-    for word in words:
-        length = len(" ".join([*current, word]))
-        if current and length > target and len(chunks) < count - 1:
-            chunks.append(" ".join(current))
-            current = []
-        current.append(word)
-    chunks.append(" ".join(current))
+    current = ""
+    for piece in _segments(sentence, lines):
+        if current and len((current + piece).rstrip()) > target and len(chunks) < count - 1:
+            chunks.append(current.rstrip())
+            current = ""
+        current += piece
+    chunks.append(current.rstrip())
     return chunks
 
 
-def build_cues(spans: list[tuple[float, float, str]]) -> list[Cue]:
+def build_cues(spans: list[tuple[float, float, str]], tag: str = "en") -> list[Cue]:
     """Cues for (start, end, narration) spans: each span's sentences share its time by their length."""
     cues: list[Cue] = []
     for start, end, narration in spans:
-        sentences = split_sentences(narration)
+        sentences = split_sentences(narration, tag)
         if not sentences or end <= start:
             continue
         total = sum(len(s) for s in sentences)
@@ -327,13 +346,13 @@ def _vtt_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_vtt(cues: list[Cue]) -> str:
-    """WebVTT text for the cues (`00:00:01.500` timestamps)."""
+def to_vtt(cues: list[Cue], tag: str = "en") -> str:
+    """WebVTT text for the cues (`00:00:01.500` timestamps), its header naming the language."""
     blocks = [
         f"{_timestamp(c.start_seconds, '.')} --> {_timestamp(c.end_seconds, '.')}\n{_vtt_text(c.text)}\n"
         for c in cues
     ]
-    return "\n".join(["WEBVTT\n", *blocks])
+    return "\n".join([f"WEBVTT\nLanguage: {tag}\n", *blocks])
 
 
 # --- MP4 layout ---------------------------------------------------------------------------------
@@ -454,22 +473,36 @@ def ffmetadata(chapters: list[Chapter]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def with_chapters(video: Path, chapters: list[Chapter], output: Path) -> Path:
-    """A copy of `video` (streams copied, still fast-start) whose MP4 carries `chapters` as markers."""
-    metadata = output.with_suffix(".ffmetadata")
-    await asyncio.to_thread(metadata.write_text, ffmetadata(chapters), encoding="utf-8")
+async def finish(video: Path, output: Path, *, tag: str, chapters: list[Chapter], srt: Path | None) -> Path:
+    """A copy of `video` (streams copied, still fast-start) with its audio tagged with the language, and
+    `chapters` as markers and the `srt` subtitles as a tagged mov_text track where given."""
+    code = track_language(tag)
+    inputs = ["-i", str(video)]
+    maps = ["-map", "0:v", "-map", "0:a"]
+    if chapters:
+        metadata = output.with_suffix(".ffmetadata")
+        await asyncio.to_thread(metadata.write_text, ffmetadata(chapters), encoding="utf-8")
+        maps += ["-map_chapters", str(inputs.count("-i"))]
+        inputs += ["-f", "ffmetadata", "-i", str(metadata)]
+    if srt is not None:
+        subtitles = ["-c:s", "mov_text", "-metadata:s:s:0", f"language={code}"]
+        maps += ["-map", f"{inputs.count('-i')}:s", *subtitles]
+        inputs += ["-i", str(srt)]
     await _ffmpeg(
         [
-            *("-i", str(video), "-f", "ffmetadata", "-i", str(metadata)),
-            *("-map", "0", "-map_metadata", "0", "-map_chapters", "1", "-c", "copy"),
+            *inputs,
+            *maps,
+            *("-map_metadata", "0", "-c:v", "copy", "-c:a", "copy", "-metadata:s:a:0", f"language={code}"),
             *("-movflags", "+faststart", "-f", "mp4", str(output)),
         ],
-        "mark the chapters",
+        "tag the tracks and mark the chapters",
     )
     return output
 
 
-async def combine_scenes(clips: list[SceneClip], out_dir: Path, *, use_gpu: bool) -> CombinedVideo:
+async def combine_scenes(
+    clips: list[SceneClip], out_dir: Path, *, use_gpu: bool, tag: str = "en"
+) -> CombinedVideo:
     """Join the scene clips into out_dir/video.mp4 (H.264/AAC), with thumbnail, subtitles and chapters."""
     if not clips:
         raise CombiningError("There are no rendered scenes to combine.")
@@ -535,13 +568,13 @@ async def combine_scenes(clips: list[SceneClip], out_dir: Path, *, use_gpu: bool
         if chapter.start_seconds + cue.start_seconds < chapter.end_seconds
     ]
     spread = build_cues(
-        [(c.start_seconds, c.end_seconds, clip.narration) for c, clip in scenes if not clip.cues]
+        [(c.start_seconds, c.end_seconds, clip.narration) for c, clip in scenes if not clip.cues], tag
     )
     cues = sorted([*timed, *spread], key=lambda cue: cue.start_seconds)
     srt = out_dir / "subtitles.srt"
     vtt = out_dir / "subtitles.vtt"
     await asyncio.to_thread(srt.write_text, to_srt(cues), encoding="utf-8")
-    await asyncio.to_thread(vtt.write_text, to_vtt(cues), encoding="utf-8")
+    await asyncio.to_thread(vtt.write_text, to_vtt(cues, tag), encoding="utf-8")
     return CombinedVideo(
         video=video,
         thumbnail=thumbnail,

@@ -6,8 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from videojobs.artifacts import JOB_FILE, JobArtifacts, JobRecord, ResolvedModels, new_job_id
-from videojobs.contract import GenerationRequest, JobStatus, VoiceSpec, mutable_fields
+from videojobs.contract import (
+    GenerationRequest,
+    JobStatus,
+    TTSBackend,
+    VoiceSpec,
+    mutable_fields,
+    unspeakable,
+)
 from videojobs.errors import ConfigurationError, StorageError
+from videojobs.languages import language, primary_subtag
 from videojobs.settings import Settings, StorageBackend
 from videojobs.storage import LocalStorage, storage_from_settings
 from videojobs_runner.pipeline import VideoPipeline
@@ -22,16 +30,31 @@ def resolve(request: GenerationRequest, settings: Settings, job_id: str | None =
         scene=chosen.scene or chosen.default or settings.scene_model,
         helper=chosen.helper or chosen.default or settings.helper_model,
     )
+    backend = request.voice.backend or settings.tts_backend
+    voice = VoiceSpec(
+        backend=backend, voice=request.voice.voice or _voice_name(request.language, backend, settings)
+    )
+    try:
+        unspeakable(request.language, voice)
+    except ValueError as error:
+        raise ConfigurationError(
+            str(error), suggestion="Pick a supported language, or another TTS backend (--voice-backend)."
+        ) from error
     return JobRecord(
         id=job_id or new_job_id(request.topic),
         request=request,
         models=models,
         quality=request.quality or settings.default_quality,
-        voice=VoiceSpec(
-            backend=request.voice.backend or settings.tts_backend,
-            voice=request.voice.voice or settings.tts_voice,
-        ),
+        voice=voice,
     )
+
+
+def _voice_name(tag: str, backend: str, settings: Settings) -> str | None:
+    """The voice a request leaves unset: espeak-ng's for the language; in English, the deployment's."""
+    spoken = language(tag)
+    if backend == TTSBackend.ESPEAK and spoken is not None and primary_subtag(tag) != "en":
+        return spoken.espeak_voice
+    return settings.tts_voice
 
 
 def with_changes(record: JobRecord, request: GenerationRequest) -> JobRecord:

@@ -72,13 +72,13 @@ def lay_out(narration: SceneNarration, blocks: Sequence[float], video_seconds: f
     return timing
 
 
-def cues(narration: SceneNarration, timing: SceneTiming) -> tuple[Cue, ...]:
+def cues(narration: SceneNarration, timing: SceneTiming, tag: str) -> tuple[Cue, ...]:
     """Subtitle cues while each segment is spoken (seconds from the scene's start); long ones in chunks."""
     spans = [
         (start, min(start + segment.seconds, timing.video_seconds), segment.text)
         for segment, start in zip(narration.segments, timing.segment_starts, strict=True)
     ]
-    return tuple(build_cues(spans))
+    return tuple(build_cues(spans, tag))
 
 
 async def build_track(audio: Sequence[Path], timing: SceneTiming, out: Path) -> SceneTiming:

@@ -79,7 +79,7 @@ class VideoPipeline:
             ledger=ledger,
             llm=llm,
             scratch=scratch,
-            narrator=Narrator(job.voice, artifacts.storage, llm, scratch),
+            narrator=Narrator(job.voice, job.request.language, artifacts.storage, llm, scratch),
             render_cache=RenderCache(artifacts.storage) if shared else None,
             combined_cache=CombinedCache(artifacts.storage) if shared else None,
         )

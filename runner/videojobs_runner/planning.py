@@ -33,7 +33,9 @@ async def plan_outline(ctx: JobContext) -> VideoOutline:
 
     outline = await ctx.llm.ask(
         ctx.job.models.planner,
-        prompts.outline_messages(request.topic, request.description, low, request.max_scenes),
+        prompts.outline_messages(
+            request.topic, request.description, low, request.max_scenes, request.language
+        ),
         parse,
         stage=Stage.PLANNING,
         attempts=ctx.settings.max_plan_attempts,

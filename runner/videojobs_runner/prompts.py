@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from videojobs.contract import QUALITY_PRESETS, Quality
+from videojobs.languages import LATIN_FONT, language, primary_subtag
 from videojobs_runner.llm import Message
 from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.tts import SceneNarration
@@ -37,11 +38,42 @@ Start each block after the first with `self.next_section()`. Give each block ani
 wait together) of about its segment's duration; a shorter block is padded with a wait to fit the voice."""
 
 
+LANGUAGE_RULES = """Language: write the narration, the titles and every word shown on screen in {name}
+(BCP 47 tag {tag}). Formulas stay LaTeX, and JSON keys stay exactly as the schema names them."""
+
+FONT_RULES = """- On-screen words go in Text() (never in Tex or MathTex, whose LaTeX has no {name} fonts),
+  each with font="{font}".{direction}"""
+
+RTL_NOTE = """ Give Text() the string in reading order: Pango shapes and orders right-to-left
+  script itself; never reverse it."""
+
+
+def language_rules(tag: str) -> str:
+    """What the plan prompts say of the video's language: nothing for English, else a paragraph."""
+    if primary_subtag(tag) == "en":
+        return ""
+    spoken = language(tag)
+    return "\n" + LANGUAGE_RULES.format(name=spoken.name if spoken else f"the language {tag}", tag=tag)
+
+
+def font_rules(tag: str) -> str:
+    """The code rule naming the font family Text() needs for the language's script (none in English)."""
+    if primary_subtag(tag) == "en":
+        return ""
+    spoken = language(tag)
+    name = spoken.name if spoken else tag
+    font = spoken.font if spoken else LATIN_FONT
+    direction = RTL_NOTE if spoken and spoken.right_to_left else ""
+    return "\n" + FONT_RULES.format(name=name, font=font, direction=direction)
+
+
 def _json_schema(model: type[VideoOutline] | type[ScenePlan]) -> str:
     return json.dumps(model.model_json_schema(), indent=1)
 
 
-def outline_messages(topic: str, description: str, min_scenes: int, max_scenes: int) -> list[Message]:
+def outline_messages(
+    topic: str, description: str, min_scenes: int, max_scenes: int, tag: str
+) -> list[Message]:
     """Ask the planner for the scene outline."""
     context = f"\nContext from the requester: {description}" if description else ""
     return [
@@ -52,14 +84,15 @@ def outline_messages(topic: str, description: str, min_scenes: int, max_scenes: 
 Plan an explainer video on the topic: {topic}{context}
 
 Break it into {min_scenes} to {max_scenes} scenes that build on each other, from intuition to
-the key idea to an example. Reply with one JSON object matching this JSON schema, and nothing else:
+the key idea to an example.{language_rules(tag)}
+Reply with one JSON object matching this JSON schema, and nothing else:
 {_json_schema(VideoOutline)}""",
         },
     ]
 
 
 def scene_plan_messages(
-    outline: VideoOutline, index: int, revision: SceneRevision | None = None
+    outline: VideoOutline, index: int, revision: SceneRevision | None, tag: str
 ) -> list[Message]:
     """Ask for the storyboard, technical plan and narration of scene `index` (1-based), or its revise."""
     scene = outline.scenes[index - 1]
@@ -77,7 +110,7 @@ Key points: {"; ".join(scene.key_points) or "-"}
 Give (1) the visual storyboard step by step, (2) the technical implementation: which Manim
 objects and animations, and where each object sits, (3) the narration the voice-over speaks
 (2-5 sentences), (4) the list of Manim classes and functions used.
-{LAYOUT_RULES}{revision.plan_text() if revision else ""}
+{LAYOUT_RULES}{language_rules(tag)}{revision.plan_text() if revision else ""}
 Reply with one JSON object matching this JSON schema, and nothing else:
 {_json_schema(ScenePlan)}""",
         },
@@ -121,6 +154,7 @@ class SceneBrief:
     quality: Quality
     narration: SceneNarration | None = None
     revision: SceneRevision | None = None
+    language: str = "en"
 
     def plan_text(self) -> str:
         """The scene's title, purpose, three plans (and a revise's change) as the prompts show them."""
@@ -139,6 +173,7 @@ def _code_rules(brief: SceneBrief) -> str:
     seconds = max(4, min(40, round(spoken)))
     preset = QUALITY_PRESETS[quality]
     rules = CODE_RULES.format(class_name=scene_class_name(index), seconds=seconds)
+    rules += font_rules(brief.language)
     timing = f"\n{_timing_rules(narration)}" if narration and len(narration.segments) > 1 else ""
     return f"{rules}\nIt renders at {preset.width}x{preset.height}, {preset.fps} fps.{timing}"
 

@@ -102,8 +102,8 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def combine_key(clips: list[SceneClip], *, use_gpu: bool) -> str:
-    """The cache key of a combined video: every field of every clip (files by content) and the encoder."""
+def combine_key(clips: list[SceneClip], *, use_gpu: bool, tag: str = "en") -> str:
+    """The cache key of a combined video: every field of every clip (files by content), encoder, language."""
 
     def material(value: Any) -> Any:
         if isinstance(value, Path):
@@ -121,6 +121,7 @@ def combine_key(clips: list[SceneClip], *, use_gpu: bool) -> str:
         "key_version": KEY_VERSION,
         "videojobs": version("videojobs"),
         "gpu": use_gpu,
+        "language": tag,
         "clips": described,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -136,7 +136,13 @@ class SceneWork:
         """What the code prompts say of `scene` (planned by now)."""
         assert scene.plan is not None
         return prompts.SceneBrief(
-            scene.index, scene.outline, scene.plan, self.ctx.job.quality, scene.narration, scene.revision
+            scene.index,
+            scene.outline,
+            scene.plan,
+            self.ctx.job.quality,
+            scene.narration,
+            scene.revision,
+            self.ctx.job.request.language,
         )
 
     async def _scene_plan(self, outline: VideoOutline, scene: _Scene, name: str) -> ScenePlan:
@@ -148,7 +154,9 @@ class SceneWork:
         async with self._scene_slots:
             plan = await self.ctx.llm.ask(
                 self.ctx.job.models.scene,
-                prompts.scene_plan_messages(outline, scene.index, scene.revision),
+                prompts.scene_plan_messages(
+                    outline, scene.index, scene.revision, self.ctx.job.request.language
+                ),
                 json_reply(ScenePlan),
                 stage=Stage.SCENARIO_CREATION,
                 attempts=self.ctx.settings.max_plan_attempts,

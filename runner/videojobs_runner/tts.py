@@ -61,10 +61,13 @@ def audio_seconds(path: Path) -> float:
 
 
 class Narrator:
-    """Speaks narration with one voice, through the shared cache: a sentence is synthesised only once."""
+    """Speaks narration in one language and voice, through the shared cache: each sentence only once."""
 
-    def __init__(self, voice: VoiceSpec, storage: Storage, llm: LLMClient, scratch: Path) -> None:
+    def __init__(
+        self, voice: VoiceSpec, language: str, storage: Storage, llm: LLMClient, scratch: Path
+    ) -> None:
         self.voice = voice
+        self.language = language
         self.storage = storage
         self.llm = llm
         self.scratch = scratch
@@ -76,7 +79,7 @@ class Narrator:
 
     async def narrate(self, text: str, stage: Stage) -> SceneNarration:
         """The narration split into whole sentences, each synthesised (or found in the cache) and measured."""
-        segments = [await self._segment(sentence, stage) for sentence in sentences(text)]
+        segments = [await self._segment(sentence, stage) for sentence in sentences(text, self.language)]
         return SceneNarration(backend=str(self.voice.backend), voice=self.voice.voice, segments=segments)
 
     async def fetch(self, segment: Segment, dest: Path) -> Path:

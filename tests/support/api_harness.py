@@ -174,6 +174,7 @@ def read_events(client: httpx.Client, job_id: str, last_event_id: int | None = N
 FULL_REQUEST: dict[str, Any] = {
     "topic": "Fourier series",
     "description": "For second-year students",
+    "language": "de",
     "models": {
         "default": "openai/gpt-4o-mini",
         "planner": "openai/gpt-4o",
