@@ -41,11 +41,12 @@ wait together) of about its segment's duration; a shorter block is padded with a
 LANGUAGE_RULES = """Language: write the narration, the titles and every word shown on screen in {name}
 (BCP 47 tag {tag}). Formulas stay LaTeX, and JSON keys stay exactly as the schema names them."""
 
-FONT_RULES = """- On-screen words go in Text() (never in Tex or MathTex, whose LaTeX has no {name} fonts),
-  each with font="{font}".{direction}"""
+FONT_RULES = """- On-screen words go in {text_class}() (never in Tex or MathTex, whose LaTeX has no {name}
+  fonts), each with font="{font}".{direction}"""
 
-RTL_NOTE = """ Give Text() the string in reading order: Pango shapes and orders right-to-left
-  script itself; never reverse it."""
+RTL_NOTE = """ Give MarkupText() the string in reading order (Pango shapes and orders
+  right-to-left script itself; never reverse it) and escape &, < and > as &amp;, &lt; and &gt;.
+  Do not use Text() for it: Manim's Text() draws short right-to-left strings as nothing."""
 
 
 def language_rules(tag: str) -> str:
@@ -63,8 +64,13 @@ def font_rules(tag: str) -> str:
     spoken = language(tag)
     name = spoken.name if spoken else tag
     font = spoken.font if spoken else LATIN_FONT
-    direction = RTL_NOTE if spoken and spoken.right_to_left else ""
-    return "\n" + FONT_RULES.format(name=name, font=font, direction=direction)
+    right_to_left = spoken is not None and spoken.right_to_left
+    return "\n" + FONT_RULES.format(
+        name=name,
+        font=font,
+        text_class="MarkupText" if right_to_left else "Text",
+        direction=RTL_NOTE if right_to_left else "",
+    )
 
 
 def _json_schema(model: type[VideoOutline] | type[ScenePlan]) -> str:
