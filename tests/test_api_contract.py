@@ -188,6 +188,9 @@ def test_jobs_are_listed_newest_first_a_page_at_a_time(idle_api: ApiServer) -> N
         ({"topic": "t", "webhook": {"url": "ftp://example.com/hook"}}, "webhook.url"),
         ({"topic": "t", "webhook": {"url": "https://example.com/h", "events": ["always"]}}, "webhook.events"),
         ({"topic": "t", "surprise": 1}, "surprise"),
+        ({"topic": "t", "language": "not a tag"}, "language"),
+        ({"topic": "t", "language": "sw", "voice": {"backend": "espeak"}}, "language"),
+        ({"topic": "t", "language": "sw"}, "language"),  # the deployment's default backend is espeak
         ({}, "topic"),
     ],
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cli_runs import cli_env, run_cli
+from fake_llm import FakeLLM
 
 
 @pytest.mark.parametrize(
@@ -25,6 +26,26 @@ from cli_runs import cli_env, run_cli
         (["generate"], 2, "Missing argument 'TOPIC'"),
         (["resume", "no-such-job"], 1, "no job 'no-such-job'"),
         (["generate", "A topic", "--job-id", "Bad_ID", "--models-default", "openai/m"], 1, "invalid job id"),
+        (
+            ["generate", "A topic", "--language", "sw", "--models-default", "openai/m"],
+            1,
+            "'sw' cannot be spoken",
+        ),
+        (
+            [
+                "generate",
+                "A topic",
+                "--language",
+                "sw",
+                "--voice-backend",
+                "espeak",
+                "--models-default",
+                "openai/m",
+            ],
+            1,
+            "--language: language 'sw' cannot be spoken by espeak",
+        ),
+        (["generate", "A topic", "--language", "not a tag", "--models-default", "openai/m"], 1, "--language"),
     ],
 )
 def test_bad_input_is_one_line_and_creates_nothing(
@@ -35,6 +56,13 @@ def test_bad_input_is_one_line_and_creates_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unspeakable_language_fails_before_any_llm_call(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    result = run_cli("generate", "A topic", "--language", "sw-KE", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "language 'sw-KE' cannot be spoken by espeak" in result.stderr
+    assert fake_llm.requests == [] and list(tmp_path.iterdir()) == []
 
 
 def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:

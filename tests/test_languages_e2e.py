@@ -43,10 +43,14 @@ def middle_frame(video: Path, seconds: float) -> np.ndarray:
             "de",
             ["Ein Kreis ist überall gleich rund.", "Schau genau hin."],
             marks=pytest.mark.llm_fixture("lang-de"),
+            id="de",
         ),
-        pytest.param("zh", None, marks=pytest.mark.llm_fixture("lang-zh")),
+        pytest.param("zh", None, marks=pytest.mark.llm_fixture("lang-zh"), id="zh"),
         pytest.param(
-            "ar", ["الدائرة شكل بسيط جدا.", "انظر إليها جيدا."], marks=pytest.mark.llm_fixture("lang-ar")
+            "ar",
+            ["الدائرة شكل بسيط جدا.", "انظر إليها جيدا."],
+            marks=pytest.mark.llm_fixture("lang-ar"),
+            id="ar",
         ),
     ],
 )

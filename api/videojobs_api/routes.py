@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import WithJsonSchema
 
 from videojobs.artifacts import JobArtifacts
-from videojobs.contract import GenerationRequest, Phase, Revision
+from videojobs.contract import GenerationRequest, Phase, Revision, VoiceSpec, unspeakable
 from videojobs_api.auth import CurrentPrincipal, Principal, Signer, VideoPrincipal
 from videojobs_api.backends.base import ArtifactKind, Idempotency, JobBackend
 from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, event_stream_response
@@ -40,6 +40,7 @@ from videojobs_api.models import (
 from videojobs_api.problems import (
     ArtifactNotFound,
     IdempotencyKeyInUse,
+    InvalidField,
     JobNotFinished,
     problem_responses,
 )
@@ -210,6 +211,7 @@ async def _create(
     idempotency_key: str | None,
 ) -> JobResponse:
     services.webhooks.check_url(job_request.webhook)
+    _check_speakable(job_request, services.settings)
     idempotency = Idempotency(idempotency_key, fingerprint(job_request)) if idempotency_key else None
     with services.in_flight.hold(principal.name, idempotency_key):
         created = await services.backend.create(principal, job_request, idempotency)
@@ -218,6 +220,15 @@ async def _create(
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return job
+
+
+def _check_speakable(job_request: GenerationRequest, settings: ApiSettings) -> None:
+    """Refuse, as a 422 naming language, a language the deployment's default espeak-ng cannot speak."""
+    backend = job_request.voice.backend or settings.runner.tts_backend
+    try:
+        unspeakable(job_request.language, VoiceSpec(backend=backend))
+    except ValueError as error:
+        raise InvalidField("language", "body", str(error)) from error
 
 
 @router.get("/videos/jobs", summary="List jobs")

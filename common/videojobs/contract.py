@@ -13,10 +13,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     computed_field,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from videojobs.languages import LANGUAGE_PATTERN, language, supported_tags
 
@@ -297,8 +299,13 @@ class GenerationRequest(ContractModel):
 
     @model_validator(mode="after")
     def _speakable(self) -> GenerationRequest:
-        """Refuse a language that the chosen espeak-ng backend has no voice for."""
-        unspeakable(self.language, self.voice)
+        """Refuse, as an error located at `language`, a language the chosen espeak-ng backend cannot speak."""
+        try:
+            unspeakable(self.language, self.voice)
+        except ValueError as error:
+            issue = PydanticCustomError("value_error", "{reason}", {"reason": str(error)})
+            detail = InitErrorDetails(type=issue, loc=("language",), input=self.language)
+            raise ValidationError.from_exception_data(type(self).__name__, [detail]) from error
         return self
 
     def immutable_fields(self) -> dict[str, object]:
