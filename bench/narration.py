@@ -3,7 +3,9 @@
 Runs the demo example (committed plans and code, no LLM) twice into one output folder at low quality.
 Prints, per scene, the narration blocks, spoken and video seconds and the measured drift, then the
 speech synthesis count and time of each run (the second job finds every sentence in the cache).
-Run: `.venv/bin/python bench/narration.py`.
+`--example` runs another example folder instead, e.g. the demo translated into German or Chinese
+(bench/examples/pythagorean-theorem-de, -zh; their request.json names the language).
+Run: `.venv/bin/python bench/narration.py [--example bench/examples/pythagorean-theorem-zh]`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_demo(out: Path, voice: str) -> tuple[dict[str, Any], dict[str, float]]:
+DEMO = ROOT / "examples" / "pythagorean-theorem"
+
+
+def run_demo(out: Path, voice: str, example: Path = DEMO) -> tuple[dict[str, Any], dict[str, float]]:
     """One demo job; its metadata and the speech figures (synthesis calls, seconds spent speaking)."""
     from videojobs.contract import GenerationRequest, Phase, Quality, VoiceSpec
     from videojobs.settings import Settings
@@ -37,7 +42,6 @@ def run_demo(out: Path, voice: str) -> tuple[dict[str, Any], dict[str, float]]:
             spent.append(time.perf_counter() - start)
 
     tts.Narrator.narrate = timed_narrate  # type: ignore[method-assign]
-    example = ROOT / "examples" / "pythagorean-theorem"
     request = GenerationRequest.model_validate_json((example / EXAMPLE_REQUEST_FILE).read_text())
     request = request.model_copy(update={"quality": Quality.LOW, "voice": VoiceSpec(backend=voice)})
     settings = Settings(output_dir=out)
@@ -55,12 +59,16 @@ def run_demo(out: Path, voice: str) -> tuple[dict[str, Any], dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voice", default="espeak", help="TTS backend (espeak or a litellm speech model)")
+    parser.add_argument("--example", type=Path, default=DEMO, help="example folder (plans, code, request)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        first, cold = run_demo(Path(folder), args.voice)
-        _, warm = run_demo(Path(folder), args.voice)
+        first, cold = run_demo(Path(folder), args.voice, args.example)
+        _, warm = run_demo(Path(folder), args.voice, args.example)
     narration = first["narration"]
-    print(f"demo (3 scenes, low quality), voice {narration['backend']}:")
+    print(
+        f"{args.example.name} ({len(narration['scenes'])} scenes, low quality), language {first['language']},"
+        f" voice {narration['backend']} {narration['voice']}:"
+    )
     print(f"  {'scene':<6}{'blocks':>7}{'speech s':>10}{'video s':>9}{'track s':>9}{'max drift s':>13}")
     for scene in narration["scenes"]:
         print(
