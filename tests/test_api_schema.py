@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
+from videojobs.languages import language
 from videojobs_api.app import create_app
 from videojobs_api.routes import IDEMPOTENCY_KEY_PATTERN
 
@@ -49,5 +50,9 @@ def test_the_api_keeps_its_openapi_contract(case: schemathesis.Case, deployment:
         headers["Idempotency-Key"] = uuid.uuid4().hex
     # A cursor is opaque: the schema cannot tell a forged one, which is a 422, from a real one.
     forged_cursor = operation == ("GET", "/v1/videos/jobs") and "cursor" in query
-    excluded = [positive_data_acceptance] if forged_cursor else []
+    # Whether espeak-ng (the deployment's default voice) speaks a language is not in the schema either: a
+    # well-formed tag it has no voice for is a 422 naming language (see the contract tests).
+    body = case.body if isinstance(case.body, dict) else {}
+    unspeakable = isinstance(body.get("language"), str) and language(body["language"]) is None
+    excluded = [positive_data_acceptance] if forged_cursor or unspeakable else []
     case.call_and_validate(base_url=deployment.url, excluded_checks=excluded)
