@@ -554,3 +554,62 @@ def test_a_preempted_videojob_stops_and_resumes_from_its_checkpoint_without_repe
     assert status["phase"] == "Succeeded"
     uid = get(cluster, namespace, "videojob", "low")["metadata"]["uid"]
     assert (storage / storage_job_id(namespace, "low", uid) / "video.mp4").is_file()
+
+
+def test_pausing_a_kueue_videojob_deactivates_its_workload_freeing_the_quota_and_resume_readmits_it(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    both = {"queueName": "tenant-a", "resources": {"gpu": GPU_QUOTA}}
+
+    def pods(name: str) -> list[dict[str, Any]]:
+        found = get(cluster, namespace, "pods", "-l", f"videojobs.io/name={name}")
+        return [p for p in (found or {}).get("items", ()) if not p["metadata"].get("deletionTimestamp")]
+
+    def workload(name: str) -> dict[str, Any] | None:
+        job = get(cluster, namespace, "job", name)
+        found = get(cluster, namespace, "workloads", "-l", f"kueue.x-k8s.io/job-uid={job['metadata']['uid']}")
+        items = (found or {}).get("items", ())
+        return items[0] if items else None
+
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("first", **both))
+        (pod,) = wait_for("first's pod", lambda: pods("first"), operator=operator)
+        cluster.kubectl("-n", namespace, "annotate", "pod", pod["metadata"]["name"], f"{RUN_FOR}=1h")
+        time.sleep(1.1)  # StrictFIFO: a later creationTimestamp
+        apply(cluster, namespace, videojob("second", **both))
+        wait_for(
+            "second queued by Kueue for quota",
+            lambda: (kueue_condition(cluster, namespace, "second") or {}).get("reason") == "QueuedByKueue",
+            operator=operator,
+        )
+        assert "second" not in watcher.admitted
+
+        paused_at = time.monotonic()
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "first", "--type=merge", "-p", '{"spec":{"suspend":true}}'
+        )
+        wait_for("first's Workload deactivated", lambda: workload("first")["spec"]["active"] is False)
+        wait_for(
+            "second admitted with the freed quota", lambda: "second" in watcher.admitted, operator=operator
+        )
+        freed = watcher.admitted["second"] - paused_at
+        assert not pods("first")
+        assert get(cluster, namespace, "job", "first")["spec"]["suspend"] is True  # Kueue suspended it
+        wait_for("first Suspended", lambda: phase(cluster, namespace, "first") == "Suspended")
+        wait_for("second to succeed", lambda: phase(cluster, namespace, "second") == "Succeeded", timeout=120)
+
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "first", "--type=merge", "-p", '{"spec":{"suspend":false}}'
+        )
+        wait_for("first's Workload reactivated", lambda: workload("first")["spec"]["active"] is True)
+        wait_for(
+            "first to succeed after resuming",
+            lambda: phase(cluster, namespace, "first") == "Succeeded",
+            timeout=120,
+            operator=operator,
+        )
+    print(f"pause to the next VideoJob admitted: {freed:.1f}s")
+    assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
+    log = operator.log.read_text()
+    assert "deactivated Kueue's Workload" in log and "reactivated Kueue's Workload" in log, operator.tail()
+    assert "suspended Job" not in log, operator.tail()  # the operator left the Job's spec.suspend to Kueue
