@@ -9,21 +9,32 @@ Skipped unless Kueue is built (`hack/test-cluster build-kueue`) or TEST_CLUSTER_
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_llm import FakeLLM
 from k8s_cluster import K8sCluster
 from k8s_cluster import wait_for as poll
 from operator_process import Operator
 
+from videojobs.contract import storage_job_id
+
 REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "videojobs-system"
 FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
+VIDEOJOBS = Path(sys.executable).parent / "videojobs"
+RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
+EXIT_CODE = "videojobs.test/kwok-exit-code"
 
 pytestmark = [pytest.mark.k8s, pytest.mark.kueue]
 
@@ -304,3 +315,301 @@ def test_a_higher_priority_videojob_preempts_a_lower_one_which_runs_again_when_r
     assert len(preempted) == 1, watcher.reasons  # one GPU was needed: one low-priority VideoJob gave it up
     # ... and its status said so, then showed it admitted again.
     assert watcher.reasons[preempted[0]][-1] == "Admitted", watcher.reasons
+
+
+# --- a runner that really runs ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One pod of a VideoJob's Job, and the runner process the test ran for it."""
+
+    pod: str
+    started: float
+    process: subprocess.Popen[bytes]
+    stopped: float | None = None
+    """When the pod went away (Kueue suspended the Job) and the runner was stopped."""
+    tasks_before_stop: list[str] = field(default_factory=list)
+
+
+class RunnerKubelet:
+    """Plays the kubelet for VideoJob `name`'s pods: each pod of its Job that appears runs the real
+    `videojobs run-videojob` as a local process, with the pod's env and the runner ServiceAccount's token,
+    against the fake LLM and local storage (`storage`, shared by every pod, as S3 would be). The pod stays
+    Running while the runner works (KWOK's delay annotation), and ends with its exit code; a pod that goes
+    away (a preemption suspends the Job and the Job controller deletes its pods) gets SIGTERM, as a
+    container does."""
+
+    def __init__(
+        self, cluster: K8sCluster, namespace: str, name: str, root: Path, storage: Path, llm: FakeLLM
+    ) -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.root, self.storage, self.llm = root, storage, llm
+        self.runs: list[Run] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RunnerKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for run in self.runs:
+            if run.process.poll() is None:
+                run.process.kill()
+                run.process.wait()
+
+    def _pods(self) -> list[dict[str, Any]]:
+        found = get(self.cluster, self.namespace, "pods", "-l", f"videojobs.io/name={self.name}")
+        return list(found["items"]) if found else []
+
+    def _annotate(self, pod: str, key: str, value: str) -> None:
+        self.cluster.kubectl(
+            "-n", self.namespace, "annotate", "pod", pod, "--overwrite", f"{key}={value}", check=False
+        )
+
+    def _start(self, pod: dict[str, Any]) -> Run:
+        name = pod["metadata"]["name"]
+        self._annotate(name, RUN_FOR, "1h")  # runs until the runner exits (KWOK's default is 4 s)
+        folder = self.root / f"pod-{len(self.runs)}"
+        (folder / "home").mkdir(parents=True)
+        (folder / "work").mkdir()
+        (container,) = pod["spec"]["containers"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        env |= {item["name"]: item["value"] for item in container.get("env", ()) if "value" in item}
+        env |= {
+            "VIDEOJOB_NAMESPACE": self.namespace,
+            "HOME": str(folder / "home"),
+            "KUBECONFIG": str(
+                self.cluster.token_kubeconfig(
+                    self.namespace, pod["spec"]["serviceAccountName"], folder / "kubeconfig"
+                )
+            ),
+            "RENDER_ISOLATION": "bwrap",  # no render pods: the scenes render in the local sandbox
+            "STORAGE_BACKEND": "local",
+            "OUTPUT_DIR": str(self.storage),
+            "DEFAULT_QUALITY": "low",
+            "MAX_SCENE_CONCURRENCY": "1",  # one scene after another: a preemption finds some stored
+            "MAX_CONCURRENT_RENDERS": "1",
+        }
+        log = (folder / "runner.log").open("wb")
+        process = subprocess.Popen(
+            [str(VIDEOJOBS), *container["args"]],
+            env=env,
+            cwd=folder / "work",
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return Run(name, time.monotonic(), process)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            pods = {p["metadata"]["name"]: p for p in self._pods()}
+            current = self.runs[-1] if self.runs else None
+            if current and current.stopped is None:
+                pod = pods.get(current.pod)
+                if pod is None or pod["metadata"].get("deletionTimestamp"):
+                    current.process.terminate()  # the container's SIGTERM
+                    current.stopped = time.monotonic()
+                    current.tasks_before_stop = [r["task"] for r in self.llm.requests]
+                    try:
+                        current.process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        current.process.kill()
+                        current.process.wait()
+                elif current.process.poll() is not None:
+                    code = current.process.returncode
+                    if code:
+                        self.errors.append(f"{current.pod}: runner exited {code}")
+                        self._annotate(current.pod, EXIT_CODE, str(code))
+                    else:
+                        self._annotate(current.pod, RUN_FOR, "0s")
+                    current.stopped = time.monotonic()
+                continue
+            for name, pod in pods.items():
+                if pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") in (
+                    "Succeeded",
+                    "Failed",
+                ):
+                    continue
+                if any(run.pod == name for run in self.runs):
+                    continue
+                self.runs.append(self._start(pod))
+                break
+
+
+SCENE_TASK = re.compile(r"(?:fix-)?scene-(?:plan|code)-(\d+)")
+
+
+def stored_work(storage: Path) -> dict[str, set[int]]:
+    """What the job's checkpoint holds: the outline (scene 0), and the scenes with a plan, code or render."""
+    stored: dict[str, set[int]] = {"outline": set(), "plan": set(), "code": set(), "render": set()}
+    folders = [path.parent for path in storage.glob("*/job.json")]  # not _cache/
+    if not folders:
+        return stored
+    (folder,) = folders
+    if (folder / "outline.json").exists():
+        stored["outline"].add(0)
+    for path in folder.glob("scenes/*/*"):
+        index = int(path.parent.name)
+        if path.name == "plan.json":
+            stored["plan"].add(index)
+        elif path.name == "render.json":
+            stored["render"].add(index)
+        elif path.name.startswith("code_v") and path.suffix == ".py":
+            stored["code"].add(index)
+    return stored
+
+
+def repeated_for_stored_work(asked: list[str], stored: dict[str, set[int]]) -> list[str]:
+    """The LLM tasks in `asked` whose result the checkpoint already held."""
+    repeated = []
+    for task in asked:
+        if task == "outline" and stored["outline"]:
+            repeated.append(task)
+            continue
+        match = SCENE_TASK.fullmatch(task.split("-of-")[0])
+        if not match:
+            continue
+        index = int(match.group(1))
+        done = stored["render"]
+        if (
+            index in done
+            or ("plan" in task and index in stored["plan"])
+            or (task.startswith("scene-code") and index in stored["code"])
+        ):
+            repeated.append(task)
+    return repeated
+
+
+def phase(cluster: K8sCluster, namespace: str, name: str) -> str | None:
+    found = (get(cluster, namespace, "videojob", name) or {}).get("status", {}).get("phase")
+    return str(found) if found else None
+
+
+@pytest.mark.render
+def test_a_preempted_videojob_stops_and_resumes_from_its_checkpoint_without_repeating_llm_calls(
+    cluster: K8sCluster, namespace: str, operator: Operator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    classes = [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": f"videojobs-test-{level}"},
+            "value": value,
+        }
+        for level, value in (("low", 100), ("high", 1000))
+    ]
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": classes})
+    )
+    fake_llm.delay_seconds = 0.3  # time for a preemption between two scenes
+    storage = tmp_path / "storage"
+    low = videojob(
+        "low", queueName="tenant-a", resources={"gpu": GPU_QUOTA}, priorityClassName="videojobs-test-low"
+    )
+    with RunnerKubelet(cluster, namespace, "low", tmp_path / "kubelet", storage, fake_llm) as kubelet:
+        apply(cluster, namespace, low)
+        wait_for(
+            "a scene of the low-priority VideoJob rendered and stored",
+            lambda: stored_work(storage)["render"],
+            timeout=300,
+            operator=operator,
+        )
+        high = videojob(
+            "high", queueName="tenant-b", resources={"gpu": 1}, priorityClassName="videojobs-test-high"
+        )
+        preempting = time.monotonic()
+        apply(cluster, namespace, high)
+        first = kubelet.runs[0]
+        wait_for("the preempted runner to stop", lambda: first.stopped, timeout=60, operator=operator)
+        stored = stored_work(storage)
+        assert len(stored["render"]) < 3, "the job finished before the preemption"
+        wait_for("the runner to run again", lambda: len(kubelet.runs) > 1, timeout=120, operator=operator)
+        resumed = kubelet.runs[1]
+        for name in ("high", "low"):
+            wait_for(
+                f"{name} to succeed",
+                lambda name=name: phase(cluster, namespace, name) == "Succeeded",
+                timeout=400,
+                operator=operator,
+            )
+    assert not kubelet.errors, kubelet.errors
+    assert first.process.returncode is not None and first.stopped is not None
+    before = len(first.tasks_before_stop)
+    asked_after = [task for task in (r["task"] for r in fake_llm.requests[before:]) if task != "speech"]
+    print(
+        f"preemption: runner stopped {first.stopped - preempting:.1f}s after the higher-priority VideoJob "
+        f"was created; resumed {resumed.started - first.stopped:.1f}s after it stopped "
+        f"(preemption-to-resume {resumed.started - preempting:.1f}s); stored before: "
+        f"{ {k: sorted(v) for k, v in stored.items()} }; asked after: {asked_after}"
+    )
+    assert repeated_for_stored_work(asked_after, stored) == [], asked_after
+    assert "outline" in first.tasks_before_stop and "outline" not in asked_after
+    status = get(cluster, namespace, "videojob", "low")["status"]
+    assert status["phase"] == "Succeeded"
+    uid = get(cluster, namespace, "videojob", "low")["metadata"]["uid"]
+    assert (storage / storage_job_id(namespace, "low", uid) / "video.mp4").is_file()
+
+
+def test_pausing_a_kueue_videojob_deactivates_its_workload_freeing_the_quota_and_resume_readmits_it(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    both = {"queueName": "tenant-a", "resources": {"gpu": GPU_QUOTA}}
+
+    def pods(name: str) -> list[dict[str, Any]]:
+        found = get(cluster, namespace, "pods", "-l", f"videojobs.io/name={name}")
+        return [p for p in (found or {}).get("items", ()) if not p["metadata"].get("deletionTimestamp")]
+
+    def workload(name: str) -> dict[str, Any] | None:
+        job = get(cluster, namespace, "job", name)
+        found = get(cluster, namespace, "workloads", "-l", f"kueue.x-k8s.io/job-uid={job['metadata']['uid']}")
+        items = (found or {}).get("items", ())
+        return items[0] if items else None
+
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("first", **both))
+        (pod,) = wait_for("first's pod", lambda: pods("first"), operator=operator)
+        cluster.kubectl("-n", namespace, "annotate", "pod", pod["metadata"]["name"], f"{RUN_FOR}=1h")
+        time.sleep(1.1)  # StrictFIFO: a later creationTimestamp
+        apply(cluster, namespace, videojob("second", **both))
+        wait_for(
+            "second queued by Kueue for quota",
+            lambda: (kueue_condition(cluster, namespace, "second") or {}).get("reason") == "QueuedByKueue",
+            operator=operator,
+        )
+        assert "second" not in watcher.admitted
+
+        paused_at = time.monotonic()
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "first", "--type=merge", "-p", '{"spec":{"suspend":true}}'
+        )
+        wait_for("first's Workload deactivated", lambda: workload("first")["spec"]["active"] is False)
+        wait_for(
+            "second admitted with the freed quota", lambda: "second" in watcher.admitted, operator=operator
+        )
+        freed = watcher.admitted["second"] - paused_at
+        assert not pods("first")
+        assert get(cluster, namespace, "job", "first")["spec"]["suspend"] is True  # Kueue suspended it
+        wait_for("first Suspended", lambda: phase(cluster, namespace, "first") == "Suspended")
+        wait_for("second to succeed", lambda: phase(cluster, namespace, "second") == "Succeeded", timeout=120)
+
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "first", "--type=merge", "-p", '{"spec":{"suspend":false}}'
+        )
+        wait_for("first's Workload reactivated", lambda: workload("first")["spec"]["active"] is True)
+        wait_for(
+            "first to succeed after resuming",
+            lambda: phase(cluster, namespace, "first") == "Succeeded",
+            timeout=120,
+            operator=operator,
+        )
+    print(f"pause to the next VideoJob admitted: {freed:.1f}s")
+    assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
+    log = operator.log.read_text()
+    assert "deactivated Kueue's Workload" in log and "reactivated Kueue's Workload" in log, operator.tail()
+    assert "suspended Job" not in log, operator.tail()  # the operator left the Job's spec.suspend to Kueue

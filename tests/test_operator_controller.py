@@ -20,7 +20,7 @@ from videojobs_operator.controller import Controller, RetryLater, WorkQueue
 from videojobs_operator.kube import TokenBucket
 from videojobs_operator.retention import StorageOutage
 from videojobs_operator.settings import OperatorSettings
-from videojobs_operator.status import JobView, PhaseEvent, PodView, VideoJobView
+from videojobs_operator.status import JobView, PhaseEvent, PodView, VideoJobView, WorkloadView
 
 NS = "ns"
 
@@ -59,6 +59,9 @@ class FakeApi:
 
     async def suspend_job(self, namespace: str, name: str, uid: str, *, suspend: bool) -> None:
         self.calls.append(("suspend", name, suspend))
+
+    async def set_workload_active(self, namespace: str, name: str, *, active: bool) -> None:
+        self.calls.append(("workload-active", name, active))
 
     async def set_finalizers(
         self, namespace: str, name: str, uid: str, old: tuple[str, ...], new: list[str]
@@ -150,6 +153,7 @@ class World:
         self.jobs: dict[tuple[str, str], list[JobView]] = {}
         self.pods: dict[tuple[str, str], list[PodView]] = {}
         self.storage = FakeStorage()
+        self.workloads: dict[tuple[str, str], list[WorkloadView]] = {}
         self.controller = Controller(
             OperatorSettings(**settings),
             self.api,  # type: ignore[arg-type]
@@ -157,6 +161,7 @@ class World:
             self.jobs,  # type: ignore[arg-type]
             self.pods,  # type: ignore[arg-type]
             self.storage,
+            self.workloads,  # type: ignore[arg-type]
         )
 
     def add_videojob(self, raw: dict[str, Any]) -> VideoJobView:
@@ -691,6 +696,33 @@ def test_pause_suspends_the_job_and_resume_releases_it() -> None:
 
         await world.ensure(body("new", suspend=True))  # created paused: its Job is made suspended
         assert world.api.take("create")[0][2]["spec"]["suspend"] is True
+
+    asyncio.run(scenario())
+
+
+def test_pausing_a_job_that_kueue_manages_deactivates_its_workload_and_resuming_reactivates_it() -> None:
+    async def scenario() -> None:
+        world = World()
+        job = job_body("a")
+        job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "tenant-a"}
+        world.add_job(job)
+        workload: dict[str, Any] = {
+            "metadata": {"name": "job-a-1", "ownerReferences": [{"kind": "Job", "uid": "job-a"}]},
+            "spec": {"queueName": "tenant-a"},
+        }
+        world.workloads[(NS, "job-a")] = [WorkloadView.from_body(workload)]
+        await world.ensure(body("a", queueName="tenant-a", suspend=True))
+        assert world.api.take("workload-active") == [("workload-active", "job-a-1", False)]
+        assert world.api.take("suspend") == []  # Kueue suspends the Job it manages: no fight over it
+
+        workload["spec"]["active"] = False
+        world.workloads[(NS, "job-a")] = [WorkloadView.from_body(workload)]
+        await world.sync("a")
+        assert world.api.take("workload-active") == []  # done once
+
+        await world.ensure(body("a", queueName="tenant-a"))  # resumed: Kueue may admit it again
+        assert world.api.take("workload-active") == [("workload-active", "job-a-1", True)]
+        assert world.api.take("suspend") == [] and world.api.take("release") == []
 
     asyncio.run(scenario())
 

@@ -268,9 +268,29 @@ class Controller:
             await self._create_job(key, videojob)
 
     async def _ensure_suspension(self, videojob: VideoJobView, job: JobView) -> None:
-        """Pause: suspend the Job (its pods stop) and keep it so while spec.suspend is true, also against
-        Kueue's admission. Resume: the Job waits as Queued for the queue (or Kueue) to release it."""
+        """Pause: suspend the Job (its pods stop) and keep it so while spec.suspend is true. Resume: the Job
+        waits as Queued for the queue (or Kueue) to release it.
+
+        A Job that Kueue manages (its Workload seen) is paused through the Workload instead: spec.active
+        false makes Kueue evict it (Kueue suspends the Job and frees its quota) and hold it; true on resume
+        queues it again. Kueue owns that Job's spec.suspend: setting it too would fight Kueue's admission.
+        """
         if job.finish is not None or job.deleting:
+            return
+        workload = self._workload(videojob.namespace, job)
+        if workload is not None:
+            if workload.active == videojob.suspend:
+                await self.api.set_workload_active(
+                    videojob.namespace, workload.name, active=not videojob.suspend
+                )
+                logger.info(
+                    "%s %s/%s: %s Kueue's Workload %s",
+                    "paused" if videojob.suspend else "resumed",
+                    videojob.namespace,
+                    videojob.name,
+                    "deactivated" if videojob.suspend else "reactivated",
+                    workload.name,
+                )
             return
         if videojob.suspend and not job.suspended:
             await self.api.suspend_job(videojob.namespace, job.name, job.uid, suspend=True)

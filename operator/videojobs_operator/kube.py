@@ -34,6 +34,7 @@ from videojobs_operator.status import PhaseEvent
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JOBS = ("batch", "v1", "jobs")
+WORKLOADS = ("kueue.x-k8s.io", "v1beta2", "workloads")
 PRIORITY_CLASSES = ("scheduling.k8s.io", "v1", "priorityclasses")
 BUILTIN_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
 """The built-in kinds the operator creates besides Jobs (the runner's identity, see identity.py)."""
@@ -176,6 +177,21 @@ class KubeApi:
     async def release_job(self, namespace: str, name: str, uid: str) -> None:
         """Unsuspend a queued Job (only that incarnation of it)."""
         await self.suspend_job(namespace, name, uid, suspend=False)
+
+    async def set_workload_active(self, namespace: str, name: str, *, active: bool) -> None:
+        """Set a Kueue Workload's spec.active: false evicts it (Kueue suspends its Job, the quota frees up)
+        and keeps it from being admitted; true lets it queue again."""
+        await self._call(
+            "patch",
+            "workloads",
+            self._objects.patch_namespaced_custom_object,
+            *WORKLOADS[:2],
+            namespace,
+            WORKLOADS[2],
+            name,
+            {"spec": {"active": active}},
+            _content_type=MERGE_PATCH,
+        )
 
     async def suspend_job(self, namespace: str, name: str, uid: str, *, suspend: bool) -> None:
         """Set a Job's spec.suspend (only that incarnation of it): true stops its pods, false lets it run."""

@@ -371,6 +371,9 @@ class WorkloadView:
     reason: str = ""
     """Why it waits: the reason of a False QuotaReserved, or of a True Evicted/Preempted (Kueue's words)."""
     message: str = ""
+    active: bool = True
+    """spec.active: false while the operator holds it (a paused VideoJob), so Kueue neither admits it nor
+    counts it against the quota."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> WorkloadView:
@@ -397,6 +400,7 @@ class WorkloadView:
             admitted=admitted,
             reason=reason,
             message=message,
+            active=spec.get("active", True) is not False,
         )
 
 
