@@ -458,14 +458,14 @@ def test_chart_installs_and_jobs_run_end_to_end(
         f"{FULLNAME}-operator": [
             ("create", "jobs.batch"),
             ("patch", "videojobs/x", "--subresource=status"),
+            ("patch", "videojobs/x"),  # its finalizer (JSON patches of metadata.finalizers alone)
             ("bind", "roles.rbac.authorization.k8s.io"),  # the runners' Roles, without the escalation check
             ("escalate", "roles.rbac.authorization.k8s.io"),
         ],
         f"{FULLNAME}-api": [("create", "videojobs"), ("watch", "videojobs")],
     }
-    denied = {  # the operator never writes a spec, and never binds or widens ClusterRoles
+    denied = {  # the operator never replaces a VideoJob, and never binds or widens ClusterRoles
         f"{FULLNAME}-operator": (
-            ("patch", "videojobs/x"),
             ("bind", "clusterroles.rbac.authorization.k8s.io"),
             ("escalate", "clusterroles.rbac.authorization.k8s.io"),
         ),
@@ -557,7 +557,7 @@ def rest_videojobs(installed: Installed, operator: Operator, s3_server: S3Server
             )
             cancelled = alice.post(f"/v1/videos/jobs/{queued}/cancel")
             assert cancelled.status_code == 200 and cancelled.json()["phase"] == "Cancelled", cancelled.text
-            assert installed.get("videojob", queued)["spec"]["suspend"] is True
+            assert installed.get("videojob", queued)["spec"]["cancel"] is True
             wait_for(
                 "the cancelled job's Job to go",
                 lambda: not jobs_of(installed.cluster, installed.namespace, queued),
