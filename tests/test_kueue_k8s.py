@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from fake_llm import FakeLLM
 from k8s_cluster import K8sCluster
-from k8s_cluster import wait_for as poll
 from operator_process import Operator
+from videojob_objects import apply, conditions, get, videojob, wait_for
 
 from videojobs.contract import storage_job_id
 
@@ -41,35 +41,6 @@ pytestmark = [pytest.mark.k8s, pytest.mark.kueue]
 GPU_QUOTA = 2
 FLAVOR = "kwok-gpu"
 CLUSTER_QUEUE = "videojobs-gpu"
-
-
-def wait_for(
-    what: str, probe: Callable[[], Any], timeout: float = 60, operator: Operator | None = None
-) -> Any:
-    return poll(what, probe, timeout, (lambda: f"\noperator log:\n{operator.tail()}") if operator else None)
-
-
-def get(cluster: K8sCluster, namespace: str, *what: str) -> Any:
-    done = cluster.kubectl("-n", namespace, "get", *what, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
-
-
-def apply(cluster: K8sCluster, namespace: str, *objects: dict[str, Any]) -> None:
-    items = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(items))
-
-
-def videojob(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "VideoJob",
-        "metadata": {"name": name},
-        "spec": {"topic": f"Topic of {name}", **spec},
-    }
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in obj["status"].get("conditions", [])}
 
 
 def kueue_objects(cluster_queue: str, gpus: int) -> list[dict[str, Any]]:

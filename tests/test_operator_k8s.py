@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from k8s_cluster import K8sCluster
-from k8s_cluster import wait_for as poll
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from operator_process import Operator
+from videojob_objects import apply, conditions, get, videojob, wait_for
 
 from videojobs.contract import JobStatus, Stage, storage_job_id
 from videojobs_operator.kube import KubeApi
@@ -44,36 +44,9 @@ RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
 LEASE = "videojobs-operator"
 FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
 """Job conditions after which its pod no longer holds a slot."""
-T = TypeVar("T")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float = 60, operator: Operator | None = None
-) -> T:
-    """Poll like k8s_cluster.wait_for, showing the operator's log on a timeout."""
-    return poll(what, probe, timeout, (lambda: f"\noperator log:\n{operator.tail()}") if operator else None)
-
-
-def get(cluster: K8sCluster, namespace: str, *what: str) -> Any:
-    done = cluster.kubectl("-n", namespace, "get", *what, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
-
-
-def apply(cluster: K8sCluster, namespace: str, *objects: dict[str, Any]) -> None:
-    items = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(items))
-
-
-def videojob(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "VideoJob",
-        "metadata": {"name": name},
-        "spec": {"topic": f"Topic of {name}", **spec},
-    }
 
 
 def phase_of(cluster: K8sCluster, namespace: str, name: str) -> str | None:
@@ -89,10 +62,6 @@ def wait_phase(
         return obj if obj and obj.get("status", {}).get("phase") == phase else None
 
     return wait_for(f"VideoJob {name} to be {phase}", probe, operator=operator)
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in obj["status"].get("conditions", [])}
 
 
 def jobs_of(cluster: K8sCluster, namespace: str, name: str) -> list[dict[str, Any]]:
