@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,8 @@ from api_harness import (
     PROBLEM,
     VIDEO_BYTES,
     ApiServer,
+    Event,
+    EveryJobStream,
     Receiver,
     api_settings,
     assert_problem,
@@ -83,6 +85,34 @@ def test_a_job_runs_to_succeeded_and_its_events_come_in_order(api: ApiServer) ->
         assert status == stream.events[-1].data
         assert status["scenes"] == {"total": 3, "rendered": 3, "failed": 0, "ready": "3/3"}
         assert status["duration_seconds"] == 1.0 and status["completed_at"] is not None
+
+
+def test_every_job_stream_shows_the_callers_jobs_live_and_an_admin_every_job(api: ApiServer) -> None:
+    alice_stream = EveryJobStream(api.client())
+    root_stream = EveryJobStream(api.client("root"))
+    try:
+        alice_stream.wait(lambda _: alice_stream.pings > 0)
+        root_stream.wait(lambda _: root_stream.pings > 0)
+        with api.client() as alice, api.client("bob") as bob:
+            mine = {create(alice)["id"], create(alice)["id"]}
+            theirs = create(bob)["id"]
+
+            def ended(ids: set[str]) -> Callable[[list[Event]], bool]:
+                return lambda events: {e.data["id"] for e in events if e.data["phase"] == "Succeeded"} >= ids
+
+            seen = alice_stream.wait(ended(mine))
+            assert alice_stream.status_code == 200
+            assert {event.data["id"] for event in seen} == mine  # never bob's
+            for job_id in mine:
+                progress = [e.data["progress"] for e in seen if e.data["id"] == job_id]
+                assert len(progress) > 1 and progress == sorted(progress) and progress[-1] == 100
+                assert seen[-1].data == alice.get(f"/v1/videos/jobs/{seen[-1].data['id']}/status").json()
+            assert {e.data["id"] for e in root_stream.wait(ended(mine | {theirs}))} == mine | {theirs}
+    finally:
+        alice_stream.close()
+        root_stream.close()
+    with api.client(None) as anonymous:
+        assert_problem(anonymous.get("/v1/videos/events"), 401)
 
 
 def test_events_resume_after_last_event_id_and_close_after_the_end(api: ApiServer) -> None:
@@ -575,6 +605,10 @@ def test_video_url_is_signed_and_expires(api: ApiServer) -> None:
 
         signed = anonymous.get(video["url"], headers={"Range": "bytes=0-9"})
         assert (signed.status_code, signed.content) == (206, VIDEO_BYTES[:10])
+        download = anonymous.get(video["download_url"])
+        assert video["download_url"].startswith(f"{api.url}/v1/videos/jobs/{job_id}/download?")
+        assert (download.status_code, download.content) == (200, VIDEO_BYTES)
+        assert download.headers["content-disposition"] == 'attachment; filename="finish.mp4"'
         url = httpx.URL(video["url"])
         expires, signature = url.params["expires"], url.params["signature"]
         for params in (
@@ -609,6 +643,9 @@ def test_with_s3_storage_video_routes_redirect_to_presigned_urls(
         wait_for(alice, job_id, "Succeeded")
         video = alice.get(f"/v1/videos/jobs/{job_id}/video-url").json()
         assert video["kind"] == "presigned" and video["url"].startswith(s3_server.endpoint_url)
+        presigned_download = outside.get(video["download_url"])
+        assert presigned_download.content == VIDEO_BYTES
+        assert presigned_download.headers["content-disposition"] == 'attachment; filename="finish.mp4"'
         part = outside.get(video["url"], headers={"Range": "bytes=0-9"})
         assert (part.status_code, part.content) == (206, VIDEO_BYTES[:10])
 

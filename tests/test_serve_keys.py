@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_runs import VIDEOJOBS, cli_env, run_cli
+from cli_runs import cli_env, run_cli, serve
 
 from videojobs_api.local_key import curl_example, is_loopback
 
@@ -32,56 +27,12 @@ def keyless_env(tmp_path: Path) -> dict[str, str]:
     return {name: value for name, value in env.items() if name not in NOT_KEYS}
 
 
-@dataclass
-class Served:
-    """What a started server printed before it listened."""
-
-    url: str
-    lines: list[str]
-
-    def after(self, prefix: str) -> str:
-        """The line after the first that starts with `prefix`, unindented."""
-        index = next(i for i, line in enumerate(self.lines) if line.startswith(prefix))
-        return self.lines[index + 1].strip()
-
-
-@contextlib.contextmanager
-def serve(env: dict[str, str]) -> Iterator[Served]:
-    """`videojobs serve` on 127.0.0.1 and a free port, ready; terminated (by its pid) at the end."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [VIDEOJOBS, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        lines: list[str] = []
-        while not lines or "Uvicorn running on" not in lines[-1]:
-            line = server.stdout.readline()
-            assert line, "".join(lines)  # it stopped before listening
-            lines.append(line.rstrip("\n"))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        yield Served(url, lines)
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
-
-
 def test_on_loopback_it_makes_a_key_stores_it_owner_only_prints_a_curl_line_and_reuses_it(
     tmp_path: Path,
 ) -> None:
     env = keyless_env(tmp_path)
     key_file = tmp_path / "state" / "videojobs" / "api-key"
-    with serve(env) as served:
+    with serve(env, tmp_path / "serve.log") as served:
         assert f"made its own, stored owner-only in {key_file}" in served.lines[0]
         key = served.after("No API keys are configured")
         curl = served.after("Create a video:")
@@ -101,7 +52,7 @@ def test_on_loopback_it_makes_a_key_stores_it_owner_only_prints_a_curl_line_and_
         jobs = httpx.get(f"{served.url}/v1/videos/jobs", headers={"Authorization": f"Bearer {key}"})
         assert jobs.status_code == 200 and [j["id"] for j in jobs.json()["data"]] == [job["id"]]
 
-    with serve(env) as again:
+    with serve(env, tmp_path / "serve-again.log") as again:
         assert f"uses its own, from {key_file}" in again.lines[0]
         assert again.after("No API keys are configured") == key
         jobs = httpx.get(f"{again.url}/v1/videos/jobs", headers={"Authorization": f"Bearer {key}"})
@@ -140,7 +91,7 @@ def test_the_key_file_can_be_placed_and_must_hold_a_key(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert f"the API key file {key_file} holds no key" in result.stderr
     key_file.unlink()
-    with serve(env) as served:
+    with serve(env, tmp_path / "serve.log") as served:
         assert key_file.read_text() == f"{served.after('No API keys are configured')}\n"
     assert not (tmp_path / "state").exists()
 

@@ -21,6 +21,7 @@ from videojobs_api.events import EventBus
 from videojobs_api.problems import install_problem_handlers
 from videojobs_api.routes import InFlightKeys, Services, operations, router
 from videojobs_api.settings import ApiSettings, BackendKind
+from videojobs_api.web import install_web_app
 from videojobs_api.webhooks import WebhookDispatcher, document_webhooks
 
 DESCRIPTION = """Turn a topic into a narrated Manim explainer video.
@@ -126,10 +127,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         webhooks=webhooks,
         registry=registry,
         in_flight=InFlightKeys(),
+        bus=bus,
     )
     app.include_router(router)
     app.include_router(operations)
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics.on(registry))
     install_problem_handlers(app)
     document_webhooks(app)
+    install_web_app(app, settings.runner)
     return app

@@ -43,6 +43,10 @@ class Principal:
         """Whether the principal sees every principal's jobs."""
         return self.role is Role.ADMIN
 
+    def may_see(self, owner: str) -> bool:
+        """Whether the principal may see a job of `owner`: its own, or any for an admin."""
+        return self.is_admin or owner == self.name
+
 
 SIGNED_URL_PRINCIPAL = Principal(name="signed-url", role=Role.ADMIN)
 """Acts for a valid signed URL, which names its job itself."""

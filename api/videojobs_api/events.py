@@ -26,6 +26,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[asyncio.Queue[StoredJob | None]]] = defaultdict(set)
+        self._every_job: set[asyncio.Queue[StoredJob | None]] = set()
         self._listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -34,7 +35,7 @@ class EventBus:
 
     def publish(self, job: StoredJob) -> None:
         """A job changed: `job` is its new snapshot, `job.event_id` its event id."""
-        for queue in self._subscribers.get(job.id, ()):
+        for queue in (*self._subscribers.get(job.id, ()), *self._every_job):
             queue.put_nowait(job)
         for listener in self._listeners:
             listener(job)
@@ -56,6 +57,16 @@ class EventBus:
             if not self._subscribers[job_id]:
                 del self._subscribers[job_id]
 
+    @contextlib.contextmanager
+    def subscribe_all(self) -> Iterator[asyncio.Queue[StoredJob | None]]:
+        """A queue of every job's snapshots from now on."""
+        queue: asyncio.Queue[StoredJob | None] = asyncio.Queue()
+        self._every_job.add(queue)
+        try:
+            yield queue
+        finally:
+            self._every_job.discard(queue)
+
 
 def encode_event(job: StoredJob) -> bytes:
     """One SSE `status` event: the id lets a client resume with Last-Event-ID."""
@@ -63,8 +74,12 @@ def encode_event(job: StoredJob) -> bytes:
     return f"id: {job.event_id}\nevent: {STATUS_EVENT}\ndata: {data}\n\n".encode()
 
 
-async def _event_stream(events: AsyncIterator[StoredJob], ping_seconds: float) -> AsyncIterator[bytes]:
-    """Encode events, with a ping comment whenever none came for `ping_seconds`; ends after the terminal one.
+async def _event_stream(
+    events: AsyncIterator[StoredJob], ping_seconds: float, end_when_terminal: bool
+) -> AsyncIterator[bytes]:
+    """Encode events, with a ping comment whenever none came for `ping_seconds`.
+
+    One job's stream ends after its terminal event (`end_when_terminal`); every stream ends with `events`.
 
     A producer task reads the events, so a ping timeout never cancels the backend's iterator midway.
     """
@@ -92,7 +107,7 @@ async def _event_stream(events: AsyncIterator[StoredJob], ping_seconds: float) -
             if item is None:
                 break
             yield encode_event(item)
-            if item.status.phase.is_terminal:
+            if end_when_terminal and item.status.phase.is_terminal:
                 break
     finally:
         producer.cancel()
@@ -100,10 +115,21 @@ async def _event_stream(events: AsyncIterator[StoredJob], ping_seconds: float) -
             await producer
 
 
-def event_stream_response(events: AsyncIterator[StoredJob], ping_seconds: float) -> StreamingResponse:
-    """The text/event-stream response for a job's events."""
+async def visible_changes(bus: EventBus, may_see: Callable[[StoredJob], bool]) -> AsyncIterator[StoredJob]:
+    """Every job change from now on that `may_see` lets through (a deleted job's end is not one)."""
+    with bus.subscribe_all() as changes:
+        while True:
+            job = await changes.get()
+            if job is not None and may_see(job):
+                yield job
+
+
+def event_stream_response(
+    events: AsyncIterator[StoredJob], ping_seconds: float, *, end_when_terminal: bool = True
+) -> StreamingResponse:
+    """The text/event-stream response for one job's events, or (`end_when_terminal` false) many jobs'."""
     return StreamingResponse(
-        _event_stream(events, ping_seconds),
+        _event_stream(events, ping_seconds, end_when_terminal),
         media_type=EVENT_STREAM_MEDIA_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -270,7 +270,8 @@ class JobList(BaseModel):
 class VideoUrl(BaseModel):
     """Where the finished video can be fetched without an API key, until `expires_at`."""
 
-    url: str
+    url: str = Field(description="Streams the video inline (HTTP Range), e.g. as a `<video>` source.")
+    download_url: str = Field(description="Downloads the video as an attachment named after the topic.")
     expires_at: datetime
     kind: Literal["api", "presigned"] = Field(
         description="`api`: a signed URL of this API (local storage); `presigned`: an S3 URL."

@@ -22,7 +22,7 @@ from videojobs.artifacts import JobArtifacts
 from videojobs.contract import GenerationRequest, Phase, Revision, VoiceSpec, unspeakable
 from videojobs_api.auth import CurrentPrincipal, Principal, Signer, VideoPrincipal
 from videojobs_api.backends.base import ArtifactKind, Idempotency, JobBackend
-from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, event_stream_response
+from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, EventBus, event_stream_response, visible_changes
 from videojobs_api.models import (
     API_PREFIX,
     JOB_ID_PATTERN,
@@ -79,6 +79,7 @@ class Services:
     webhooks: WebhookDispatcher
     registry: CollectorRegistry
     in_flight: InFlightKeys
+    bus: EventBus
 
 
 async def get_services(request: Request) -> Services:
@@ -370,6 +371,24 @@ async def job_events(
     return event_stream_response(events, services.settings.sse_ping_seconds)
 
 
+@router.get(
+    "/videos/events",
+    response_class=StreamingResponse,
+    summary="Follow every job (Server-Sent Events)",
+    responses={
+        200: {
+            "description": "One `status` event (data: JobStatusResponse) per change of any job the caller "
+            "may see, from now on; never ends by itself. Comments (`: ping`) keep the connection alive.",
+            "content": {EVENT_STREAM_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def jobs_events(principal: CurrentPrincipal, services: ServicesDep) -> StreamingResponse:
+    """Status events of the caller's jobs (every job for an admin), for a live list of jobs."""
+    changes = visible_changes(services.bus, lambda job: principal.may_see(job.owner))
+    return event_stream_response(changes, services.settings.sse_ping_seconds, end_when_terminal=False)
+
+
 # --- artifacts --------------------------------------------------------------------------------------
 
 
@@ -380,12 +399,17 @@ async def _succeeded_job(services: Services, principal: Principal, job_id: str) 
     return job
 
 
+def _disposition(job: StoredJob, suffix: str, disposition: str) -> str:
+    """A Content-Disposition naming the file after the job's topic (ASCII letters, digits and dashes)."""
+    return f'{disposition}; filename="{job.request.file_stem()}.{suffix}"'
+
+
 async def _serve(
     services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
 ) -> Response:
     filename = f"{job.request.file_stem()}.{suffix}"  # ASCII letters, digits and dashes
     artifact = await services.backend.artifacts.locate(
-        job.storage_key, kind, content_disposition=f'{disposition}; filename="{filename}"'
+        job.storage_key, kind, content_disposition=_disposition(job, suffix, disposition)
     )
     if artifact.url is not None:
         return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
@@ -403,16 +427,27 @@ async def _serve(
 async def get_video_url(
     job_id: JobId, request: Request, principal: CurrentPrincipal, services: ServicesDep, signer: Signer
 ) -> VideoUrl:
-    """A URL that needs no API key until it expires: presigned (S3) or signed by this API (local)."""
+    """URLs to stream and to download the video that need no API key until they expire: presigned (S3) or
+    signed by this API (local)."""
     job = await _succeeded_job(services, principal, job_id)
-    artifact = await services.backend.artifacts.locate(job.storage_key, ArtifactKind.VIDEO)
-    if artifact.url is not None and artifact.expires_at is not None:
-        return VideoUrl(url=artifact.url, expires_at=artifact.expires_at, kind="presigned")
-    expires = int(time.time()) + services.backend.artifacts.presign_seconds
-    url = request.url_for("stream_video", job_id=job.id).include_query_params(
-        expires=expires, signature=signer.sign(job.id, expires)
+    artifacts = services.backend.artifacts
+    stream = await artifacts.locate(job.storage_key, ArtifactKind.VIDEO)
+    if stream.url is not None and stream.expires_at is not None:
+        download = await artifacts.locate(
+            job.storage_key, ArtifactKind.VIDEO, content_disposition=_disposition(job, "mp4", "attachment")
+        )
+        assert download.url is not None
+        return VideoUrl(
+            url=stream.url, download_url=download.url, expires_at=stream.expires_at, kind="presigned"
+        )
+    expires = int(time.time()) + artifacts.presign_seconds
+    signed = {"expires": expires, "signature": signer.sign(job.id, expires)}
+    return VideoUrl(
+        url=str(request.url_for("stream_video", job_id=job.id).include_query_params(**signed)),
+        download_url=str(request.url_for("download_video", job_id=job.id).include_query_params(**signed)),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        kind="api",
     )
-    return VideoUrl(url=str(url), expires_at=datetime.fromtimestamp(expires, UTC), kind="api")
 
 
 @router.get(
@@ -433,8 +468,8 @@ async def stream_video(job_id: JobId, principal: VideoPrincipal, services: Servi
     summary="Download the video",
     responses=_file_responses(ArtifactKind.VIDEO, ranges=True),
 )
-async def download_video(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> Response:
-    """The video as an attachment named after the topic."""
+async def download_video(job_id: JobId, principal: VideoPrincipal, services: ServicesDep) -> Response:
+    """The video as an attachment named after the topic; an API key or the signed URL from video-url."""
     job = await _succeeded_job(services, principal, job_id)
     return await _serve(services, job, ArtifactKind.VIDEO, "mp4", disposition="attachment")
 

@@ -10,7 +10,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -152,23 +152,68 @@ class Stream:
     pings: int
 
 
+def server_sent(lines: Iterable[str]) -> Iterator[Event | None]:
+    """The events of an SSE body's lines, and None for each ping comment."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(":"):
+            yield None
+        elif line:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        elif fields:
+            yield Event(int(fields["id"]), fields["event"], json.loads(fields["data"]))
+            fields = {}
+
+
 def read_events(client: httpx.Client, job_id: str, last_event_id: int | None = None) -> Stream:
     """Follow a job's events until the server ends the stream."""
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-    events, pings, fields = [], 0, dict[str, str]()
+    events, pings = [], 0
     with client.stream("GET", f"/v1/videos/jobs/{job_id}/events", headers=headers) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith(":"):
+        for event in server_sent(response.iter_lines()):
+            if event is None:
                 pings += 1
-            elif line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-            elif fields:
-                events.append(Event(int(fields["id"]), fields["event"], json.loads(fields["data"])))
-                fields = {}
+            else:
+                events.append(event)
     return Stream(events, pings)
+
+
+class EveryJobStream:
+    """GET /v1/videos/events read in a thread: its events and pings so far, until the client closes."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.events: list[Event] = []
+        self.pings = 0
+        self.status_code = 0
+        self._client = client
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        stream = self._client.stream("GET", "/v1/videos/events")
+        with contextlib.suppress(httpx.HTTPError), stream as response:
+            self.status_code = response.status_code
+            for event in server_sent(response.iter_lines()):
+                if event is None:
+                    self.pings += 1
+                else:
+                    self.events.append(event)
+
+    def wait(self, done: Callable[[list[Event]], bool], timeout: float = 60) -> list[Event]:
+        """The events once `done` holds for them (the first ping means the stream is subscribed)."""
+        deadline = time.monotonic() + timeout
+        while not done(self.events):
+            assert time.monotonic() < deadline and self._thread.is_alive(), self.events
+            time.sleep(0.05)
+        return list(self.events)
+
+    def close(self) -> None:
+        """End the stream (the server never does)."""
+        self._client.close()
+        self._thread.join(10)
 
 
 FULL_REQUEST: dict[str, Any] = {

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 VIDEOJOBS = str(Path(sys.executable).parent / "videojobs")
 
@@ -64,3 +71,53 @@ def parse_srt(text: str) -> list[tuple[float, float, str]]:
         start, end = lines[1].split(" --> ")
         cues.append((seconds(start), seconds(end), " ".join(lines[2:])))
     return cues
+
+
+@dataclass
+class Served:
+    """A started `videojobs serve`: its URL and what it printed before it listened."""
+
+    url: str
+    lines: list[str]
+
+    def after(self, prefix: str) -> str:
+        """The line after the first that starts with `prefix`, unindented."""
+        index = next(i for i, line in enumerate(self.lines) if line.startswith(prefix))
+        return self.lines[index + 1].strip()
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port free at the time of asking."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], log: Path) -> Iterator[Served]:
+    """`videojobs serve` on 127.0.0.1 and a free port, ready; terminated (by its pid) at the end.
+
+    Its output goes to `log` (a pipe nobody reads would fill, and stall the server).
+    """
+    port = free_port()
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [VIDEOJOBS, "serve", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Uvicorn running on" not in (printed := log.read_text()):
+            assert server.poll() is None, printed  # it stopped before listening
+            assert time.monotonic() < deadline, printed
+            time.sleep(0.05)
+        lines = printed.splitlines()
+        lines = lines[: next(i for i, line in enumerate(lines) if "Uvicorn running on" in line) + 1]
+        url = f"http://127.0.0.1:{port}"
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        yield Served(url, lines)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

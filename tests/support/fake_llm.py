@@ -161,9 +161,9 @@ def _handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(state: FakeLLM) -> ThreadingHTTPServer:
-    """Start the server on a free 127.0.0.1 port in a daemon thread; sets `state.url`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+def serve(state: FakeLLM, port: int = 0) -> ThreadingHTTPServer:
+    """Start the server on 127.0.0.1:`port` (0: a free one) in a daemon thread; sets `state.url`."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

@@ -198,7 +198,7 @@ class KubernetesBackend:
         """
         self.cache.require_synced()
         entry = self.cache.entries.get(job_id) or await self._fetch(job_id)
-        if entry is None or not (principal.is_admin or entry.job.owner == principal.name):
+        if entry is None or not principal.may_see(entry.job.owner):
             raise JobNotFound(job_id)
         return entry
 
@@ -315,8 +315,7 @@ class KubernetesBackend:
             (
                 entry.job
                 for entry in self.cache.entries.values()
-                if (principal.is_admin or entry.job.owner == principal.name)
-                and (not phases or entry.job.status.phase in phases)
+                if principal.may_see(entry.job.owner) and (not phases or entry.job.status.phase in phases)
             ),
             key=lambda job: (job.created_at, job.id),
             reverse=True,

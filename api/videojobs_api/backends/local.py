@@ -575,7 +575,7 @@ class LocalBackend:
     async def get(self, principal: Principal, job_id: str) -> StoredJob:
         """One job the principal may see."""
         job = self._jobs.get(job_id)
-        if job is None or not (principal.is_admin or job.owner == principal.name):
+        if job is None or not principal.may_see(job.owner):
             raise JobNotFound(job_id)
         return job
 
