@@ -52,7 +52,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from s3_server import S3Server
 
+from videojobs.artifacts import OUTLINE_FILE, SceneFiles
 from videojobs.settings import Settings
+from videojobs_api import routes
 from videojobs_api.auth import KeyTable
 from videojobs_api.backends.base import ArtifactStore
 from videojobs_api.routes import InFlightKeys
@@ -303,6 +305,8 @@ def test_another_principals_job_is_404_and_an_admin_sees_all(idle_api: ApiServer
         "/v1/videos/jobs/job%00id/status",
         "/v1/videos/jobs/" + "a" * 64 + "/status",
         "/v1/videos/jobs/a%20b/events",
+        "/v1/videos/jobs/..%2F..%2Fetc/scenes",
+        "/v1/videos/jobs/%2e%2e/scenes/1/thumbnail",
     ],
 )
 def test_malformed_ids_never_reach_storage(
@@ -311,8 +315,9 @@ def test_malformed_ids_never_reach_storage(
     def forbidden(*args: object) -> None:
         raise AssertionError("storage was touched")
 
-    monkeypatch.setattr(ArtifactStore, "locate", forbidden)
+    monkeypatch.setattr(ArtifactStore, "locate_file", forbidden)
     monkeypatch.setattr(ArtifactStore, "read", forbidden)
+    monkeypatch.setattr(routes, "stored_scenes", forbidden)
     with local_idle_api.client() as alice:
         response = alice.get(path)
         assert response.status_code in {404, 422}, response.text
@@ -656,9 +661,73 @@ def test_with_s3_storage_video_routes_redirect_to_presigned_urls(
         assert download.headers["content-disposition"] == 'attachment; filename="finish.mp4"'
         assert alice.get(f"/v1/videos/jobs/{job_id}/metadata").json()["id"] == job_id
 
+        one = SceneFiles(1)
+        store(api, job_id, {OUTLINE_FILE: OUTLINE, one.render: b"{}", one.thumbnail: POSTER})
+        (scene,) = [s for s in alice.get(f"/v1/videos/jobs/{job_id}/scenes").json()["data"] if s["thumbnail"]]
+        poster = alice.get(scene["thumbnail"])
+        assert poster.status_code == 307 and poster.headers["location"].startswith(s3_server.endpoint_url)
+        assert outside.get(poster.headers["location"]).content == POSTER
+        assert_problem(alice.get(f"/v1/videos/jobs/{job_id}/scenes/2/thumbnail"), 404)  # none yet, on S3 too
+
         assert alice.delete(f"/v1/videos/jobs/{job_id}").status_code == 204
         listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="videojobs/")
         assert listed.get("KeyCount", 0) == 0
+
+
+# --- scenes -------------------------------------------------------------------------------------------
+
+OUTLINE = json.dumps(
+    {"title": "Shapes", "scenes": [{"title": t, "purpose": "p"} for t in ("Circle", "Square", "Sum")]}
+).encode()
+POSTER = b"\xff\xd8\xff\xe0 a scene's poster"
+
+
+def store(api: ApiServer, job_id: str, files: dict[str, bytes]) -> None:
+    """Put artifacts of a job into the deployment's storage, as its runner would."""
+    storage = api.app.state.services.backend.artifacts.storage
+    for name, data in files.items():
+        storage.put_bytes(f"{job_id}/{name}", data)
+
+
+def test_a_running_jobs_scenes_show_their_states_and_thumbnails(local_api: ApiServer) -> None:
+    with local_api.client() as alice, local_api.client("bob") as bob:
+        job_id = create(alice, "hang")["id"]
+        wait_for(alice, job_id, "Running")
+        scenes = f"/v1/videos/jobs/{job_id}/scenes"
+        assert alice.get(f"/v1/videos/jobs/{job_id}").json()["urls"]["scenes"] == scenes
+        assert alice.get(scenes).json() == {"data": []}  # no outline yet
+
+        one, two = SceneFiles(1), SceneFiles(2)
+        store(local_api, job_id, {OUTLINE_FILE: OUTLINE, one.code(1): b"", two.code(1): b""})
+        store(local_api, job_id, {two.error(1): b"its first try failed"})
+        listed = alice.get(scenes).json()["data"]
+        assert [(s["index"], s["title"], s["state"]) for s in listed] == [
+            (1, "Circle", "rendering"),
+            (2, "Square", "rendering"),  # being fixed
+            (3, "Sum", "planned"),
+        ]
+        assert [(s["code_versions"], s["thumbnail"]) for s in listed] == [(1, None), (1, None), (0, None)]
+        assert_problem(alice.get(f"{scenes}/1/thumbnail"), 404)  # not yet
+
+        store(local_api, job_id, {one.video: b"", one.render: b"{}", one.thumbnail: POSTER, two.code(2): b""})
+        first, second, _ = alice.get(scenes).json()["data"]
+        assert (first["state"], first["thumbnail"]) == ("rendered", f"{scenes}/1/thumbnail")
+        assert (second["state"], second["code_versions"]) == ("rendering", 2)
+        poster = alice.get(first["thumbnail"])
+        assert (poster.status_code, poster.content) == (200, POSTER)
+        assert poster.headers["content-type"] == "image/jpeg"
+        assert poster.headers["content-disposition"] == 'inline; filename="hang-scene-01.jpg"'
+        for index in (2, 3, 4, 99):
+            assert_problem(alice.get(f"{scenes}/{index}/thumbnail"), 404)
+        assert_problem(alice.get(f"{scenes}/0/thumbnail"), 422, "index")
+        assert_problem(bob.get(scenes), 404)
+        assert_problem(bob.get(f"{scenes}/1/thumbnail"), 404)
+
+        store(local_api, job_id, {two.error(2): b"still broken"})  # its last fix failed, then the job stops
+        assert alice.post(f"/v1/videos/jobs/{job_id}/cancel").status_code == 200
+        listed = alice.get(scenes).json()["data"]
+        assert [s["state"] for s in listed] == ["rendered", "failed", "planned"]
+        assert alice.get(listed[0]["thumbnail"]).content == POSTER  # in any phase
 
 
 # --- webhooks -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import hashlib
 import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -220,6 +221,7 @@ class JobLinks(BaseModel):
     thumbnail: str
     subtitles: str
     metadata: str
+    scenes: str
 
     @classmethod
     def of(cls, job_id: str) -> JobLinks:
@@ -238,6 +240,7 @@ class JobLinks(BaseModel):
             thumbnail=f"{base}/thumbnail",
             subtitles=f"{base}/subtitles",
             metadata=f"{base}/metadata",
+            scenes=f"{base}/scenes",
         )
 
 
@@ -265,6 +268,42 @@ class JobList(BaseModel):
     data: list[JobResponse]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
     has_more: bool
+
+
+class SceneState(StrEnum):
+    """How far a scene of the outline got, as the job's storage tells."""
+
+    PLANNED = "planned"
+    RENDERING = "rendering"
+    RENDERED = "rendered"
+    FAILED = "failed"
+
+
+class SceneResponse(BaseModel):
+    """One scene of the job's outline: its title, how far it got, and its poster frame once rendered."""
+
+    index: int = Field(ge=1, description="Its 1-based place in the video.")
+    title: str
+    state: SceneState = Field(
+        description="`planned`: no code yet (or the job stopped before rendering it); `rendering`: the job "
+        "runs and the scene has code (it is being rendered or fixed); `rendered`: its render is kept; "
+        "`failed`: the job is not running and the scene's last code version failed its check or render."
+    )
+    code_versions: int = Field(ge=0, description="Code versions written for it (first try and fixes).")
+    thumbnail: str | None = Field(
+        description="Path of its JPEG poster frame on this API; null until it has one."
+    )
+
+
+class SceneList(BaseModel):
+    """A job's scenes in video order; empty before the job has its outline."""
+
+    data: list[SceneResponse]
+
+
+def scene_thumbnail_path(job_id: str, index: int) -> str:
+    """The path of scene `index`'s poster frame on this API."""
+    return f"{JobLinks.of(job_id).scenes}/{index}/thumbnail"
 
 
 class VideoUrl(BaseModel):

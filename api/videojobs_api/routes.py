@@ -18,8 +18,9 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import WithJsonSchema
 
-from videojobs.artifacts import JobArtifacts
+from videojobs.artifacts import JobArtifacts, SceneFiles
 from videojobs.contract import GenerationRequest, Phase, Revision, VoiceSpec, unspeakable
+from videojobs.storage import guess_content_type
 from videojobs_api.auth import CurrentPrincipal, Principal, Signer, VideoPrincipal
 from videojobs_api.backends.base import ArtifactKind, Idempotency, JobBackend
 from videojobs_api.events import EVENT_STREAM_MEDIA_TYPE, EventBus, event_stream_response, visible_changes
@@ -32,6 +33,7 @@ from videojobs_api.models import (
     JobResponse,
     JobStatusResponse,
     ReviseRequest,
+    SceneList,
     StoredJob,
     VideoUrl,
     fingerprint,
@@ -44,6 +46,7 @@ from videojobs_api.problems import (
     JobNotFinished,
     problem_responses,
 )
+from videojobs_api.scenes import StoredScene, scene_list, stored_scenes
 from videojobs_api.settings import ApiSettings
 from videojobs_api.webhooks import WebhookDispatcher
 
@@ -141,13 +144,17 @@ router = APIRouter(
 operations = APIRouter(tags=["operations"])
 
 
-def _file_responses(*kinds: ArtifactKind, ranges: bool = False) -> dict[int | str, dict[str, Any]]:
+def _file_responses(
+    *kinds: ArtifactKind, ranges: bool = False, any_phase: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The responses of a file route; a 409 unless the file may be read in `any_phase`."""
     binary = {"schema": {"type": "string", "format": "binary"}}
     text = {"text/plain": {"schema": {"type": "string"}}}
+    problems = (HTTPStatus.NOT_FOUND,) if any_phase else (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT)
     responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "The file.", "content": {kind.media_type: binary for kind in kinds}},
         307: {"description": "Redirect to a presigned URL (S3 storage)."},
-        **problem_responses(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+        **problem_responses(*problems),
     }
     if ranges:
         responses[206] = {
@@ -399,23 +406,33 @@ async def _succeeded_job(services: Services, principal: Principal, job_id: str) 
     return job
 
 
-def _disposition(job: StoredJob, suffix: str, disposition: str) -> str:
-    """A Content-Disposition naming the file after the job's topic (ASCII letters, digits and dashes)."""
-    return f'{disposition}; filename="{job.request.file_stem()}.{suffix}"'
+def _disposition(disposition: str, filename: str) -> str:
+    """A Content-Disposition header (the filename of ASCII letters, digits, dashes and a dot)."""
+    return f'{disposition}; filename="{filename}"'
 
 
 async def _serve(
     services: Services, job: StoredJob, kind: ArtifactKind, suffix: str, disposition: str = "inline"
 ) -> Response:
-    filename = f"{job.request.file_stem()}.{suffix}"  # ASCII letters, digits and dashes
-    artifact = await services.backend.artifacts.locate(
-        job.storage_key, kind, content_disposition=_disposition(job, suffix, disposition)
+    return await _serve_file(services, job, kind.value, f"{job.request.file_stem()}.{suffix}", disposition)
+
+
+async def _serve_file(
+    services: Services, job: StoredJob, name: str, filename: str, disposition: str = "inline"
+) -> Response:
+    """Artifact `name` of the job as `filename` (ASCII letters, digits, dashes and a dot): the local file,
+    or a redirect to its presigned URL."""
+    artifact = await services.backend.artifacts.locate_file(
+        job.storage_key, name, content_disposition=_disposition(disposition, filename)
     )
     if artifact.url is not None:
         return RedirectResponse(artifact.url, status_code=HTTPStatus.TEMPORARY_REDIRECT)
     assert artifact.path is not None
     return FileResponse(
-        artifact.path, media_type=kind.media_type, filename=filename, content_disposition_type=disposition
+        artifact.path,
+        media_type=guess_content_type(name),
+        filename=filename,
+        content_disposition_type=disposition,
     )
 
 
@@ -433,9 +450,8 @@ async def get_video_url(
     artifacts = services.backend.artifacts
     stream = await artifacts.locate(job.storage_key, ArtifactKind.VIDEO)
     if stream.url is not None and stream.expires_at is not None:
-        download = await artifacts.locate(
-            job.storage_key, ArtifactKind.VIDEO, content_disposition=_disposition(job, "mp4", "attachment")
-        )
+        attachment = _disposition("attachment", f"{job.request.file_stem()}.mp4")
+        download = await artifacts.locate(job.storage_key, ArtifactKind.VIDEO, content_disposition=attachment)
         assert download.url is not None
         return VideoUrl(
             url=stream.url, download_url=download.url, expires_at=stream.expires_at, kind="presigned"
@@ -519,6 +535,46 @@ async def get_metadata(job_id: JobId, principal: CurrentPrincipal, services: Ser
         await services.backend.artifacts.read(job.storage_key, ArtifactKind.METADATA)
     )
     return metadata
+
+
+# --- scenes -----------------------------------------------------------------------------------------
+
+
+SceneIndex = Annotated[int, Path(ge=1, description="The scene's 1-based place in the video.")]
+
+
+async def _stored_scenes(services: Services, job: StoredJob) -> list[StoredScene]:
+    return await asyncio.to_thread(stored_scenes, services.backend.artifacts.storage, job.storage_key)
+
+
+@router.get(
+    "/videos/jobs/{job_id}/scenes",
+    summary="List a job's scenes",
+    responses=problem_responses(HTTPStatus.NOT_FOUND),
+)
+async def list_scenes(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> SceneList:
+    """The outline's scenes in video order, in any phase: title, state, code versions and, once it has
+    one, the path of the scene's poster frame. Empty before the outline exists."""
+    job = await services.backend.get(principal, job_id)
+    return scene_list(job, await _stored_scenes(services, job))
+
+
+@router.get(
+    "/videos/jobs/{job_id}/scenes/{index}/thumbnail",
+    response_class=Response,
+    summary="Get a scene's thumbnail",
+    responses=_file_responses(ArtifactKind.THUMBNAIL, any_phase=True),
+)
+async def get_scene_thumbnail(
+    job_id: JobId, index: SceneIndex, principal: CurrentPrincipal, services: ServicesDep
+) -> Response:
+    """A small JPEG frame of the scene's render, in any phase (404 until the scene has one)."""
+    job = await services.backend.get(principal, job_id)
+    scenes = await _stored_scenes(services, job)
+    if not any(scene.index == index and scene.thumbnail for scene in scenes):
+        raise ArtifactNotFound(f"Scene {index} of job {job.id!r} has no thumbnail (yet).")
+    filename = f"{job.request.file_stem()}-scene-{index:02d}.jpg"
+    return await _serve_file(services, job, SceneFiles(index).thumbnail, filename)
 
 
 # --- operations -------------------------------------------------------------------------------------

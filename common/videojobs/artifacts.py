@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +85,11 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+def code_versions_among(keys: Iterable[str]) -> list[int]:
+    """The code version numbers that keys of one scene's folder name, ascending."""
+    return sorted(int(m.group(1)) for key in keys if (m := _CODE_VERSION.search(key)))
+
+
 @dataclass(frozen=True)
 class SceneFiles:
     """The names of scene `index`'s artifacts (1-based), relative to the job: one accessor per file."""
@@ -114,6 +120,11 @@ class SceneFiles:
     def video(self) -> str:
         """Its kept render."""
         return f"{self.folder}/scene.mp4"
+
+    @property
+    def thumbnail(self) -> str:
+        """A small JPEG poster frame of its kept render (scenes rendered before posters existed have none)."""
+        return f"{self.folder}/{THUMBNAIL_FILE}"
 
     @property
     def timing(self) -> str:
@@ -206,8 +217,7 @@ class JobArtifacts:
 
     def code_versions(self, index: int) -> list[int]:
         """The code version numbers stored for a scene, ascending."""
-        keys = self.storage.list_keys(self.key(SceneFiles(index).folder) + "/")
-        return sorted(int(m.group(1)) for key in keys if (m := _CODE_VERSION.search(key)))
+        return code_versions_among(self.storage.list_keys(self.key(SceneFiles(index).folder) + "/"))
 
     def load_status(self) -> JobStatus | None:
         """The last status written by a run of this job."""

@@ -500,6 +500,25 @@ async def finish(video: Path, output: Path, *, tag: str, chapters: list[Chapter]
     return output
 
 
+async def extract_frame(video: Path, at_seconds: float, output: Path, *, width: int | None = None) -> Path:
+    """The frame of `video` at `at_seconds` as a JPEG at `output` (scaled to `width` pixels wide if given).
+
+    CombiningError when ffmpeg fails or writes no frame.
+    """
+    await asyncio.to_thread(output.unlink, missing_ok=True)
+    scale = ["-vf", f"scale={width}:-2"] if width is not None else []
+    await _ffmpeg(
+        [
+            *("-ss", _seconds(at_seconds), "-i", str(video), *scale),
+            *("-frames:v", "1", "-q:v", "3", "-update", "1", str(output)),
+        ],
+        f"extract a frame of {video.name}",
+    )
+    if not await asyncio.to_thread(_nonempty_file, output):
+        raise CombiningError(f"ffmpeg wrote no frame of {video} at {at_seconds:.3f} s.")
+    return output
+
+
 async def combine_scenes(
     clips: list[SceneClip], out_dir: Path, *, use_gpu: bool, tag: str = "en"
 ) -> CombinedVideo:
@@ -544,17 +563,8 @@ async def combine_scenes(
         chapters.append(Chapter(clip.title, start, round(min(position, info.duration_seconds), 3)))
 
     thumbnail = out_dir / "thumbnail.jpg"
-    await asyncio.to_thread(thumbnail.unlink, missing_ok=True)
     first = chapters[0] if len(chapters) > 1 else Chapter("", 0.0, info.duration_seconds)
-    await _ffmpeg(
-        [
-            *("-ss", _seconds((first.start_seconds + first.end_seconds) / 2), "-i", str(video)),
-            *("-frames:v", "1", "-q:v", "3", "-update", "1", str(thumbnail)),
-        ],
-        "extract the thumbnail",
-    )
-    if not await asyncio.to_thread(_nonempty_file, thumbnail):
-        raise CombiningError(f"ffmpeg wrote no thumbnail frame for {video}.")
+    await extract_frame(video, (first.start_seconds + first.end_seconds) / 2, thumbnail)
 
     scenes = list(zip(chapters, clips, strict=True))
     timed = [

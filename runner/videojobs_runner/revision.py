@@ -93,7 +93,8 @@ def _seed(parent: JobArtifacts, child: JobArtifacts, count: int, remade: list[in
         for name in (files.plan, files.narration):
             _copy(parent, child, name)
         if render is not None:  # the render record last: it marks the scene done
-            for name in (files.code(render.version), files.layout(render.version), files.video, files.timing):
+            kept = (files.code(render.version), files.layout(render.version), files.video, files.thumbnail)
+            for name in (*kept, files.timing):
                 _copy(parent, child, name)
             _copy(parent, child, files.render)
 

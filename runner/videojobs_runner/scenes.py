@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from videojobs.contract import Stage
 from videojobs.errors import CodeGenerationError, RenderingError, ScenarioError, VideoGenerationError
 from videojobs_runner import grounding, prompts
 from videojobs_runner.codecheck import check_scene_code
+from videojobs_runner.combine import extract_frame
 from videojobs_runner.context import JobContext
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
 from videojobs_runner.llm import Message, fenced_block, json_reply
@@ -24,6 +26,11 @@ from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.render_cache import CachedRender, render_key
 from videojobs_runner.sandbox import RenderLimits, SandboxConfig, render_scene
 from videojobs_runner.tts import SceneNarration
+
+logger = logging.getLogger(__name__)
+
+SCENE_THUMBNAIL_WIDTH = 320
+"""Pixels across of a scene's poster frame (its height keeps the aspect ratio)."""
 
 
 class SceneOutcome(StrEnum):
@@ -248,6 +255,7 @@ class SceneWork:
                 best = candidate
         files = SceneFiles(scene.index)
         await asyncio.to_thread(self.ctx.artifacts.save_file, files.video, best.video)
+        await self._store_thumbnail(scene.index, best)
         record = SceneRender(
             version=best.version,
             scene_class=best.record.scene_class,
@@ -259,6 +267,22 @@ class SceneWork:
             harness_faults=best.record.harness_faults,
         )
         self.ctx.artifacts.save_model(files.render, record)
+
+    async def _store_thumbnail(self, index: int, rendered: _Rendered) -> None:
+        """Store a small poster frame from the middle of the kept render (the first is often blank).
+
+        A scene without one is still done: a failure is only logged.
+        """
+        files = SceneFiles(index)
+        poster = self.ctx.scratch / files.thumbnail
+        try:
+            await asyncio.to_thread(poster.parent.mkdir, parents=True, exist_ok=True)
+            await extract_frame(
+                rendered.video, rendered.record.duration_seconds / 2, poster, width=SCENE_THUMBNAIL_WIDTH
+            )
+            await asyncio.to_thread(self.ctx.artifacts.save_file, files.thumbnail, poster)
+        except (VideoGenerationError, OSError) as error:
+            logger.warning("scene %d has no thumbnail: %s", index, error)
 
     async def _render_version(
         self, scene: _Scene, version: int, code: str

@@ -96,11 +96,15 @@ class ArtifactStore:
 
         A presigned URL's response carries `content_disposition` (the download's file name).
         """
-        key = f"{job_id}/{kind.value}"
+        return await self.locate_file(job_id, kind.value, content_disposition)
+
+    async def locate_file(self, job_id: str, name: str, content_disposition: str | None = None) -> Artifact:
+        """`locate` for any artifact name relative to the job (e.g. a scene's thumbnail)."""
+        key = f"{job_id}/{name}"
         if self.is_local:
             path = Path(self.storage.location(key))
             if not await asyncio.to_thread(path.is_file):
-                raise ArtifactNotFound(f"Job {job_id!r} has no stored {kind.value}.")
+                raise ArtifactNotFound(f"Job {job_id!r} has no stored {name}.")
             return Artifact(path=path)
         expires_at = utcnow() + timedelta(seconds=self.presign_seconds)
         url = await asyncio.to_thread(
