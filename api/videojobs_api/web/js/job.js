@@ -33,6 +33,7 @@ class JobPage {
     this.navigate = navigate;
     this.live = new AbortController();
     this.blobs = [];
+    this.thumbnails = new Map(); // a scene thumbnail's path → its blob: URL, fetched once
     this.sceneKey = null;
     this.playerShown = false;
     this.status = h("section", { "aria-labelledby": "status-title", class: "panel" });
@@ -147,7 +148,8 @@ class JobPage {
   }
 
   async refreshScenes() {
-    const key = `${this.job.phase}:${this.job.scenes.total}:${this.job.scenes.rendered}:${this.job.scenes.failed}`;
+    const { phase, stage, scenes } = this.job;
+    const key = `${phase}:${stage}:${scenes.total}:${scenes.rendered}:${scenes.failed}`;
     if (key === this.sceneKey) return;
     this.sceneKey = key;
     let list;
@@ -160,12 +162,13 @@ class JobPage {
     const items = list.data.map((scene) => {
       const picture = h("div", { class: "scene-thumb" });
       if (scene.thumbnail) {
-        objectUrl(scene.thumbnail, { signal: this.live.signal })
-          .then((url) => {
-            this.blobs.push(url);
-            fill(picture, h("img", { src: url, alt: `Scene ${scene.index}: ${scene.title}`, width: 160 }));
-          })
-          .catch(() => {});
+        if (!this.thumbnails.has(scene.thumbnail)) {
+          this.thumbnails.set(scene.thumbnail, objectUrl(scene.thumbnail, { signal: this.live.signal }));
+        }
+        this.thumbnails
+          .get(scene.thumbnail)
+          .then((url) => fill(picture, h("img", { src: url, alt: `Scene ${scene.index}: ${scene.title}`, width: 160 })))
+          .catch(() => this.thumbnails.delete(scene.thumbnail)); // tried again at the next change
       }
       return h(
         "li",
@@ -269,6 +272,7 @@ class JobPage {
   close() {
     this.live.abort();
     this.blobs.forEach((url) => URL.revokeObjectURL(url));
+    this.thumbnails.forEach((url) => url.then(URL.revokeObjectURL, () => {}));
   }
 }
 
