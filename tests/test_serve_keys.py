@@ -36,6 +36,7 @@ def test_on_loopback_it_makes_a_key_stores_it_owner_only_prints_a_curl_line_and_
         assert f"made its own, stored owner-only in {key_file}" in served.lines[0]
         key = served.after("No API keys are configured")
         curl = served.after("Create a video:")
+        assert served.after("Or open the web app and sign in with the key:") == f"{served.url}/"
         assert key_file.read_text() == f"{key}\n" and len(key) >= 32
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert key_file.parent.stat().st_mode & 0o777 == 0o700

@@ -187,6 +187,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def test_the_page_is_served_with_a_strict_content_security_policy(site: Site) -> None:
+    assert f"Web app: {site.served.url}/ (sign in with an API key)" in site.log.read_text()
     page = httpx.get(f"{site.served.url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     policy = dict(

@@ -137,15 +137,20 @@ def _store_new_key(path: Path) -> str | None:
     return secret
 
 
+def server_url(host: str, port: int) -> str:
+    """The http URL of a server bound to host:port (an IPv6 address in brackets)."""
+    address = f"[{host}]" if ":" in host else host
+    return f"http://{address}:{port}"
+
+
 def curl_example(host: str, port: int, secret: str) -> str:
     """A ready-to-paste `curl` line that creates a video on the server at host:port with `secret`."""
-    address = f"[{host}]" if ":" in host else host
     return shlex.join(
         [
             "curl",
             "-X",
             "POST",
-            f"http://{address}:{port}{API_PREFIX}/videos/generate",
+            f"{server_url(host, port)}{API_PREFIX}/videos/generate",
             "-H",
             f"Authorization: Bearer {secret}",
             "-H",

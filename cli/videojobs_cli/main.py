@@ -428,7 +428,7 @@ def serve(
     from videojobs.errors import VideoGenerationError
     from videojobs_api.app import create_app
     from videojobs_api.backends.kubernetes import probe
-    from videojobs_api.local_key import curl_example, serving_keys
+    from videojobs_api.local_key import curl_example, server_url, serving_keys
     from videojobs_api.settings import ApiSettings, BackendKind
 
     runner_settings = load_settings(None)
@@ -451,7 +451,8 @@ def serve(
         console.print(
             f"No API keys are configured, so this loopback server {origin} {local_key.path} (the next "
             f"start reuses it; delete the file for a new one):\n    {local_key.secret}\n"
-            f"Create a video:\n    {curl_example(host, port, local_key.secret)}",
+            f"Create a video:\n    {curl_example(host, port, local_key.secret)}\n"
+            f"Or open the web app and sign in with the key:\n    {server_url(host, port)}/",
             soft_wrap=True,
             highlight=False,
             markup=False,
@@ -459,6 +460,8 @@ def serve(
     # What is loaded by now lives as long as the server: keep it out of the collector's full passes, which
     # over it alone stopped every request in flight for 110 ms (docs/benchmarks.md).
     gc.freeze()
+    if local_key is None:
+        console.print(f"Web app: {server_url(host, port)}/ (sign in with an API key)", highlight=False)
     uvicorn.run(api, host=host, port=port)
 
 
