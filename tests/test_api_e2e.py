@@ -171,6 +171,8 @@ def test_a_revise_remakes_only_the_named_scene(finished: Finished) -> None:
         assert done["phase"] == "Succeeded", done
         metadata = alice.get(f"/v1/videos/jobs/{revise['id']}/metadata").json()
         assert metadata["revision_of"] == finished.job_id and metadata["revised_scenes"] == [2]
+        scenes = alice.get(f"/v1/videos/jobs/{revise['id']}/scenes").json()["data"]
+        assert all(scene["thumbnail"] for scene in scenes)  # copied with the kept scenes, made for scene 2
     asked = {r["task"] for r in finished.llm.requests[before:] if r["task"] != "speech"}
     assert asked == {"revise-scene-plan-2-of-3", "revise-scene-code-2"}, asked
 
