@@ -107,6 +107,26 @@ def test_download_thumbnail_subtitles_and_metadata(finished: Finished, tmp_path:
         assert metadata["id"] == finished.job_id and metadata["width"] == 854
 
 
+def test_each_rendered_scene_has_a_thumbnail(finished: Finished) -> None:
+    scenes = f"/v1/videos/jobs/{finished.job_id}/scenes"
+    with finished.api.client() as alice, finished.api.client("bob") as bob:
+        listed = alice.get(scenes).json()["data"]
+        assert [(s["index"], s["title"], s["state"]) for s in listed] == [
+            (1, "Shapes", "rendered"),
+            (2, "Formula", "rendered"),
+            (3, "Summary", "rendered"),
+        ]
+        assert [s["code_versions"] for s in listed] == [1, 2, 2]  # scenes 2 and 3 were fixed once
+        for scene in listed:
+            assert scene["thumbnail"] == f"{scenes}/{scene['index']}/thumbnail"
+            poster = alice.get(scene["thumbnail"])
+            assert poster.headers["content-type"] == "image/jpeg" and poster.content[:2] == b"\xff\xd8"
+            stored = finished.folder / f"scenes/{scene['index']:02d}/thumbnail.jpg"
+            assert poster.content == stored.read_bytes()
+        assert alice.get(f"{scenes}/4/thumbnail").status_code == 404
+        assert bob.get(scenes).status_code == 404 and bob.get(f"{scenes}/1/thumbnail").status_code == 404
+
+
 def test_the_webhook_reports_success_signed(finished: Finished) -> None:
     headers, body = finished.receiver.wait(1)[-1]
     verify_signature(headers, body)
@@ -151,6 +171,8 @@ def test_a_revise_remakes_only_the_named_scene(finished: Finished) -> None:
         assert done["phase"] == "Succeeded", done
         metadata = alice.get(f"/v1/videos/jobs/{revise['id']}/metadata").json()
         assert metadata["revision_of"] == finished.job_id and metadata["revised_scenes"] == [2]
+        scenes = alice.get(f"/v1/videos/jobs/{revise['id']}/scenes").json()["data"]
+        assert all(scene["thumbnail"] for scene in scenes)  # copied with the kept scenes, made for scene 2
     asked = {r["task"] for r in finished.llm.requests[before:] if r["task"] != "speech"}
     assert asked == {"revise-scene-plan-2-of-3", "revise-scene-code-2"}, asked
 
@@ -167,6 +189,12 @@ def test_retry_resumes_a_failed_job_without_repeating_stored_work(
             job_id = create(alice, "Test topic", models={"default": MODEL})["id"]
             failed = wait_for(alice, job_id, "Succeeded", "Failed", timeout=300)
             assert failed["phase"] == "Failed" and failed["error"]["recoverable"], failed
+            scenes = alice.get(f"/v1/videos/jobs/{job_id}/scenes").json()["data"]
+            assert [(s["state"], s["thumbnail"] is not None) for s in scenes] == [
+                ("rendered", True),
+                ("rendered", True),
+                ("failed", False),
+            ]
             status_text = json.dumps(alice.get(f"/v1/videos/jobs/{job_id}").json())
             assert str(settings.runner.output_dir) not in status_text, "a server path reached the API user"
             before = len(llm.requests)

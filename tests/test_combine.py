@@ -1,9 +1,11 @@
-"""Tests for the combining stage, on small real clips made with ffmpeg's lavfi sources (no Manim)."""
+"""Tests for the combining stage, on small real clips made with ffmpeg's lavfi sources (no Manim), and of
+its frame extraction as the scenes use it for their poster frames."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
 import shutil
 import struct
@@ -11,13 +13,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import pytest
 from cli_runs import parse_srt
 
+from videojobs.artifacts import JobArtifacts
 from videojobs.errors import CombiningError
 from videojobs.languages import LATIN_CUE_CHARS
+from videojobs.settings import Settings
+from videojobs.storage import LocalStorage
 from videojobs_runner import combine
 from videojobs_runner.combine import (
     CombinedVideo,
@@ -31,6 +37,8 @@ from videojobs_runner.combine import (
     to_srt,
     to_vtt,
 )
+from videojobs_runner.render_cache import CachedRender
+from videojobs_runner.scenes import SceneWork, _Rendered
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="needs ffmpeg and ffprobe"
@@ -203,6 +211,33 @@ def test_thumbnail_is_a_jpeg_of_the_video_size(combined: Combined) -> None:
     with av.open(str(thumb)) as container:
         frame = next(container.decode(video=0))
     assert (frame.width, frame.height) == (854, 480)
+
+
+def test_extract_frame_scales_to_a_width(combined: Combined, tmp_path: Path) -> None:
+    video = combined.clips[0].video
+    poster = asyncio.run(combine.extract_frame(video, 1.0, tmp_path / "poster.jpg", width=320))
+    with av.open(str(poster)) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (320, 180)  # 854x480 scaled, the height kept even
+
+
+@needs_ffmpeg
+def test_a_scene_whose_poster_frame_fails_is_kept_without_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = LocalStorage(tmp_path / "out")
+    ctx = SimpleNamespace(
+        settings=Settings(output_dir=tmp_path / "out"),
+        artifacts=JobArtifacts(storage, "job-1"),
+        scratch=tmp_path / "work",
+    )
+    broken = tmp_path / "scene.mp4"
+    broken.write_bytes(b"not a video")
+    rendered = _Rendered(1, "", broken, CachedRender(scene_class="S", duration_seconds=2.0), from_cache=False)
+    with caplog.at_level(logging.WARNING, logger="videojobs_runner.scenes"):
+        asyncio.run(SceneWork(ctx)._store_thumbnail(1, rendered))  # no error: the scene is still done
+    assert storage.list_keys("") == []
+    assert "scene 1 has no thumbnail: combining: ffmpeg failed to extract a frame" in caplog.text
 
 
 def test_chapters_line_up(combined: Combined) -> None:

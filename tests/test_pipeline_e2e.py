@@ -32,6 +32,9 @@ def test_generate_produces_a_probed_mp4_with_thumbnail_and_metadata(
     duration = float(video["duration"])
     assert abs(float(audio["duration"]) - duration) <= 0.5  # the narration track spans the video
     assert (job / "thumbnail.jpg").read_bytes()[:2] == b"\xff\xd8"
+    for poster in [job / f"scenes/{n:02d}/thumbnail.jpg" for n in (1, 2, 3)]:  # each scene's, 320 px wide
+        assert poster.read_bytes()[:2] == b"\xff\xd8"
+        assert [(s["codec_name"], s["width"]) for s in ffprobe(poster)["streams"]] == [("mjpeg", 320)]
     metadata = read_json(job / "metadata.json")
 
     # Narration (espeak-ng, the default voice): each scene lasts as long as its speech, within a frame.

@@ -40,6 +40,7 @@ def test_generate_stores_every_artifact_in_s3_and_presigned_url_serves_the_video
         "scenes/01/plan.json",
         "scenes/01/code_v1.py",
         "scenes/01/scene.mp4",
+        "scenes/01/thumbnail.jpg",
         "scenes/03/code_v1.py",
         "scenes/03/code_v1.error.txt",
         "scenes/03/code_v2.py",
@@ -47,6 +48,8 @@ def test_generate_stores_every_artifact_in_s3_and_presigned_url_serves_the_video
         assert f"videojobs/s3-e2e/{name}" in keys, name
     head = s3.head_object(Bucket=bucket, Key="videojobs/s3-e2e/video.mp4")
     assert head["ContentType"] == "video/mp4"
+    poster = s3.head_object(Bucket=bucket, Key="videojobs/s3-e2e/scenes/01/thumbnail.jpg")
+    assert poster["ContentType"] == "image/jpeg" and poster["ContentLength"] > 0
     status = json.loads(s3.get_object(Bucket=bucket, Key="videojobs/s3-e2e/status.json")["Body"].read())
     assert status["phase"] == "Succeeded" and status["result"]["video"].startswith("s3://")
 

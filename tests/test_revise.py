@@ -67,8 +67,9 @@ def test_a_revise_of_one_scene_makes_only_that_scene_again(fake_llm: FakeLLM, tm
     child, parent = tmp_path / "child", tmp_path / "parent"
     for scene in (1, 3):
         assert render_logs(child, scene) == []
-        clip = f"scenes/{scene:02d}/scene.mp4"
-        assert (child / clip).read_bytes() == (parent / clip).read_bytes()
+        for name in ("scene.mp4", "thumbnail.jpg"):
+            clip = f"scenes/{scene:02d}/{name}"
+            assert (child / clip).read_bytes() == (parent / clip).read_bytes()
     assert render_logs(child, 2) == ["code_v1.log"]
     assert len(cached_renders(tmp_path) - cached_before) == 1  # scene 2's new render, nothing else
     assert (child / "outline.json").read_bytes() == (parent / "outline.json").read_bytes()

@@ -420,8 +420,7 @@ async def _serve(
 async def _serve_file(
     services: Services, job: StoredJob, name: str, filename: str, disposition: str = "inline"
 ) -> Response:
-    """Artifact `name` of the job as `filename` (ASCII letters, digits, dashes and a dot): the local file,
-    or a redirect to its presigned URL."""
+    """Artifact `name` of the job served as `filename`: the local file, or a redirect to its presigned URL."""
     artifact = await services.backend.artifacts.locate_file(
         job.storage_key, name, content_disposition=_disposition(disposition, filename)
     )
@@ -553,8 +552,7 @@ async def _stored_scenes(services: Services, job: StoredJob) -> list[StoredScene
     responses=problem_responses(HTTPStatus.NOT_FOUND),
 )
 async def list_scenes(job_id: JobId, principal: CurrentPrincipal, services: ServicesDep) -> SceneList:
-    """The outline's scenes in video order, in any phase: title, state, code versions and, once it has
-    one, the path of the scene's poster frame. Empty before the outline exists."""
+    """The outline's scenes in order, with their states and poster frames, in any phase (none at first)."""
     job = await services.backend.get(principal, job_id)
     return scene_list(job, await _stored_scenes(services, job))
 

@@ -501,10 +501,7 @@ async def finish(video: Path, output: Path, *, tag: str, chapters: list[Chapter]
 
 
 async def extract_frame(video: Path, at_seconds: float, output: Path, *, width: int | None = None) -> Path:
-    """The frame of `video` at `at_seconds` as a JPEG at `output` (scaled to `width` pixels wide if given).
-
-    CombiningError when ffmpeg fails or writes no frame.
-    """
+    """The frame of `video` at `at_seconds` as a JPEG at `output`, scaled to `width` pixels wide if given."""
     await asyncio.to_thread(output.unlink, missing_ok=True)
     scale = ["-vf", f"scale={width}:-2"] if width is not None else []
     await _ffmpeg(

@@ -269,10 +269,7 @@ class SceneWork:
         self.ctx.artifacts.save_model(files.render, record)
 
     async def _store_thumbnail(self, index: int, rendered: _Rendered) -> None:
-        """Store a small poster frame from the middle of the kept render (the first is often blank).
-
-        A scene without one is still done: a failure is only logged.
-        """
+        """Store a poster frame from the middle of the kept render (the first is often blank), or warn."""
         files = SceneFiles(index)
         poster = self.ctx.scratch / files.thumbnail
         try:
