@@ -7,8 +7,8 @@ import inspect
 import manim
 
 from videojobs.contract import Quality
+from videojobs.plans import SceneOutline, ScenePlan
 from videojobs_runner import grounding, prompts
-from videojobs_runner.plans import SceneOutline, ScenePlan
 
 
 def plan(technical: str, objects: list[str]) -> ScenePlan:

@@ -19,6 +19,7 @@ from videojobs.errors import (
     PlanningError,
     VideoGenerationError,
 )
+from videojobs.plans import ScenePlan
 from videojobs_runner.llm import (
     LLMClient,
     UsageLedger,
@@ -28,7 +29,6 @@ from videojobs_runner.llm import (
     output_token_limit,
     require_credentials,
 )
-from videojobs_runner.plans import ScenePlan
 
 MODEL = "openai/gpt-4o-mini"
 PLAN_REQUEST = [{"role": "user", "content": "Task: scene plan 1 of 3\nPlan it."}]

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from videojobs.artifacts import OUTLINE_FILE, JobArtifacts, SceneFiles, code_versions_among
 from videojobs.contract import Phase
+from videojobs.plans import VideoOutline
 from videojobs.storage import Storage
 from videojobs_api.models import SceneList, SceneResponse, SceneState, StoredJob, scene_thumbnail_path
-from videojobs_runner.plans import VideoOutline
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from videojobs.artifacts import (
 )
 from videojobs.contract import Stage, utcnow
 from videojobs.errors import StorageError
+from videojobs.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.combine import CombinedVideo, SceneClip, combine_scenes, finish, probe
 from videojobs_runner.context import JobContext
 from videojobs_runner.narration import SceneTiming, build_track, cues, lay_out, narration_summary
-from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.render_cache import combine_key
 from videojobs_runner.revision import revised_scenes
 from videojobs_runner.scenes import SceneRender

@@ -11,7 +11,7 @@ from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
-from videojobs_runner.plans import ScenePlan
+from videojobs.plans import ScenePlan
 
 MAX_NAMES = 30
 """At most this many entries in one prompt's reference."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from videojobs.artifacts import OUTLINE_FILE
 from videojobs.contract import Stage
 from videojobs.errors import PlanningError
+from videojobs.plans import VideoOutline
 from videojobs_runner import prompts
 from videojobs_runner.context import JobContext
 from videojobs_runner.llm import InvalidReply, json_reply
-from videojobs_runner.plans import VideoOutline
 
 MIN_SCENES = 3
 

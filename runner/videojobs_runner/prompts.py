@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from videojobs.contract import QUALITY_PRESETS, Quality
 from videojobs.languages import LATIN_FONT, language, primary_subtag
+from videojobs.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.llm import Message
-from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.tts import SceneNarration
 
 SYSTEM = (

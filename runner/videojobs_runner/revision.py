@@ -7,8 +7,8 @@ import asyncio
 from videojobs.artifacts import OUTLINE_FILE, JobArtifacts, JobRecord, SceneFiles
 from videojobs.contract import Revision, Stage
 from videojobs.errors import RevisionError
+from videojobs.plans import ScenePlan, VideoOutline
 from videojobs_runner.context import JobContext
-from videojobs_runner.plans import ScenePlan, VideoOutline
 from videojobs_runner.prompts import SceneRevision
 from videojobs_runner.scenes import SceneRender
 

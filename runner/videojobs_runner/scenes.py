@@ -16,13 +16,13 @@ from pydantic import BaseModel
 from videojobs.artifacts import SceneFiles
 from videojobs.contract import Stage
 from videojobs.errors import CodeGenerationError, RenderingError, ScenarioError, VideoGenerationError
+from videojobs.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner import grounding, prompts
 from videojobs_runner.codecheck import check_scene_code
 from videojobs_runner.combine import extract_frame
 from videojobs_runner.context import JobContext
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
 from videojobs_runner.llm import Message, fenced_block, json_reply
-from videojobs_runner.plans import SceneOutline, ScenePlan, VideoOutline
 from videojobs_runner.render_cache import CachedRender, render_key
 from videojobs_runner.sandbox import RenderLimits, SandboxConfig, render_scene
 from videojobs_runner.tts import SceneNarration
