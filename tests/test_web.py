@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from axe import summary, violations
 from cli_runs import Served, cli_env, serve
 from fake_llm import FIXTURES, FakeLLM
 from fake_llm import serve as serve_llm
@@ -100,8 +101,10 @@ class Site:
         return self.wait(lambda b: self.phase() in phases and self.phase(), timeout, f"phase not in {phases}")
 
     def screenshot(self, name: str) -> None:
+        """Save the page as test-artifacts/web/<name>.png, once axe finds no WCAG 2.2 AA fault on it."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+        assert summary(violations(self.browser)) == [], name
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {KEY}"}
