@@ -28,6 +28,7 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -176,7 +177,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         LLM_RETRIES="0",
     )
     log = root / "serve.log"
-    llm = FakeLLM.from_folder(FIXTURES / "three-scenes")
+    llm = FakeLLM.from_folder(FIXTURES / "revise")  # three scenes, and their revise
     with serve(env, log) as served:
         (root / "downloads").mkdir()
         browser = _chrome(root / "downloads", root / "profile")
@@ -215,8 +216,7 @@ def test_sign_in_refuses_a_wrong_key_and_keeps_the_right_one_for_the_tab(site: S
     assert alert.text == "The API key is not valid."
     assert site.find("#api-key").get_attribute("aria-invalid") == "true"
     key.clear()
-    key.send_keys(KEY)
-    site.find("form button[type=submit]").click()
+    key.send_keys(KEY, Keys.ENTER)  # the keyboard alone signs in
     site.wait_for("table.jobs")
     assert site.browser.execute_script("return sessionStorage.getItem('videojobs.apiKey')") == KEY
     assert site.browser.execute_script("return localStorage.length") == 0
@@ -353,23 +353,51 @@ def test_the_failed_job_is_retried_from_its_page_until_it_succeeds(site: Site) -
     site.screenshot("09-job-retried")
 
 
+def test_a_finished_job_is_revised_scene_by_scene_from_its_page(site: Site) -> None:
+    parent = _job_by_topic(site, "The Pythagorean theorem")
+    site.open(f"#/jobs/{parent}")
+    site.wait_for("#revise-instructions")
+    site.find("[data-action=revise]").click()
+    assert (
+        site.wait_for("form [role=alert]").text == "What to change: String should have at least 1 character"
+    )
+    assert site.find("#revise-instructions").get_attribute("aria-invalid") == "true"
+    boxes = site.browser.find_elements(By.CSS_SELECTOR, "input[name=scene]")
+    assert [box.get_attribute("value") for box in boxes] == ["1", "2", "3"]
+    boxes[1].click()
+    site.find("#revise-instructions").send_keys("Slower, with the squares in colour.")
+    site.screenshot("10-revise")
+    site.find("[data-action=revise]").click()
+    site.wait(lambda b: parent not in b.current_url, 30, "the revised job's page did not open")
+    revised = site.api("GET", f"/v1/videos/jobs/{site.job_id()}").json()
+    assert revised["request"]["revision"]["scenes"] == [2]
+    assert revised["request"]["revision"]["instructions"] == "Slower, with the squares in colour."
+    assert site.wait_for_phase("Succeeded", "Failed", timeout=600) == "Succeeded"
+    assert site.wait(lambda b: b.find_elements(By.CSS_SELECTOR, "video"), 30, "no player")
+
+
 def test_the_list_is_newest_first_and_pages_fit_a_phone(site: Site) -> None:
     site.open("#/jobs")
-    site.wait(lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 3, 10, "three jobs")
+    site.wait(lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 4, 10, "four jobs")
     topics = [a.text for a in site.browser.find_elements(By.CSS_SELECTOR, "table.jobs tbody th a")]
-    assert topics == ["The Pythagorean theorem", "A job to cancel", "Failing while the LLM is down"]
+    assert topics == [
+        "The Pythagorean theorem",  # the revise
+        "The Pythagorean theorem",
+        "A job to cancel",
+        "Failing while the LLM is down",
+    ]
     phases = [
         e.get_attribute("data-phase")
         for e in site.browser.find_elements(By.CSS_SELECTOR, "table.jobs [data-phase]")
     ]
-    assert phases == ["Succeeded", "Cancelled", "Succeeded"]
-    site.screenshot("10-jobs")
+    assert phases == ["Succeeded", "Succeeded", "Cancelled", "Succeeded"]
+    site.screenshot("11-jobs")
     site.browser.set_window_size(390, 844)
     try:
         for route, name in (
-            ("#/jobs", "11-phone-jobs"),
-            ("#/new", "12-phone-new"),
-            (f"#/jobs/{_newest(site)}", "13-phone-job"),
+            ("#/jobs", "12-phone-jobs"),
+            ("#/new", "13-phone-new"),
+            (f"#/jobs/{_newest(site)}", "14-phone-job"),
         ):
             site.open(route)
             site.wait_for("#view h1")
@@ -395,6 +423,11 @@ def test_the_key_never_reached_a_url_and_the_page_broke_no_rule(site: Site) -> N
         if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
     ]
     assert problems == []  # no CSP violation, no uncaught error
+
+
+def _job_by_topic(site: Site, topic: str) -> str:
+    jobs = site.api("GET", "/v1/videos/jobs").json()["data"]
+    return next(str(job["id"]) for job in jobs if job["request"]["topic"] == topic)
 
 
 def _newest(site: Site) -> str:

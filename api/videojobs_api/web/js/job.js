@@ -246,7 +246,7 @@ class JobPage {
       h("p", { class: "hint", id: "revise-hint" }, "The scenes you tick are made again with these instructions; none ticked: every scene."),
       h("fieldset", {}, h("legend", {}, "Scenes to make again"), boxes),
       errors,
-      h("button", { type: "submit" }, "Make a revised video"),
+      h("button", { type: "submit", "data-action": "revise" }, "Make a revised video"),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -256,7 +256,11 @@ class JobPage {
         this.navigate(`#/jobs/${revised.id}`);
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
-        fill(errors, alertBox(error.fieldErrors.map((issue) => issue.message).join(" ") || error.message));
+        const atInstructions = error.fieldErrors.filter((issue) => issue.field === "instructions");
+        if (atInstructions.length) instructions.setAttribute("aria-invalid", "true");
+        else instructions.removeAttribute("aria-invalid");
+        fill(errors, alertBox(atInstructions.map((issue) => `What to change: ${issue.message}`).join(" ") || error.message));
+        announce(error.message);
       }
     });
     return form;
