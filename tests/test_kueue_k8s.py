@@ -584,3 +584,41 @@ def test_pausing_a_kueue_videojob_deactivates_its_workload_freeing_the_quota_and
     log = operator.log.read_text()
     assert "deactivated Kueue's Workload" in log and "reactivated Kueue's Workload" in log, operator.tail()
     assert "suspended Job" not in log, operator.tail()  # the operator left the Job's spec.suspend to Kueue
+
+
+def test_a_videojob_created_paused_with_a_queue_never_starts_until_resumed_and_admitted(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    """Kueue admits a Job's Workload as soon as it exists (active): a Job made for a paused VideoJob could
+    start before the operator deactivated its Workload. A VideoJob created paused gets no Job (so no
+    Workload, no quota, no pod) until it is resumed; then Kueue admits it and it runs."""
+    started: list[str] = []
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("held", queueName="tenant-a", resources={"gpu": 1}, suspend=True))
+        wait_for(
+            "held Suspended", lambda: phase(cluster, namespace, "held") == "Suspended", operator=operator
+        )
+        deadline = time.monotonic() + 8  # long enough for Kueue to admit a Workload (well under a second)
+        while time.monotonic() < deadline:
+            for kind in ("jobs", "pods", "workloads"):
+                started += [item["metadata"]["name"] for item in get(cluster, namespace, kind)["items"]]
+            time.sleep(0.3)
+        assert not started, started
+        assert not watcher.admitted, watcher.admitted
+        obj = get(cluster, namespace, "videojob", "held")
+        assert obj["status"]["phase"] == "Suspended"
+        paused = conditions(obj)["Suspended"]
+        assert (paused["status"], paused["reason"]) == ("True", "Paused"), paused
+
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "held", "--type=merge", "-p", '{"spec":{"suspend":false}}'
+        )
+        wait_for(
+            "held to succeed after resuming",
+            lambda: phase(cluster, namespace, "held") == "Succeeded",
+            timeout=120,
+            operator=operator,
+        )
+    done = conditions(get(cluster, namespace, "videojob", "held"))["Queued"]
+    assert (done["status"], done["reason"]) == ("False", "Admitted"), done
+    assert "held" in watcher.admitted
