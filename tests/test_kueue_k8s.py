@@ -622,3 +622,104 @@ def test_a_videojob_created_paused_with_a_queue_never_starts_until_resumed_and_a
     done = conditions(get(cluster, namespace, "videojob", "held"))["Queued"]
     assert (done["status"], done["reason"]) == ("False", "Admitted"), done
     assert "held" in watcher.admitted
+
+
+MULTIKUEUE = "kueue.x-k8s.io/multikueue"
+PREBUILT_WORKLOAD_LABEL = "kueue.x-k8s.io/prebuilt-workload-name"
+MULTIKUEUE_ORIGIN_LABEL = "kueue.x-k8s.io/multikueue-origin"
+
+
+def multikueue_worker_copy(manager: dict[str, Any], namespace: str, workload: str) -> dict[str, Any]:
+    """What MultiKueue's generic adapter for custom jobs (MultiKueueAdaptersForCustomJobs; Kueue v0.17
+    pkg/controller/admissionchecks/multikueue/externalframeworks, createRemoteObject) creates on a worker
+    cluster: a copy of the manager's object without resourceVersion and spec.managedBy, labelled with the
+    manager's Workload (a prebuilt Workload on the worker) and the manager's origin name. The namespace is
+    the same name on the worker; here the worker is a second namespace of this cluster."""
+    copy = json.loads(json.dumps(manager))
+    meta = copy["metadata"]
+    for server_field in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+        meta.pop(server_field, None)
+    meta.get("annotations", {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    meta["namespace"] = namespace
+    meta["labels"] = {
+        **meta.get("labels", {}),
+        PREBUILT_WORKLOAD_LABEL: workload,
+        MULTIKUEUE_ORIGIN_LABEL: "multikueue",
+    }
+    del copy["spec"]["managedBy"]
+    copy.pop("status", None)
+    return copy
+
+
+def prebuilt_workload(name: str, queue: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The Workload MultiKueue creates on a worker for a dispatched job (a copy of the manager's, labelled
+    with its origin), with the one pod set Kueue's batch/v1 Job integration derives from `job`."""
+    template = job["spec"]["template"]
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {"name": name, "labels": {MULTIKUEUE_ORIGIN_LABEL: "multikueue"}},
+        "spec": {
+            "queueName": queue,
+            "podSets": [{"name": "main", "count": job["spec"]["parallelism"], "template": template}],
+        },
+    }
+
+
+@pytest.fixture
+def worker_namespace(cluster: K8sCluster) -> Iterator[str]:
+    """A second namespace, standing for a MultiKueue worker cluster's copy of the first, with its queues."""
+    name = f"vjw-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    apply(cluster, name, local_queue("tenant-a", CLUSTER_QUEUE), local_queue("tenant-b", CLUSTER_QUEUE))
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_a_videojob_multikueue_dispatches_is_left_alone_and_its_worker_copy_runs_in_another_namespace(
+    cluster: K8sCluster, namespace: str, worker_namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    """One operator watching two namespaces (`--namespace A --namespace B`): in A a VideoJob that names
+    MultiKueue in spec.managedBy gets nothing from the operator (no Job, finalizer or status); its copy
+    as MultiKueue creates it on a worker, in B, runs to a Job there."""
+    operator = Operator(
+        operator_kubeconfig, [namespace, worker_namespace], tmp_path / "operator.log", {}
+    ).start()
+    try:
+        apply(
+            cluster,
+            namespace,
+            videojob("dispatched", queueName="tenant-a", resources={"gpu": 1}, managedBy=MULTIKUEUE),
+        )
+        manager = get(cluster, namespace, "videojob", "dispatched")
+        workload = "videojob-dispatched-1"
+        apply(
+            cluster,
+            worker_namespace,
+            multikueue_worker_copy(manager, worker_namespace, workload),
+        )
+        # The worker copy's Job carries the VideoJob's labels, MultiKueue's among them: Kueue runs it under
+        # the prebuilt Workload MultiKueue made on the worker (quota counted once, its admission the one
+        # the manager follows). Made here as MultiKueue would, with the pod set Kueue derives from the Job.
+        (job,) = wait_for(
+            "the worker copy's Job",
+            lambda: get(cluster, worker_namespace, "jobs")["items"],
+            operator=operator,
+        )
+        assert job["metadata"]["labels"][PREBUILT_WORKLOAD_LABEL] == workload
+        assert job["spec"]["suspend"] is True  # Kueue's until its Workload is admitted
+        apply(cluster, worker_namespace, prebuilt_workload(workload, "tenant-a", job))
+        wait_for(
+            "the worker copy to succeed",
+            lambda: phase(cluster, worker_namespace, "dispatched") == "Succeeded",
+            timeout=60,
+            operator=operator,
+        )
+        assert job["metadata"]["ownerReferences"][0]["name"] == "dispatched"
+        owners = get(cluster, worker_namespace, "workload", workload)["metadata"]["ownerReferences"]
+        assert [(owner["kind"], owner["uid"]) for owner in owners] == [("Job", job["metadata"]["uid"])]
+        ignored = get(cluster, namespace, "videojob", "dispatched")
+        assert "status" not in ignored and not ignored["metadata"].get("finalizers"), ignored
+        assert get(cluster, namespace, "jobs")["items"] == []
+    finally:
+        operator.stop()
