@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,17 @@ class JobWatcher:
             time.sleep(0.2)
 
 
+def workload_created(cluster: K8sCluster, namespace: str, name: str) -> str | None:
+    """The creationTimestamp of the Workload Kueue made for VideoJob `name`'s Job, once it exists."""
+    job = get(cluster, namespace, "job", name)
+    if job is None:
+        return None
+    uid = job["metadata"]["uid"]
+    found = get(cluster, namespace, "workloads", "-l", f"kueue.x-k8s.io/job-uid={uid}")
+    items = (found or {}).get("items", ())
+    return str(items[0]["metadata"]["creationTimestamp"]) if items else None
+
+
 def kueue_condition(cluster: K8sCluster, namespace: str, name: str) -> dict[str, Any] | None:
     obj = get(cluster, namespace, "videojob", name)
     return conditions(obj).get("Queued") if obj and obj.get("status") else None
@@ -188,12 +200,24 @@ def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
     cluster: K8sCluster, namespace: str, operator: Operator
 ) -> None:
     names = [f"q{i}" for i in range(5)]
+    created: dict[str, str] = {}
     with JobWatcher(cluster, namespace) as watcher:
-        # One a second: StrictFIFO orders equal priorities by their Workloads' creationTimestamp,
-        # which has whole seconds.
+        # StrictFIFO orders equal priorities by their Workloads' creationTimestamp, which has whole
+        # seconds, and a tie by the Workloads' (random) uids. A Workload is made when Kueue sees the Job
+        # the operator made: VideoJobs a second apart could get Workloads in the same second under load
+        # (and be admitted in either order). So each VideoJob is created once the previous one's
+        # Workload exists and the clock (the API server's: the same machine) has passed its second.
         for name in names:
             apply(cluster, namespace, videojob(name, queueName="tenant-a", resources={"gpu": 1}))
-            time.sleep(1.1)
+            stamp = wait_for(
+                f"{name}'s Workload",
+                lambda name=name: workload_created(cluster, namespace, name),
+                operator=operator,
+            )
+            created[name] = stamp
+            second = datetime.fromisoformat(stamp).replace(microsecond=0)
+            time.sleep(max(0.0, (second + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
+        assert sorted(created.values()) == list(created.values()) and len(set(created.values())) == 5, created
 
         # The ones beyond the quota wait, and their status says so in Kueue's words.
         def waiting() -> dict[str, Any] | None:
@@ -221,7 +245,7 @@ def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
             )
     assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
     assert watcher.peak_gpus == GPU_QUOTA  # the quota was used, not just respected
-    assert sorted(watcher.admitted, key=watcher.admitted.__getitem__) == names
+    assert sorted(watcher.admitted, key=watcher.admitted.__getitem__) == names, (watcher.admitted, created)
     done = conditions(get(cluster, namespace, "videojob", names[-1]))["Queued"]
     assert (done["status"], done["reason"]) == ("False", "Admitted")
     assert f"ClusterQueue {CLUSTER_QUEUE}" in done["message"]
