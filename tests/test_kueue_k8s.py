@@ -710,6 +710,9 @@ def test_a_videojob_multikueue_dispatches_is_left_alone_and_its_worker_copy_runs
         operator_kubeconfig, [namespace, worker_namespace], tmp_path / "operator.log", {}
     ).start()
     try:
+        wait_for(
+            "the operator ready (a watch per resource in each namespace)", operator.ready, operator=operator
+        )
         apply(
             cluster,
             namespace,

@@ -46,6 +46,7 @@ async def _lead_and_operate(namespaces: list[str], config: OperatorSettings) -> 
     whole cluster when there are none."""
     stop = asyncio.Event()
     watches = WatchTracker()
+    watched = WATCHED_RESOURCES * max(1, len(namespaces))  # a watch per resource and namespace
     memo = kopf.Memo(config=config, stop_flag=stop, watches=watches)
     operate = kopf.operator(
         standalone=True,
@@ -55,7 +56,7 @@ async def _lead_and_operate(namespaces: list[str], config: OperatorSettings) -> 
         stop_flag=stop,
     )
     if not config.leader_election:
-        health = OperatorHealth(memo, watches, WATCHED_RESOURCES, None)
+        health = OperatorHealth(memo, watches, watched, None)
         serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
         await operate
         return 0
@@ -69,7 +70,7 @@ async def _lead_and_operate(namespaces: list[str], config: OperatorSettings) -> 
         retry=config.lease_retry_seconds,
         on_change=lambda leading: _leading(health, leading),
     )
-    health = OperatorHealth(memo, watches, WATCHED_RESOURCES, elector)
+    health = OperatorHealth(memo, watches, watched, elector)
     serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
     if not await _stand_by(elector):
         operate.close()
