@@ -88,3 +88,9 @@ def test_operator_lease_timing_that_could_let_two_leaders_overlap_is_refused() -
     result = run_cli("operator", env=cli_env(**timing), timeout=60)
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "LEASE_DURATION_SECONDS must exceed LEASE_RENEW_DEADLINE_SECONDS" in result.stderr
+
+
+def test_operator_watches_exact_namespaces_only() -> None:
+    result = run_cli("operator", "--namespace", "team-a", "--namespace", "team-*", env=cli_env(), timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "--namespace 'team-*' is not a namespace name" in result.stderr

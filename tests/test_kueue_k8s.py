@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,17 @@ class JobWatcher:
             time.sleep(0.2)
 
 
+def workload_created(cluster: K8sCluster, namespace: str, name: str) -> str | None:
+    """The creationTimestamp of the Workload Kueue made for VideoJob `name`'s Job, once it exists."""
+    job = get(cluster, namespace, "job", name)
+    if job is None:
+        return None
+    uid = job["metadata"]["uid"]
+    found = get(cluster, namespace, "workloads", "-l", f"kueue.x-k8s.io/job-uid={uid}")
+    items = (found or {}).get("items", ())
+    return str(items[0]["metadata"]["creationTimestamp"]) if items else None
+
+
 def kueue_condition(cluster: K8sCluster, namespace: str, name: str) -> dict[str, Any] | None:
     obj = get(cluster, namespace, "videojob", name)
     return conditions(obj).get("Queued") if obj and obj.get("status") else None
@@ -188,12 +200,24 @@ def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
     cluster: K8sCluster, namespace: str, operator: Operator
 ) -> None:
     names = [f"q{i}" for i in range(5)]
+    created: dict[str, str] = {}
     with JobWatcher(cluster, namespace) as watcher:
-        # One a second: StrictFIFO orders equal priorities by their Workloads' creationTimestamp,
-        # which has whole seconds.
+        # StrictFIFO orders equal priorities by their Workloads' creationTimestamp, which has whole
+        # seconds, and a tie by the Workloads' (random) uids. A Workload is made when Kueue sees the Job
+        # the operator made: VideoJobs a second apart could get Workloads in the same second under load
+        # (and be admitted in either order). So each VideoJob is created once the previous one's
+        # Workload exists and the clock (the API server's: the same machine) has passed its second.
         for name in names:
             apply(cluster, namespace, videojob(name, queueName="tenant-a", resources={"gpu": 1}))
-            time.sleep(1.1)
+            stamp = wait_for(
+                f"{name}'s Workload",
+                lambda name=name: workload_created(cluster, namespace, name),
+                operator=operator,
+            )
+            created[name] = stamp
+            second = datetime.fromisoformat(stamp).replace(microsecond=0)
+            time.sleep(max(0.0, (second + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
+        assert sorted(created.values()) == list(created.values()) and len(set(created.values())) == 5, created
 
         # The ones beyond the quota wait, and their status says so in Kueue's words.
         def waiting() -> dict[str, Any] | None:
@@ -221,7 +245,7 @@ def test_kueue_admits_videojobs_in_order_within_the_gpu_quota(
             )
     assert watcher.peak_gpus <= GPU_QUOTA, watcher.peak_gpus
     assert watcher.peak_gpus == GPU_QUOTA  # the quota was used, not just respected
-    assert sorted(watcher.admitted, key=watcher.admitted.__getitem__) == names
+    assert sorted(watcher.admitted, key=watcher.admitted.__getitem__) == names, (watcher.admitted, created)
     done = conditions(get(cluster, namespace, "videojob", names[-1]))["Queued"]
     assert (done["status"], done["reason"]) == ("False", "Admitted")
     assert f"ClusterQueue {CLUSTER_QUEUE}" in done["message"]
@@ -584,3 +608,145 @@ def test_pausing_a_kueue_videojob_deactivates_its_workload_freeing_the_quota_and
     log = operator.log.read_text()
     assert "deactivated Kueue's Workload" in log and "reactivated Kueue's Workload" in log, operator.tail()
     assert "suspended Job" not in log, operator.tail()  # the operator left the Job's spec.suspend to Kueue
+
+
+def test_a_videojob_created_paused_with_a_queue_never_starts_until_resumed_and_admitted(
+    cluster: K8sCluster, namespace: str, operator: Operator
+) -> None:
+    """Kueue admits a Job's Workload as soon as it exists (active): a Job made for a paused VideoJob could
+    start before the operator deactivated its Workload. A VideoJob created paused gets no Job (so no
+    Workload, no quota, no pod) until it is resumed; then Kueue admits it and it runs."""
+    started: list[str] = []
+    with JobWatcher(cluster, namespace) as watcher:
+        apply(cluster, namespace, videojob("held", queueName="tenant-a", resources={"gpu": 1}, suspend=True))
+        wait_for(
+            "held Suspended", lambda: phase(cluster, namespace, "held") == "Suspended", operator=operator
+        )
+        deadline = time.monotonic() + 8  # long enough for Kueue to admit a Workload (well under a second)
+        while time.monotonic() < deadline:
+            for kind in ("jobs", "pods", "workloads"):
+                started += [item["metadata"]["name"] for item in get(cluster, namespace, kind)["items"]]
+            time.sleep(0.3)
+        assert not started, started
+        assert not watcher.admitted, watcher.admitted
+        obj = get(cluster, namespace, "videojob", "held")
+        assert obj["status"]["phase"] == "Suspended"
+        paused = conditions(obj)["Suspended"]
+        assert (paused["status"], paused["reason"]) == ("True", "Paused"), paused
+
+        cluster.kubectl(
+            "-n", namespace, "patch", "videojob", "held", "--type=merge", "-p", '{"spec":{"suspend":false}}'
+        )
+        wait_for(
+            "held to succeed after resuming",
+            lambda: phase(cluster, namespace, "held") == "Succeeded",
+            timeout=120,
+            operator=operator,
+        )
+    done = conditions(get(cluster, namespace, "videojob", "held"))["Queued"]
+    assert (done["status"], done["reason"]) == ("False", "Admitted"), done
+    assert "held" in watcher.admitted
+
+
+MULTIKUEUE = "kueue.x-k8s.io/multikueue"
+PREBUILT_WORKLOAD_LABEL = "kueue.x-k8s.io/prebuilt-workload-name"
+MULTIKUEUE_ORIGIN_LABEL = "kueue.x-k8s.io/multikueue-origin"
+
+
+def multikueue_worker_copy(manager: dict[str, Any], namespace: str, workload: str) -> dict[str, Any]:
+    """What MultiKueue's generic adapter for custom jobs (MultiKueueAdaptersForCustomJobs; Kueue v0.17
+    pkg/controller/admissionchecks/multikueue/externalframeworks, createRemoteObject) creates on a worker
+    cluster: a copy of the manager's object without resourceVersion and spec.managedBy, labelled with the
+    manager's Workload (a prebuilt Workload on the worker) and the manager's origin name. The namespace is
+    the same name on the worker; here the worker is a second namespace of this cluster."""
+    copy = json.loads(json.dumps(manager))
+    meta = copy["metadata"]
+    for server_field in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+        meta.pop(server_field, None)
+    meta.get("annotations", {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    meta["namespace"] = namespace
+    meta["labels"] = {
+        **meta.get("labels", {}),
+        PREBUILT_WORKLOAD_LABEL: workload,
+        MULTIKUEUE_ORIGIN_LABEL: "multikueue",
+    }
+    del copy["spec"]["managedBy"]
+    copy.pop("status", None)
+    return copy
+
+
+def prebuilt_workload(name: str, queue: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The Workload MultiKueue creates on a worker for a dispatched job (a copy of the manager's, labelled
+    with its origin), with the one pod set Kueue's batch/v1 Job integration derives from `job`."""
+    template = job["spec"]["template"]
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {"name": name, "labels": {MULTIKUEUE_ORIGIN_LABEL: "multikueue"}},
+        "spec": {
+            "queueName": queue,
+            "podSets": [{"name": "main", "count": job["spec"]["parallelism"], "template": template}],
+        },
+    }
+
+
+@pytest.fixture
+def worker_namespace(cluster: K8sCluster) -> Iterator[str]:
+    """A second namespace, standing for a MultiKueue worker cluster's copy of the first, with its queues."""
+    name = f"vjw-{secrets.token_hex(4)}"
+    cluster.kubectl("create", "namespace", name)
+    apply(cluster, name, local_queue("tenant-a", CLUSTER_QUEUE), local_queue("tenant-b", CLUSTER_QUEUE))
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_a_videojob_multikueue_dispatches_is_left_alone_and_its_worker_copy_runs_in_another_namespace(
+    cluster: K8sCluster, namespace: str, worker_namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    """One operator watching two namespaces (`--namespace A --namespace B`): in A a VideoJob that names
+    MultiKueue in spec.managedBy gets nothing from the operator (no Job, finalizer or status); its copy
+    as MultiKueue creates it on a worker, in B, runs to a Job there."""
+    operator = Operator(
+        operator_kubeconfig, [namespace, worker_namespace], tmp_path / "operator.log", {}
+    ).start()
+    try:
+        wait_for(
+            "the operator ready (a watch per resource in each namespace)", operator.ready, operator=operator
+        )
+        apply(
+            cluster,
+            namespace,
+            videojob("dispatched", queueName="tenant-a", resources={"gpu": 1}, managedBy=MULTIKUEUE),
+        )
+        manager = get(cluster, namespace, "videojob", "dispatched")
+        workload = "videojob-dispatched-1"
+        apply(
+            cluster,
+            worker_namespace,
+            multikueue_worker_copy(manager, worker_namespace, workload),
+        )
+        # The worker copy's Job carries the VideoJob's labels, MultiKueue's among them: Kueue runs it under
+        # the prebuilt Workload MultiKueue made on the worker (quota counted once, its admission the one
+        # the manager follows). Made here as MultiKueue would, with the pod set Kueue derives from the Job.
+        (job,) = wait_for(
+            "the worker copy's Job",
+            lambda: get(cluster, worker_namespace, "jobs")["items"],
+            operator=operator,
+        )
+        assert job["metadata"]["labels"][PREBUILT_WORKLOAD_LABEL] == workload
+        assert job["spec"]["suspend"] is True  # Kueue's until its Workload is admitted
+        apply(cluster, worker_namespace, prebuilt_workload(workload, "tenant-a", job))
+        wait_for(
+            "the worker copy to succeed",
+            lambda: phase(cluster, worker_namespace, "dispatched") == "Succeeded",
+            timeout=60,
+            operator=operator,
+        )
+        assert job["metadata"]["ownerReferences"][0]["name"] == "dispatched"
+        owners = get(cluster, worker_namespace, "workload", workload)["metadata"]["ownerReferences"]
+        assert [(owner["kind"], owner["uid"]) for owner in owners] == [("Job", job["metadata"]["uid"])]
+        ignored = get(cluster, namespace, "videojob", "dispatched")
+        assert "status" not in ignored and not ignored["metadata"].get("finalizers"), ignored
+        assert get(cluster, namespace, "jobs")["items"] == []
+    finally:
+        operator.stop()

@@ -727,6 +727,25 @@ def test_pausing_a_job_that_kueue_manages_deactivates_its_workload_and_resuming_
     asyncio.run(scenario())
 
 
+def test_a_videojob_created_paused_with_a_queue_gets_its_job_only_once_resumed() -> None:
+    """Kueue would admit a new Job's Workload before the operator could deactivate it: no Job while paused."""
+
+    async def scenario() -> None:
+        world = World()
+        await world.ensure(body("held", queueName="tenant-a", suspend=True))
+        assert world.api.take("create") == []
+        fields = world.api.take("status")[-1][2]
+        assert fields["phase"] == "Suspended" and fields["conditions"][0]["reason"] == "Paused"
+        assert "jobName" not in fields
+
+        await world.ensure(body("held", status=fields, queueName="tenant-a"))  # resumed: Kueue admits it
+        (create,) = world.api.take("create")
+        assert create[2]["spec"]["suspend"] is True
+        assert create[2]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "tenant-a"
+
+    asyncio.run(scenario())
+
+
 def test_a_paused_job_does_not_hold_up_the_queue() -> None:
     async def scenario() -> None:
         world = World(max_running=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import signal
 import sys
@@ -27,6 +28,7 @@ from k8s_cluster import K8sCluster
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from operator_process import Operator
+from s3_server import running_s3_server
 from videojob_objects import apply, conditions, get, videojob, wait_for
 
 from videojobs.contract import JobStatus, Stage, storage_job_id
@@ -627,6 +629,71 @@ def test_videojobs_managed_by_another_controller_are_left_alone(
     assert jobs_of(cluster, namespace, "dispatched") == []
     changed = patch_spec(cluster, namespace, "dispatched", check=False, managedBy="videojobs.io/operator")
     assert changed.returncode != 0 and "spec.managedBy is immutable" in changed.stderr
+
+
+def deletion_failures(operator: Operator) -> float:
+    """The operator's videojobs_artifact_deletion_failures_total."""
+    name = "videojobs_artifact_deletion_failures_total "
+    return next(
+        (float(line.split()[1]) for line in operator.metrics().splitlines() if line.startswith(name)), 0.0
+    )
+
+
+def test_a_storage_outage_holds_a_delete_which_retries_with_backoff_until_storage_is_back(
+    cluster: K8sCluster, namespace: str, start_operator: Callable[..., Operator], tmp_path: Path
+) -> None:
+    """The artifacts finalizer against the real S3 test server (versitygw) stopped and started again: while
+    it is down the deleted VideoJob stays, each failed try a Warning Event and a count in the metric,
+    the status' ArtifactsDeleted=False; once it is back the next retry deletes the artifacts and the
+    VideoJob goes."""
+    workdir = tmp_path / "s3"
+    with running_s3_server(workdir) as s3:
+        bucket = s3.create_bucket()
+        operator = start_operator(**s3.env(bucket))
+        apply(cluster, namespace, videojob("stored"))
+        done = wait_phase(cluster, namespace, "stored", "Succeeded", operator)
+        key = f"videojobs/{storage_job_id(namespace, 'stored', done['metadata']['uid'])}/video.mp4"
+        s3.client().put_object(Bucket=bucket, Key=key, Body=b"video")
+    # The server is stopped: storage is down.
+    outage = time.monotonic()
+    cluster.kubectl("-n", namespace, "delete", "videojob", "stored", "--wait=false")
+
+    def failed_events() -> list[dict[str, Any]]:
+        events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=stored")
+        return [e for e in (events or {}).get("items", ()) if e["reason"] == "ArtifactDeletionFailed"]
+
+    def backoff() -> list[int]:
+        """The delays the operator logged before each retry of the deletion."""
+        pattern = re.compile(rf"artifacts of {namespace}/stored failed \(retry in (\d+) s\)")
+        return [int(m.group(1)) for m in pattern.finditer(operator.log.read_text(errors="replace"))]
+
+    # Each failure doubles the wait before the next try (2, 4, 8 s; boto3's own retries of a refused
+    # connection take no time): the third is within seconds.
+    wait_for("three failed deletions", lambda: len(backoff()) >= 3, timeout=60, operator=operator)
+    assert backoff()[:3] == [2, 4, 8], backoff()
+    wait_for("their Events", lambda: len(failed_events()) >= 3, timeout=10, operator=operator)
+    held = get(cluster, namespace, "videojob", "stored")
+    assert held is not None and held["metadata"]["deletionTimestamp"], held
+    assert held["metadata"]["finalizers"] == ["videojobs.io/artifacts"]
+    deleted = conditions(held)["ArtifactsDeleted"]
+    assert (deleted["status"], deleted["reason"]) == ("False", "StorageError"), deleted
+    events = failed_events()
+    assert all(e["type"] == "Warning" for e in events), events
+    assert deletion_failures(operator) >= len(events)
+    tries = sorted(e["message"] for e in events)
+    assert tries[0].startswith("deleting the artifacts failed (try 1; retried with backoff)"), tries
+
+    with running_s3_server(workdir, again=s3):  # storage is back: same port, keys and data
+        assert s3.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"video"
+        wait_for(
+            "the VideoJob to be deleted",
+            lambda: get(cluster, namespace, "videojob", "stored") is None,
+            timeout=90,
+            operator=operator,
+        )
+        assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket, Prefix=key)
+    print(f"storage outage: VideoJob deleted {time.monotonic() - outage:.1f}s after the delete")
+    assert "deleted 1 artifact(s)" in operator.log.read_text(), operator.tail()
 
 
 def test_deleting_a_videojob_deletes_its_artifacts_first(

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import inspect
 import json
+import re
 import signal
 import sys
 from collections.abc import Coroutine
@@ -36,6 +37,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 DEMO_EXAMPLE = "pythagorean-theorem"
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def examples_dir() -> Path:
@@ -400,13 +402,20 @@ def render_pod_command(ctx: typer.Context) -> None:
 @app.command()
 def operator(
     namespace: Annotated[
-        str | None, typer.Option(help="Watch only this namespace (default: all namespaces).")
+        list[str] | None,
+        typer.Option(
+            help="Watch only this namespace; repeat it to watch several (default: all namespaces). "
+            "The leader's Lease is in the first one unless LEADER_ELECTION_NAMESPACE says otherwise."
+        ),
     ] = None,
 ) -> None:
     """Run the Kubernetes operator: each VideoJob becomes a Job; phase and conditions follow it."""
     from videojobs_operator import run
     from videojobs_operator.settings import OperatorSettings
 
+    for name in namespace or ():
+        if not NAMESPACE_NAME.fullmatch(name):
+            fail(f"--namespace {name!r} is not a namespace name (a DNS label; patterns are not supported)")
     try:
         settings = OperatorSettings()
     except ValidationError as error:

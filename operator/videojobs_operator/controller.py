@@ -225,11 +225,16 @@ class Controller:
         """Whether to make the VideoJob's Job now: none exists or was made a moment ago, none is owed.
 
         A VideoJob that is deleting, cancelled or finished gets none, nor one whose status names a Job
-        (someone else deleted it: the status says JobDeleted). A paused one gets its Job suspended.
+        (someone else deleted it: the status says JobDeleted). A paused one gets its Job suspended; one
+        paused with a spec.queueName gets none until it is resumed: Kueue makes an active Workload for a
+        new Job and may admit it (unsuspend the Job, start its pod) before the operator could deactivate
+        that Workload, so only a Job that does not exist yet is sure not to run.
         """
         current = self._current(videojob)
         finished = current.phase is not None and current.phase.is_terminal
         if videojob.deleting or videojob.cancel or finished or job is not None or current.job_name:
+            return False
+        if videojob.suspend and videojob.queue_name is not None:
             return False
         made = self._new_jobs.get(key)  # made, but the index has not seen it yet
         return made is None or made[0] != videojob.uid or time.monotonic() - made[1] >= RESERVATION_SECONDS

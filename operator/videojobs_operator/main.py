@@ -1,10 +1,11 @@
-"""Start the operator: Kopf (no peering), namespaced or cluster-wide, once this replica leads; its probes."""
+"""Start the operator: Kopf (no peering), in given namespaces or cluster-wide, once this replica leads."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 import kopf
 from kubernetes import client
@@ -22,40 +23,46 @@ EXIT_LOST_LEADERSHIP = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run(namespace: str | None, settings: OperatorSettings | None = None) -> int:
-    """Run until SIGINT/SIGTERM, watching `namespace` (all namespaces if None); the exit code.
+def run(namespaces: str | Sequence[str] | None, settings: OperatorSettings | None = None) -> int:
+    """Run until SIGINT/SIGTERM, watching `namespaces` (one name or several; all namespaces if None or
+    empty); the exit code.
 
-    With leader election (the default) this replica stands by until it holds the Lease; a leader
-    that loses it stops reconciling at once and exits with 1 (its pod restarts as a standby).
+    With leader election (the default) this replica stands by until it holds the Lease (by default in
+    the first watched namespace); a leader that loses it stops reconciling at once and exits with 1 (its
+    pod restarts as a standby).
     """
     config = settings if settings is not None else OperatorSettings()
+    watched = [namespaces] if isinstance(namespaces, str) else list(dict.fromkeys(namespaces or ()))
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handled watch event
     try:
-        return asyncio.run(_lead_and_operate(namespace, config))
+        return asyncio.run(_lead_and_operate(watched, config))
     except asyncio.CancelledError:  # how Kopf may end after a stop signal (kopf.run swallows it too)
         return 0
 
 
-async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> int:
+async def _lead_and_operate(namespaces: list[str], config: OperatorSettings) -> int:
+    """Kopf watches each of `namespaces` (exact names: namespace scanning is off, handlers.start), or the
+    whole cluster when there are none."""
     stop = asyncio.Event()
     watches = WatchTracker()
+    watched = WATCHED_RESOURCES * max(1, len(namespaces))  # a watch per resource and namespace
     memo = kopf.Memo(config=config, stop_flag=stop, watches=watches)
     operate = kopf.operator(
         standalone=True,
-        clusterwide=namespace is None,
-        namespaces=[namespace] if namespace else [],
+        clusterwide=not namespaces,
+        namespaces=namespaces,
         memo=memo,
         stop_flag=stop,
     )
     if not config.leader_election:
-        health = OperatorHealth(memo, watches, WATCHED_RESOURCES, None)
+        health = OperatorHealth(memo, watches, watched, None)
         serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
         await operate
         return 0
     elector = LeaderElector(
         client.CoordinationV1Api(api_client(1)),
-        config.leader_election_namespace or namespace or pod_namespace(),
+        config.leader_election_namespace or (namespaces[0] if namespaces else pod_namespace()),
         config.leader_election_id,
         config.leader_election_identity or candidate_identity(),
         duration=config.lease_duration_seconds,
@@ -63,7 +70,7 @@ async def _lead_and_operate(namespace: str | None, config: OperatorSettings) -> 
         retry=config.lease_retry_seconds,
         on_change=lambda leading: _leading(health, leading),
     )
-    health = OperatorHealth(memo, watches, WATCHED_RESOURCES, elector)
+    health = OperatorHealth(memo, watches, watched, elector)
     serve(config.metrics_port, config.metrics_address, health.alive, health.ready, health.role)
     if not await _stand_by(elector):
         operate.close()

@@ -52,7 +52,7 @@ class OperatorSettings(BaseSettings):
     METRICS_ADDRESS              the address it listens on (default all)
     LEADER_ELECTION              true (default): replicas elect one leader by a Lease (videojobs/leader.py);
                                  the others stand by. false: this one reconciles at once (run only one)
-    LEADER_ELECTION_NAMESPACE    where the Lease is: default the watched namespace, else the pod's own
+    LEADER_ELECTION_NAMESPACE    where the Lease is: default the (first) watched namespace, else the pod's own
     LEADER_ELECTION_ID           the Lease's name
     LEADER_ELECTION_IDENTITY     this replica's name as the Lease's holder (the chart: the pod's name, so a
                                  restarted container takes its own Lease back at once); default the

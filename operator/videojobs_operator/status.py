@@ -228,6 +228,12 @@ class VideoJobView:
         )
 
     @property
+    def queue_name(self) -> str | None:
+        """spec.queueName: the Kueue LocalQueue that admits its Job (None: the operator's own queue)."""
+        queue = self.spec.get("queueName")
+        return str(queue) if queue else None
+
+    @property
     def managed_here(self) -> bool:
         """Whether this operator runs it: spec.managedBy is unset or names this operator (MultiKueue and
         the like name themselves, and the operator then leaves the VideoJob alone)."""
@@ -490,7 +496,8 @@ def retry_due(videojob: VideoJobView) -> bool:
     or Cancelled and spec.cancel is false (a retry of a cancelled one clears it in the same change).
 
     A raise while it still goes takes effect if it then fails or is cancelled; a Succeeded one stays. A
-    paused one (spec.suspend) is retried too: its new Job is made suspended.
+    paused one (spec.suspend) is retried too: its new Job is made suspended (with spec.queueName: once
+    resumed).
     """
     status = videojob.status
     return (
@@ -614,6 +621,8 @@ def _observe(
         if current.job_name is not None:  # it existed: someone else deleted it
             message = f"Job {current.job_name} was deleted before it finished; raise spec.attempt to retry"
             return _Observed(Phase.FAILED, (_condition(FAILED, TRUE, "JobDeleted", message),), None, now)
+        if videojob.suspend and job is None:  # paused before it started (with a queueName: no Job yet)
+            return _Observed(Phase.SUSPENDED, (_paused(None, ()),))
         return _Observed(Phase.PENDING, ())
     if job.finish is not None:
         return _finished(job, pods)
@@ -636,8 +645,11 @@ def _observe(
     return _Observed(Phase.PENDING, (ADMITTED, _pending(pod, retries)), job.start_time)
 
 
-def _paused(job: JobView, pods: Sequence[PodView]) -> Condition:
+def _paused(job: JobView | None, pods: Sequence[PodView]) -> Condition:
     """Why a paused VideoJob is Suspended, and whether its pod has stopped yet."""
+    if job is None:
+        message = "paused (spec.suspend: true) before it started: its Job is made once spec.suspend is false"
+        return _condition(SUSPENDED, TRUE, "Paused", message)
     if not job.suspended or any(pod.phase in ("Pending", "Running") for pod in pods):
         message = f"pausing (spec.suspend: true): Job {job.name} is being suspended, its pod stops"
     else:

@@ -1,5 +1,6 @@
-"""`videojobs operator --namespace NS` in a subprocess for tests and benchmarks: its probes, its metrics,
-and optionally a stand-in for the kubelet that restarts it when it exits (as its pod's container would be).
+"""`videojobs operator --namespace NS ...` (one or more) in a subprocess for tests and benchmarks: its probes,
+its metrics, and optionally a stand-in for the kubelet that restarts it when it exits (as its pod's container
+would be).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 VIDEOJOBS = Path(sys.executable).parent / "videojobs"
@@ -36,9 +38,16 @@ class Operator:
     """One operator process, authenticated by `kubeconfig`; `restart` brings it back whenever it exits."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, log: Path, env: dict[str, str], *, restart: bool = False
+        self,
+        kubeconfig: Path,
+        namespace: str | Sequence[str],
+        log: Path,
+        env: dict[str, str],
+        *,
+        restart: bool = False,
     ) -> None:
-        self.namespace = namespace
+        self.namespaces = [namespace] if isinstance(namespace, str) else list(namespace)
+        self.namespace = self.namespaces[0]
         self.log = log
         self.metrics_port = free_port()
         self._env = {
@@ -66,7 +75,7 @@ class Operator:
     def _spawn(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(VIDEOJOBS), "operator", "--namespace", self.namespace],
+                [str(VIDEOJOBS), "operator", *(arg for ns in self.namespaces for arg in ("--namespace", ns))],
                 env=self._env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -160,8 +160,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_s3_server(workdir: Path) -> Iterator[S3Server]:
-    """Start versitygw on a free 127.0.0.1 port with fresh random root keys; stop it on exit."""
+def running_s3_server(workdir: Path, again: S3Server | None = None) -> Iterator[S3Server]:
+    """Start versitygw on a free 127.0.0.1 port with fresh random root keys; stop it on exit.
+
+    `again`: a server that ran on `workdir` before and was stopped: start it again on its port, with its
+    keys and its data (what a client of it sees as an outage that ended).
+    """
     binary = server_binary()
     root = workdir / "data"
     root.mkdir(parents=True, exist_ok=True)
@@ -170,9 +174,9 @@ def running_s3_server(workdir: Path) -> Iterator[S3Server]:
         sidecar = workdir / "meta"
         sidecar.mkdir(exist_ok=True)
         backend_args = ["--sidecar", str(sidecar), str(root)]
-    access_key = "VJTEST" + secrets.token_hex(7).upper()
-    secret_key = secrets.token_urlsafe(30)
-    region = "us-east-1"
+    access_key = again.access_key if again else "VJTEST" + secrets.token_hex(7).upper()
+    secret_key = again.secret_key if again else secrets.token_urlsafe(30)
+    region = again.region if again else "us-east-1"
     log_path = workdir / "versitygw.log"
     # Credentials travel in the environment, not argv, so they do not show up in `ps`.
     env = {
@@ -182,8 +186,8 @@ def running_s3_server(workdir: Path) -> Iterator[S3Server]:
         "ROOT_SECRET_ACCESS_KEY": secret_key,
     }
     for _attempt in range(3):
-        port = _free_port()
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = again.endpoint_url if again else f"http://127.0.0.1:{_free_port()}"
+        port = int(endpoint.rsplit(":", 1)[1])
         command = [
             str(binary),
             "--port",
