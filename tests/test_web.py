@@ -1,16 +1,16 @@
 """The web app in a real browser (Debian's chromium through chromedriver) against a real `videojobs serve`.
 
-One story, in order: sign in; a field error from the API shown at its field; a job that fails while the
-LLM is down, with the API's sentence; a job cancelled from its page; the main job watched to 100 %, its
-scenes' thumbnails, its video played (time advances, a subtitle cue shows) and downloaded; the failed job
-retried from its page until it succeeds; the list filtered; the pages at phone width. Screenshots of each
-page go to `test-artifacts/web/` (override with VIDEOJOBS_TEST_ARTIFACTS).
+One story, in order (the tests share one server and browser): sign in; a field error from the API shown
+at its field; a job that fails while the LLM is down, with the API's sentence; a job cancelled from its
+page; the main job watched to 100 %, its scenes' thumbnails, its video played (time advances, a subtitle
+cue shows, a chapter seeks) and downloaded; the failed job retried from its page until it succeeds; a
+revise of one scene; the list filtered and at phone width. Each page is screenshotted to
+`test-artifacts/web/` (override with VIDEOJOBS_TEST_ARTIFACTS) once axe-core finds no WCAG 2.2 AA fault.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +21,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from axe import summary, violations
+from browser import chrome
 from cli_runs import Served, cli_env, serve
 from fake_llm import FIXTURES, FakeLLM
 from fake_llm import serve as serve_llm
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -34,19 +33,12 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 pytestmark = pytest.mark.render
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 KEY = "web-test-key-0123456789abcdef"
 MODEL = "openai/gpt-4o-mini"
 ARTIFACTS = (
     Path(os.environ.get("VIDEOJOBS_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")) / "web"
 )
 T = TypeVar("T")
-
-if CHROMIUM is None or CHROMEDRIVER is None:
-    pytest.skip(
-        "chromium and chromium-driver are not installed (make test installs them)", allow_module_level=True
-    )
 
 
 @dataclass
@@ -138,26 +130,6 @@ def _visible(browser: webdriver.Chrome, css: str) -> WebElement | bool:
     return found[0] if found else False
 
 
-def _chrome(downloads: Path, profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    assert CHROMIUM is not None and CHROMEDRIVER is not None
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # the suite may run as root, where Chromium's own sandbox cannot start
-        "--disable-dev-shm-usage",
-        "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web")
@@ -180,7 +152,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     llm = FakeLLM.from_folder(FIXTURES / "revise")  # three scenes, and their revise
     with serve(env, log) as served:
         (root / "downloads").mkdir()
-        browser = _chrome(root / "downloads", root / "profile")
+        browser = chrome(root / "profile", root / "downloads")
         site = Site(served, llm, llm_port, browser, root / "downloads", log, held)
         try:
             yield site
@@ -413,13 +385,9 @@ def test_the_list_is_newest_first_and_pages_fit_a_phone(site: Site) -> None:
 
 def test_the_key_never_reached_a_url_and_the_page_broke_no_rule(site: Site) -> None:
     assert KEY not in site.log.read_text()  # the server logs every request line
-    try:
-        entries = site.browser.get_log("browser")
-    except WebDriverException:
-        pytest.skip("this chromedriver does not hand out the console log")
     problems = [
         entry["message"]
-        for entry in entries
+        for entry in site.browser.get_log("browser")
         if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
     ]
     assert problems == []  # no CSP violation, no uncaught error
