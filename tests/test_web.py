@@ -26,6 +26,7 @@ from cli_runs import Served, cli_env, serve
 from fake_llm import FIXTURES, FakeLLM
 from fake_llm import serve as serve_llm
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -73,7 +74,8 @@ class Site:
         return self.browser.find_element(By.CSS_SELECTOR, css)
 
     def wait(self, condition: Callable[[webdriver.Chrome], T], timeout: float = 30, what: str = "") -> T:
-        return WebDriverWait(self.browser, timeout, poll_frequency=0.1).until(condition, what)
+        redrawn = (StaleElementReferenceException,)  # the page redraws live: look again
+        return WebDriverWait(self.browser, timeout, 0.1, redrawn).until(condition, what)
 
     def wait_for(self, css: str, timeout: float = 30) -> WebElement:
         return self.wait(lambda b: _visible(b, css), timeout, f"no visible {css}")

@@ -64,7 +64,9 @@ class JobPage {
     this.refreshScenes();
     if (this.job.phase === "Succeeded" && !this.playerShown) {
       this.playerShown = true;
-      this.renderResult();
+      this.renderResult().catch((error) => {
+        if (error.name !== "AbortError") fill(this.problem, alertBox(error.message));
+      });
     }
   }
 
@@ -183,7 +185,13 @@ class JobPage {
 
   async renderResult() {
     const job = this.job;
-    const links = await request("GET", this.url.video_url, { signal: this.live.signal });
+    const signal = this.live.signal;
+    const subtitles = job.request.delivery.subtitles;
+    const [links, vtt, metadata] = await Promise.all([
+      request("GET", this.url.video_url, { signal }),
+      subtitles ? objectUrl(`${this.url.subtitles}?format=vtt`, { signal }) : null,
+      request("GET", this.url.metadata, { signal }),
+    ]);
     const video = h("video", {
       controls: true,
       preload: "metadata",
@@ -192,8 +200,7 @@ class JobPage {
       "aria-label": `Video: ${job.request.topic}`,
     });
     const downloads = [h("a", { class: "button primary", href: links.download_url, download: "", "data-link": "download" }, "Download video")];
-    if (job.request.delivery.subtitles) {
-      const vtt = await objectUrl(`${this.url.subtitles}?format=vtt`, { signal: this.live.signal });
+    if (vtt) {
       this.blobs.push(vtt);
       video.append(h("track", { kind: "subtitles", src: vtt, srclang: job.request.language, label: "Subtitles", default: true }));
       downloads.push(
@@ -205,11 +212,10 @@ class JobPage {
     }
     downloads.push(
       this.button("Metadata (.json)", async () => {
-        const metadata = await objectUrl(this.url.metadata);
-        saveAs(metadata, `${job.id}.json`);
+        const file = await objectUrl(this.url.metadata);
+        saveAs(file, `${job.id}.json`);
       }, { "data-link": "metadata" }),
     );
-    const metadata = await request("GET", this.url.metadata, { signal: this.live.signal });
     const chapters = (metadata.scenes || []).map((scene) =>
       h("li", {}, this.button(`${scene.index}. ${scene.title}`, async () => {
         video.currentTime = scene.start_seconds;
