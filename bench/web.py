@@ -7,7 +7,8 @@ For each of N jobs (local backend, the fake LLM's three-scene fixture, low quali
    page showed, its `data-progress` read every 10 ms and compared with the job's SSE stream read
    beside it by httpx);
 3. from the job's completion (its `completed_at`) to the player being ready (`<video>` readyState ≥ 2:
-   the signed URL fetched, the subtitles and metadata read, the first frame decoded).
+   the signed URL fetched, the subtitles and metadata read, the first frame decoded); and from the
+   Succeeded event's arrival at the plain SSE client to the player being ready (the page's own part).
 
 Goal (issue 16): 1 and 3 each ≤ 1 s on the local backend.
 
@@ -44,13 +45,13 @@ POLL_SECONDS = 0.01
 AUTHORIZATION = {"Authorization": f"Bearer {KEY}"}
 
 
-def follow(url: str, job_id: str, published: list[tuple[float, int]]) -> None:
-    """Record (arrival time, progress) of each status event of the job, as a plain SSE client sees it."""
+def follow(url: str, job_id: str, published: list[tuple[float, int, str]]) -> None:
+    """Record (arrival time, progress, phase) of the job's status events, as a plain SSE client sees them."""
     events = f"{url}/v1/videos/jobs/{job_id}/events"
     with httpx.stream("GET", events, headers=AUTHORIZATION, timeout=None) as response:
         for event in server_sent(response.iter_lines()):
             if event is not None:
-                published.append((time.time(), int(event.data["progress"])))
+                published.append((time.time(), int(event.data["progress"]), event.data["phase"]))
 
 
 def shown(browser: Any) -> tuple[int | None, int]:
@@ -70,7 +71,7 @@ def one_job(browser: Any, url: str, topic: str) -> dict[str, Any]:
         headers=AUTHORIZATION,
         json={"topic": topic, "quality": "low", "max_scenes": 3},
     ).json()
-    published: list[tuple[float, int]] = []
+    published: list[tuple[float, int, str]] = []
     threading.Thread(target=follow, args=(url, created["id"], published), daemon=True).start()
     browser.get("about:blank")  # so that the job's page is loaded afresh, not routed to within the app
     opened = time.time()
@@ -91,13 +92,15 @@ def one_job(browser: Any, url: str, topic: str) -> dict[str, Any]:
     player_ready = time.time()
     job = httpx.get(f"{url}/v1/videos/jobs/{created['id']}", headers=AUTHORIZATION).json()
     completed = datetime.fromisoformat(job["completed_at"].replace("Z", "+00:00")).timestamp()
-    first_arrival = {progress: at for at, progress in reversed(published)}
+    first_arrival = {progress: at for at, progress, _ in reversed(published)}
+    succeeded = next(at for at, _, phase in published if phase == "Succeeded")
     delays = [seen[p] - at for p, at in first_arrival.items() if p in seen and at >= (first_shown or 0)]
     assert first_shown is not None
     return {
         "open_to_progress": first_shown - opened,
         "update_delays": delays,
         "completion_to_player": player_ready - completed,
+        "event_to_player": player_ready - succeeded,
         "phase": job["phase"],
     }
 
@@ -142,6 +145,7 @@ def main() -> None:
     print(line("page opened → first progress shown", [run["open_to_progress"] for run in runs]))
     print(line("status published → shown on the page", [d for run in runs for d in run["update_delays"]]))
     print(line("job completed → player ready", [run["completion_to_player"] for run in runs]))
+    print(line("Succeeded event → player ready", [run["event_to_player"] for run in runs]))
 
 
 if __name__ == "__main__":
