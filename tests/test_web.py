@@ -366,12 +366,30 @@ def test_the_list_is_newest_first_and_pages_fit_a_phone(site: Site) -> None:
     ]
     assert phases == ["Succeeded", "Succeeded", "Cancelled", "Succeeded"]
     site.screenshot("11-jobs")
+
+    site.open("#/jobs?limit=3")  # pages of 3: the cursor brings the fourth
+    site.wait(lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 3, 10, "a page of 3")
+    site.wait_for("[data-action=more]").click()
+    site.wait(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 4, 10, "the next page"
+    )
+    assert not site.find("[data-action=more]").is_displayed()
+
+    created = site.api(
+        "POST", "/v1/videos/generate", json={"topic": "Made elsewhere", "quality": "low"}
+    ).json()
+    row = f"table.jobs tbody tr[data-job-id='{created['id']}']"
+    site.wait(lambda b: site.attribute("table.jobs tbody tr", "data-job-id") == created["id"], 10, "not live")
+    site.api("POST", f"/v1/videos/jobs/{created['id']}/cancel")
+    site.wait(
+        lambda b: site.attribute(f"{row} [data-phase]", "data-phase") == "Cancelled", 10, "no live change"
+    )
     site.browser.set_window_size(390, 844)
     try:
         for route, name in (
             ("#/jobs", "12-phone-jobs"),
             ("#/new", "13-phone-new"),
-            (f"#/jobs/{_newest(site)}", "14-phone-job"),
+            (f"#/jobs/{_job_by_topic(site, 'The Pythagorean theorem')}", "14-phone-job"),
         ):
             site.open(route)
             site.wait_for("#view h1")
@@ -398,8 +416,3 @@ def test_the_key_never_reached_a_url_and_the_page_broke_no_rule(site: Site) -> N
 def _job_by_topic(site: Site, topic: str) -> str:
     jobs = site.api("GET", "/v1/videos/jobs").json()["data"]
     return next(str(job["id"]) for job in jobs if job["request"]["topic"] == topic)
-
-
-def _newest(site: Site) -> str:
-    jobs = site.api("GET", "/v1/videos/jobs", params={"limit": 1}).json()["data"]
-    return str(jobs[0]["id"])

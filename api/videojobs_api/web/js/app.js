@@ -81,8 +81,9 @@ async function route() {
       document.title = `${document.getElementById("job-title").textContent} · videojobs`;
     } else {
       document.title = "My jobs · videojobs";
-      const status = new URLSearchParams(query || "").get("status") || "";
-      current = await jobsView(view, { status });
+      const params = new URLSearchParams(query || "");
+      const limit = Number(params.get("limit")) || undefined;
+      current = await jobsView(view, { status: params.get("status") || "", limit });
     }
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;

@@ -3,7 +3,7 @@
 import { contract, follow, request } from "./api.js";
 import { alertBox, eta, fill, h, phaseBadge, progressBar, stageName, when } from "./dom.js";
 
-const PAGE_SIZE = 20;
+const PAGE_SIZE = 20; // the API's default; `#/jobs?limit=N` asks for other pages (1–100)
 
 function cells(job) {
   return [
@@ -21,7 +21,7 @@ function row(job) {
 }
 
 /** Render the list into `view`; the returned AbortController ends its live updates. */
-export async function jobsView(view, { status = "" } = {}) {
+export async function jobsView(view, { status = "", limit = PAGE_SIZE } = {}) {
   const live = new AbortController();
   const spec = await contract();
   const phases = spec.components.schemas.Phase.enum;
@@ -32,11 +32,13 @@ export async function jobsView(view, { status = "" } = {}) {
     phases.map((phase) => h("option", { value: phase, selected: phase === status }, phase)),
   );
   filter.addEventListener("change", () => {
-    location.hash = filter.value ? `#/jobs?status=${filter.value}` : "#/jobs";
+    const query = new URLSearchParams(filter.value ? { status: filter.value } : {});
+    if (limit !== PAGE_SIZE) query.set("limit", limit);
+    location.hash = query.size ? `#/jobs?${query}` : "#/jobs";
   });
   const body = h("tbody");
   const errors = h("div");
-  const more = h("button", { type: "button", hidden: true }, "Load more");
+  const more = h("button", { type: "button", hidden: true, "data-action": "more" }, "Load more");
   const empty = h("p", { class: "empty", hidden: true }, "No jobs yet. ", h("a", { href: "#/new" }, "Make a video"), ".");
   const headings = ["Topic", "Phase", "Stage", "Progress", "Ready in", "Created"];
   const table = h(
@@ -58,7 +60,7 @@ export async function jobsView(view, { status = "" } = {}) {
 
   let cursor = null;
   const load = async () => {
-    const query = new URLSearchParams({ limit: PAGE_SIZE });
+    const query = new URLSearchParams({ limit });
     if (status) query.set("status", status);
     if (cursor) query.set("cursor", cursor);
     try {
