@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from api_harness import KEYS, kubernetes_api
 from axe import summary, violations
 from browser import chrome
 from cli_runs import Served, cli_env, serve
@@ -43,28 +44,16 @@ T = TypeVar("T")
 
 
 @dataclass
-class Site:
-    """The server, the fake LLM (down until started), the browser and its download folder."""
+class Page:
+    """The browser on a server's web app, signed in with `key`."""
 
-    served: Served
-    llm: FakeLLM
-    llm_port: int
+    url: str
+    key: str
     browser: webdriver.Chrome
-    downloads: Path
-    log: Path
-    held_port: socket.socket | None
-
-    def start_llm(self, delay_seconds: float = 0.0) -> None:
-        """Bring the LLM up on the port the server was given (nothing answered there until now)."""
-        assert self.held_port is not None
-        self.held_port.close()
-        self.held_port = None
-        self.llm.delay_seconds = delay_seconds
-        serve_llm(self.llm, self.llm_port)
 
     def open(self, route: str = "") -> None:
         """Show `route` afresh (a URL that differs only by its hash would keep the page as it is)."""
-        url = f"{self.served.url}/{route}"
+        url = f"{self.url}/{route}"
         if self.browser.current_url == url:
             self.browser.refresh()
         else:
@@ -102,8 +91,13 @@ class Site:
         assert summary(violations(self.browser)) == [], name
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {KEY}"}
-        return httpx.request(method, f"{self.served.url}{path}", headers=headers, timeout=30, **kwargs)
+        headers = {"Authorization": f"Bearer {self.key}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def sign_in(self) -> None:
+        self.open()
+        self.wait_for("#api-key").send_keys(self.key, Keys.ENTER)
+        self.wait_for("table.jobs")
 
     def job_id(self) -> str:
         return self.browser.current_url.rsplit("/", 1)[-1]
@@ -125,6 +119,26 @@ class Site:
             else:
                 element.clear()
                 element.send_keys(value)
+
+
+@dataclass
+class Site(Page):
+    """`videojobs serve` with the fake LLM (down until started), the browser and its download folder."""
+
+    served: Served
+    llm: FakeLLM
+    llm_port: int
+    downloads: Path
+    log: Path
+    held_port: socket.socket | None
+
+    def start_llm(self, delay_seconds: float = 0.0) -> None:
+        """Bring the LLM up on the port the server was given (nothing answered there until now)."""
+        assert self.held_port is not None
+        self.held_port.close()
+        self.held_port = None
+        self.llm.delay_seconds = delay_seconds
+        serve_llm(self.llm, self.llm_port)
 
 
 def _visible(browser: webdriver.Chrome, css: str) -> WebElement | bool:
@@ -155,7 +169,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with serve(env, log) as served:
         (root / "downloads").mkdir()
         browser = chrome(root / "profile", root / "downloads")
-        site = Site(served, llm, llm_port, browser, root / "downloads", log, held)
+        site = Site(served.url, KEY, browser, served, llm, llm_port, root / "downloads", log, held)
         try:
             yield site
         finally:
@@ -416,3 +430,49 @@ def test_the_key_never_reached_a_url_and_the_page_broke_no_rule(site: Site) -> N
 def _job_by_topic(site: Site, topic: str) -> str:
     jobs = site.api("GET", "/v1/videos/jobs").json()["data"]
     return next(str(job["id"]) for job in jobs if job["request"]["topic"] == topic)
+
+
+@pytest.mark.k8s
+def test_on_the_kubernetes_backend_the_page_follows_videojobs_cancels_and_retries(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The same page over VideoJobs: the real operator, the API's kubernetes backend, the stand-in runner."""
+    with kubernetes_api(request, tmp_path, run_jobs=True) as api:
+        browser = chrome(tmp_path / "profile")
+        page = Page(api.url, KEYS["alice"], browser)
+        try:
+            page.sign_in()
+            page.create("fail once, then finish")
+            assert page.wait_for_phase("Failed") == "Failed"
+            assert page.wait_for("[role=alert]").text.startswith("scene 2 failed")
+            page.find("[data-action=retry]").click()
+            page.wait(lambda b: page.phase() != "Failed", 30, "the retry did not start")
+            assert page.wait_for_phase("Succeeded", "Failed") == "Succeeded"
+            download = page.wait_for("[data-link=download]").get_attribute("href") or ""
+            assert download.startswith(f"{api.url}/v1/videos/jobs/{page.job_id()}/download?expires=")
+            assert (
+                httpx.get(download).content
+                == page.api("GET", f"/v1/videos/jobs/{page.job_id()}/download").content
+            )
+            page.screenshot("k8s-01-retried")
+
+            page.create("hang in rendering")
+            message = "[data-message]"
+            page.wait(
+                lambda b: b.find_element(By.CSS_SELECTOR, message).text == "Rendering scene 1/3", 60, "hung"
+            )
+            page.find("[data-action=cancel]").click()
+            assert page.wait_for_phase("Cancelled") == "Cancelled"
+
+            page.open("#/jobs")
+            page.wait(
+                lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")) == 2, 10, "two jobs"
+            )
+            phases = [
+                e.get_attribute("data-phase")
+                for e in browser.find_elements(By.CSS_SELECTOR, "table.jobs [data-phase]")
+            ]
+            assert phases == ["Cancelled", "Succeeded"]
+            page.screenshot("k8s-02-jobs")
+        finally:
+            browser.quit()
