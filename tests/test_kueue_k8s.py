@@ -8,6 +8,7 @@ Skipped unless Kueue is built (`hack/test-cluster build-kueue`) or TEST_CLUSTER_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -116,14 +117,21 @@ def operator_kubeconfig(cluster: K8sCluster, tmp_path_factory: pytest.TempPathFa
     )
 
 
-@pytest.fixture
-def namespace(cluster: K8sCluster) -> Iterator[str]:
+@contextlib.contextmanager
+def tenant_namespace(cluster: K8sCluster, prefix: str) -> Iterator[str]:
     """A fresh namespace with a LocalQueue per tenant (tenant-a, tenant-b) on the GPU ClusterQueue."""
-    name = f"vjq-{secrets.token_hex(4)}"
+    name = f"{prefix}-{secrets.token_hex(4)}"
     cluster.kubectl("create", "namespace", name)
     apply(cluster, name, local_queue("tenant-a", CLUSTER_QUEUE), local_queue("tenant-b", CLUSTER_QUEUE))
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def namespace(cluster: K8sCluster) -> Iterator[str]:
+    """The namespace the tests' VideoJobs are made in."""
+    with tenant_namespace(cluster, "vjq") as name:
+        yield name
 
 
 @pytest.fixture
@@ -693,11 +701,8 @@ def prebuilt_workload(name: str, queue: str, job: dict[str, Any]) -> dict[str, A
 @pytest.fixture
 def worker_namespace(cluster: K8sCluster) -> Iterator[str]:
     """A second namespace, standing for a MultiKueue worker cluster's copy of the first, with its queues."""
-    name = f"vjw-{secrets.token_hex(4)}"
-    cluster.kubectl("create", "namespace", name)
-    apply(cluster, name, local_queue("tenant-a", CLUSTER_QUEUE), local_queue("tenant-b", CLUSTER_QUEUE))
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false")
+    with tenant_namespace(cluster, "vjw") as name:
+        yield name
 
 
 def test_a_videojob_multikueue_dispatches_is_left_alone_and_its_worker_copy_runs_in_another_namespace(
