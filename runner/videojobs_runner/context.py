@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from videojobs.settings import Settings
 from videojobs_runner.llm import LLMClient, UsageLedger
 from videojobs_runner.progress import ProgressTracker
 from videojobs_runner.render_cache import CombinedCache, RenderCache
+from videojobs_runner.sandbox import SandboxConfig
 from videojobs_runner.tts import Narrator
 
 
@@ -28,3 +30,8 @@ class JobContext:
     narrator: Narrator
     render_cache: RenderCache | None
     combined_cache: CombinedCache | None
+
+    @functools.cached_property
+    def sandbox(self) -> SandboxConfig:
+        """The render sandbox, built once per job (RENDER_ISOLATION=pod: one Kubernetes and S3 client)."""
+        return SandboxConfig.from_settings(self.settings)

@@ -31,7 +31,6 @@ from videojobs_runner.planning import plan_outline
 from videojobs_runner.progress import ProgressReporter, ProgressTracker
 from videojobs_runner.render_cache import CombinedCache, RenderCache
 from videojobs_runner.revision import scene_revisions, seed_revision
-from videojobs_runner.sandbox import SandboxConfig
 from videojobs_runner.scenes import SceneWork
 from videojobs_runner.tts import Narrator
 
@@ -129,7 +128,7 @@ class VideoPipeline:
         if self.ctx.settings.render_isolation is RenderIsolation.NONE:
             return  # every render logs its own warning
         if self.ctx.settings.render_isolation is RenderIsolation.POD:
-            SandboxConfig.from_settings(self.ctx.settings)  # raises ConfigurationError naming what is missing
+            _ = self.ctx.sandbox  # built now: a ConfigurationError names what is missing
             return
         try:
             await asyncio.to_thread(check_available)

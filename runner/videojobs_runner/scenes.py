@@ -24,7 +24,7 @@ from videojobs_runner.context import JobContext
 from videojobs_runner.layout import VIOLATIONS, LayoutViolation, describe_violations
 from videojobs_runner.llm import Message, fenced_block, json_reply
 from videojobs_runner.render_cache import CachedRender, render_key
-from videojobs_runner.sandbox import RenderLimits, SandboxConfig, render_scene
+from videojobs_runner.sandbox import RenderLimits, render_scene
 from videojobs_runner.tts import SceneNarration
 
 logger = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class SceneWork:
                     enable_caching=self.ctx.settings.enable_caching,
                     narration=narration.seconds if narration else (),
                     layout_margin=self.ctx.settings.layout_margin,
-                    sandbox=SandboxConfig.from_settings(self.ctx.settings),
+                    sandbox=self.ctx.sandbox,
                 )
             self.ctx.artifacts.save_text(log_name, outcome.log)
             if not outcome.ok or outcome.video is None:
