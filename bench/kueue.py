@@ -2,11 +2,17 @@
 of 8 (the test cluster's 2 KWOK GPU nodes, 4 each).
 
 Each tenant has a ClusterQueue in one cohort (nominal GPU quotas 3, 3 and 2: their fair shares; idle quota
-is lent) and a LocalQueue in its namespace. VideoJobs (1 GPU each) are submitted round-robin. Prints:
-- admission latency once quota frees: for the k-th admission after the first 8, its Workload's
-  QuotaReserved time minus the later of its creation and the (k-8)-th Job completion (whole seconds);
-- GPUs in use (admitted, unfinished Jobs, polled every 0.5 s) against the quota over time (never above);
-- each tenant's share of GPU-seconds while every tenant still had work waiting, against its fair share.
+is lent) and a LocalQueue in its namespace. VideoJobs (1 GPU each) are submitted round-robin. Every time
+is taken from two `kubectl get --watch` streams (the run's Workloads and Jobs), stamped as each event
+arrives here: milliseconds, not the API's whole seconds, and no polling that would load the cluster it
+measures (a list of 600 Jobs is ~9 MB and ~1.5 s of kubectl CPU). Prints:
+- admission latency once quota frees: for the k-th QuotaReserved after the first 8, its time minus the
+  later of its Workload's creation and the (k-8)-th Workload Finished (Kueue released that quota);
+- each reservation's stages: reserved -> Job unsuspended -> Job Complete -> quota released;
+- GPUs in use (Kueue's reservations, QuotaReserved to Finished) against the quota: the peak (never
+  above), the mean while some Workload waited, and over time;
+- each tenant's share of reserved GPU-seconds while every tenant still had work waiting, against its
+  fair share; and the machine's load average during the run.
 
 Run: `.venv/bin/python bench/kueue.py [--count 500]`. It starts its own test cluster with Kueue
 (TEST_CLUSTER_KUEUE=1; torn down afterwards) unless TEST_KUEUE_CLUSTER_DIR names one that is up.
@@ -15,15 +21,14 @@ Run: `.venv/bin/python bench/kueue.py [--count 500]`. It starts its own test clu
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +41,9 @@ from operator_process import Operator  # noqa: E402
 OPERATOR_NS = "videojobs-system"
 NAMESPACE = "bench"
 """The operator watches one namespace: the tenants' LocalQueues (one per tenant) are all in it."""
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 TENANTS = {"tenant-a": 3, "tenant-b": 3, "tenant-c": 2}
 QUOTA = sum(TENANTS.values())
-FINISHED = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
 K = "kueue.x-k8s.io/v1beta2"
-
-
-def at(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def apply(cluster: K8sCluster, objects: list[dict[str, Any]], namespace: str | None = None) -> None:
@@ -107,26 +106,63 @@ def setup(cluster: K8sCluster) -> None:
     apply(cluster, locals_, NAMESPACE)
 
 
-class GpuSampler(threading.Thread):
-    """GPUs held by admitted, unfinished Jobs, per tenant, every 0.5 s."""
+CONDITIONS = '{{range .status.conditions}}{{.type}}={{.status}} {{end}}{{"\\n"}}'
+WORKLOAD_LINE = (
+    "{{.metadata.name}} {{.spec.queueName}} {{range .metadata.ownerReferences}}{{.name}}{{end}} " + CONDITIONS
+)
+JOB_LINE = "{{.metadata.name}} {{.spec.suspend}} " + CONDITIONS
 
-    def __init__(self, cluster: K8sCluster) -> None:
+
+class Watch(threading.Thread):
+    """`kubectl get RESOURCE --watch`, one line an event: when each object was first seen, and when each
+    of its conditions first became True, by this machine's clock as the event arrived (milliseconds, not
+    the API's whole-second timestamps; no polling: the watch costs the API server next to nothing).
+    """
+
+    def __init__(self, cluster: K8sCluster, resource: str, template: str, mine: str) -> None:
         super().__init__(daemon=True)
-        self.cluster = cluster
-        self.samples: list[tuple[float, dict[str, int]]] = []
-        self.stop = threading.Event()
+        kubectl = [str(cluster.bin_dir / "kubectl"), "get", resource, "-n", NAMESPACE, "--watch"]
+        self.command = [*kubectl, "-o", f"go-template={template}"]
+        self.env = cluster.env()
+        self.process: subprocess.Popen[str] | None = None
+        self.closing = threading.Event()
+        self.mine = mine  # only objects whose name holds this
+        self.seen: dict[str, float] = {}
+        self.fields: dict[str, list[str]] = {}  # the line's fields before the conditions, as first seen
+        self.true: dict[str, dict[str, float]] = {}  # name -> condition type -> first seen True
+        self.unsuspended: dict[str, float] = {}  # (Jobs) first seen with spec.suspend false
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            held = dict.fromkeys(TENANTS, 0)
-            for job in listed(self.cluster, "jobs"):
-                done = {
-                    c["type"] for c in job.get("status", {}).get("conditions", ()) if c["status"] == "True"
-                }
-                if not job["spec"].get("suspend") and not done & FINISHED:
-                    held[job["metadata"]["labels"][QUEUE_LABEL]] += 1
-            self.samples.append((time.time(), held))
-            time.sleep(0.5)
+        while not self.closing.is_set():  # a watch the API server ends is opened again (it lists first)
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=subprocess.PIPE, text=True, bufsize=1
+            )
+            if self.closing.is_set():  # closed while it started
+                self.process.terminate()
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.take(time.time(), line.split())
+            self.process.wait()
+
+    def take(self, now: float, parts: list[str]) -> None:
+        """One event's line: Workloads are named job-<the Job's name>-<hash>, Jobs after their VideoJob."""
+        if not parts or self.mine not in parts[0]:
+            return
+        name = parts[0]
+        self.seen.setdefault(name, now)
+        conditions = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        self.fields.setdefault(name, [p for p in parts[1:] if "=" not in p])
+        if "false" in parts[1:2]:
+            self.unsuspended.setdefault(name, now)
+        for kind, status in conditions.items():
+            if status == "True":
+                self.true.setdefault(name, {}).setdefault(kind, now)
+
+    def close(self) -> None:
+        self.closing.set()
+        if self.process is not None:
+            self.process.terminate()
+        self.join(timeout=30)
 
 
 def run(cluster: K8sCluster, count: int, timeout: float, log: Path) -> None:
@@ -135,88 +171,158 @@ def run(cluster: K8sCluster, count: int, timeout: float, log: Path) -> None:
         OPERATOR_NS, "videojobs-operator", log.parent / "operator.kubeconfig"
     )
     operator = Operator(kubeconfig, NAMESPACE, log, {}).start()
-    sampler = GpuSampler(cluster)
-    sampler.start()
+    # Names of this run's own (a reused cluster keeps an earlier run's VideoJobs, Jobs and Workloads).
+    prefix = f"b{int(time.time()) % 100000}-"
+    workloads = Watch(cluster, "workloads", WORKLOAD_LINE, prefix)
+    jobs = Watch(cluster, "jobs", JOB_LINE, prefix)
+    workloads.start()
+    jobs.start()
     try:
         start = time.time()
         tenants = list(TENANTS)
-        by_tenant: dict[str, list[dict[str, Any]]] = {t: [] for t in tenants}
-        for i in range(count):
-            tenant = tenants[i % len(tenants)]
-            by_tenant[tenant].append(
-                {
-                    "apiVersion": "videojobs.io/v1alpha1",
-                    "kind": "VideoJob",
-                    "metadata": {"name": f"bench-{i:04d}"},
-                    "spec": {"topic": f"Topic {i}", "queueName": tenant, "resources": {"gpu": 1}},
-                }
-            )
-        interleaved = [vj for group in zip(*by_tenant.values(), strict=False) for vj in group]
-        for first in range(0, len(interleaved), 30):  # round-robin over the tenants, 30 per request
-            apply(cluster, interleaved[first : first + 30], NAMESPACE)
+        videojobs: list[dict[str, Any]] = [  # round-robin over the tenants
+            {
+                "apiVersion": "videojobs.io/v1alpha1",
+                "kind": "VideoJob",
+                "metadata": {"name": f"{prefix}{i:04d}"},
+                "spec": {
+                    "topic": f"Topic {i}",
+                    "queueName": tenants[i % len(tenants)],
+                    "resources": {"gpu": 1},
+                },
+            }
+            for i in range(count)
+        ]
+        for first in range(0, count, 30):  # 30 per request
+            apply(cluster, videojobs[first : first + 30], NAMESPACE)
         print(f"submitted {count} VideoJobs in {time.time() - start:.1f} s", flush=True)
+        loads = [os.getloadavg()[0]]
         deadline = time.time() + timeout
-        while True:
-            phases = [vj.get("status", {}).get("phase") for vj in listed(cluster, "videojobs")]
-            done = sum(phase == "Succeeded" for phase in phases)
+        while True:  # the watch tells when Kueue released each Workload's quota
+            done = sum("Finished" in c for c in list(workloads.true.values()))
             if done >= count:
                 break
             if time.time() > deadline:
-                raise SystemExit(f"timed out: {done}/{count} Succeeded\n{operator.tail()}")
-            time.sleep(2)
-        print(f"all {count} Succeeded after {time.time() - start:.0f} s", flush=True)
-    finally:
-        sampler.stop.set()
-        sampler.join(timeout=30)
-        operator.stop()
-    report(cluster, sampler.samples)
-
-
-def report(cluster: K8sCluster, samples: list[tuple[float, dict[str, int]]]) -> None:
-    workloads = listed(cluster, "workloads")
-    admitted: list[tuple[float, float]] = []  # (QuotaReserved time, created)
-    for wl in workloads:
-        for c in wl.get("status", {}).get("conditions", ()):
-            if c["type"] == "QuotaReserved" and c["status"] == "True":
-                admitted.append((at(c["lastTransitionTime"]), at(wl["metadata"]["creationTimestamp"])))
-    finishes = sorted(
-        at(job["status"]["completionTime"])
-        for job in listed(cluster, "jobs")
-        if job.get("status", {}).get("completionTime")
-    )
-    admitted.sort()
-    latencies = [
-        max(0.0, t - max(created, finishes[k - QUOTA]))
-        for k, (t, created) in enumerate(admitted)
-        if k >= QUOTA and k - QUOTA < len(finishes)
-    ]
-    if latencies:
-        q = statistics.quantiles(latencies, n=100, method="inclusive")
+                raise SystemExit(f"timed out: {done}/{count} Workloads Finished\n{operator.tail()}")
+            time.sleep(1)
+            loads.append(os.getloadavg()[0])
+        succeeded = 0
+        while succeeded < count and time.time() < deadline:  # the operator's status follows the Jobs
+            ours = (vj for vj in listed(cluster, "videojobs") if vj["metadata"]["name"].startswith(prefix))
+            succeeded = sum(vj.get("status", {}).get("phase") == "Succeeded" for vj in ours)
+            time.sleep(0 if succeeded >= count else 2)
         print(
-            f"admission latency once quota frees (n={len(latencies)}, 1 s resolution):"
-            f" p50 {q[49]:.1f} s, p99 {q[98]:.1f} s, max {max(latencies):.1f} s"
+            f"all {count} Workloads Finished after"
+            f" {max(t['Finished'] for t in workloads.true.values()) - start:.0f} s,"
+            f" {succeeded} VideoJobs Succeeded",
+            flush=True,
         )
-    peak = max((sum(held.values()) for _, held in samples), default=0)
-    print(f"GPUs in use: peak {peak} of quota {QUOTA} ({'never above' if peak <= QUOTA else 'EXCEEDED'})")
-    t0 = samples[0][0] if samples else 0
-    line = []
-    for t, held in samples[:: max(1, len(samples) // 20)]:
-        line.append(f"{t - t0:.0f}s:{sum(held.values())}")
+        print(
+            f"machine: {os.cpu_count()} cores, 1-min load average {statistics.median(loads):.1f} (median),"
+            f" max {max(loads):.1f}"
+        )
+    finally:
+        workloads.close()
+        jobs.close()
+        operator.stop()
+    report(workloads, jobs, start)
+
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else [values[0]] * 99
+    return f"p50 {q[49]:.2f} s, p99 {q[98]:.2f} s, max {max(values):.2f} s (n={len(values)})"
+
+
+def report(workloads: Watch, jobs: Watch, start: float) -> None:
+    """Every time below is when the watch event arrived here (sub-second), not an API timestamp."""
+    held: list[tuple[str, float, float]] = []  # (tenant, quota reserved, released)
+    reserved: list[tuple[float, float]] = []  # (QuotaReserved, Workload first seen)
+    for name, conditions in workloads.true.items():
+        if "QuotaReserved" in conditions:
+            reserved.append((conditions["QuotaReserved"], workloads.seen[name]))
+            if "Finished" in conditions:
+                held.append((workloads.fields[name][0], conditions["QuotaReserved"], conditions["Finished"]))
+    reserved.sort()
+    freed = sorted(t for _, _, t in held)
+    # The k-th reservation after the first QUOTA waited for the (k-QUOTA)-th release (1 GPU each).
+    latencies = [
+        max(0.0, t - max(seen, freed[k - QUOTA]))
+        for k, (t, seen) in enumerate(reserved)
+        if k >= QUOTA and k - QUOTA < len(freed)
+    ]
+    print(
+        "admission latency once quota frees (Workload Finished -> next QuotaReserved):",
+        quantiles(latencies),
+    )
+    # Stages of each Workload's slot, from its reservation to its release.
+    job_of = {name: fields[1] for name, fields in workloads.fields.items() if len(fields) > 1}
+    stages: dict[str, list[float]] = {
+        "reserved -> Job unsuspended": [],
+        "unsuspended -> Job Complete": [],
+        "Job Complete -> quota released": [],
+    }
+    for name, conditions in workloads.true.items():
+        job = job_of.get(name)
+        if job is None or "QuotaReserved" not in conditions or "Finished" not in conditions:
+            continue
+        unsuspended, complete = jobs.unsuspended.get(job), jobs.true.get(job, {}).get("Complete")
+        if unsuspended is None or complete is None:
+            continue
+        stages["reserved -> Job unsuspended"].append(unsuspended - conditions["QuotaReserved"])
+        stages["unsuspended -> Job Complete"].append(complete - unsuspended)
+        stages["Job Complete -> quota released"].append(conditions["Finished"] - complete)
+    for stage, values in stages.items():
+        print(f"  {stage}: {quantiles(values)}")
+    # GPUs reserved over time (Kueue's own reservations, 1 GPU each), and while work was waiting.
+    changes = sorted([(t, 1) for _, t, _ in held] + [(t, -1) for _, _, t in held], key=lambda c: (c[0], c[1]))
+    waiting_changes = sorted(
+        [(workloads.seen[n], 1) for n in workloads.true if "QuotaReserved" in workloads.true[n]]
+        + [(t, -1) for t, _ in reserved]
+    )
+    in_use, peak, timeline = 0, 0, []
+    for t, delta in changes:
+        in_use += delta
+        peak = max(peak, in_use)
+        timeline.append((t, in_use))
+    print(
+        f"GPUs in use (reserved by Kueue): peak {peak} of quota {QUOTA}",
+        "(never above)" if peak <= QUOTA else "(EXCEEDED)",
+    )
+    events = sorted([(t, "use", d) for t, d in changes] + [(t, "wait", d) for t, d in waiting_changes])
+    busy = waited = 0.0
+    in_use = waiting = 0
+    previous = events[0][0] if events else 0.0
+    for t, kind, delta in events:
+        if waiting > 0:
+            waited += t - previous
+            busy += in_use * (t - previous)
+        previous = t
+        if kind == "use":
+            in_use += delta
+        else:
+            waiting += delta
+    if waited:
+        print(
+            f"  while Workloads were waiting ({waited:.0f} s): {busy / waited:.2f} GPUs in use on average"
+            f" ({busy / waited / QUOTA:.0%} of the quota)"
+        )
+    line, step = [], max(1.0, (timeline[-1][0] - start) / 20) if timeline else 1.0
+    mark = start
+    for t, n in timeline:
+        if t >= mark:
+            line.append(f"{t - start:.0f}s:{n}")
+            mark = t + step
     print("GPUs over time: " + " ".join(line))
-    # Shares of GPU-seconds while every tenant still had work: up to the first sample after which a
-    # tenant never again held a GPU... approximated by the window before the first tenant's last admission.
-    last_admit = {t: 0.0 for t in TENANTS}
-    for wl in workloads:
-        ns = wl["spec"]["queueName"]
-        for c in wl.get("status", {}).get("conditions", ()):
-            if c["type"] == "QuotaReserved" and c["status"] == "True":
-                last_admit[ns] = max(last_admit[ns], at(c["lastTransitionTime"]))
-    window_end = min(last_admit.values())
+    # Shares of GPU-seconds while every tenant still had work: up to the first tenant's last reservation.
+    last = dict.fromkeys(TENANTS, 0.0)
+    for tenant, t, _ in held:
+        last[tenant] = max(last[tenant], t)
+    window_end = min(last.values())
     used = dict.fromkeys(TENANTS, 0.0)
-    for (t, held), (t_next, _) in itertools.pairwise(samples):
-        if t_next <= window_end:
-            for tenant, n in held.items():
-                used[tenant] += n * (t_next - t)
+    for tenant, begin, end in held:
+        used[tenant] += max(0.0, min(end, window_end) - begin)
     total = sum(used.values()) or 1.0
     for tenant, gpus in TENANTS.items():
         share, fair = used[tenant] / total, gpus / QUOTA

@@ -820,3 +820,32 @@ def test_storage_down_past_the_timeout_leaves_the_artifacts_and_lets_the_videojo
 
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_a_workload_event_kicks_the_videojob_of_its_job_found_once() -> None:
+    """Kueue's Workload events name a Job by uid: its VideoJob is found by a scan once, then remembered."""
+
+    async def scenario() -> None:
+        world = World()
+        for name in ("a", "b"):
+            world.add_videojob(body(name, queueName="tenant-a"))
+            world.add_job(job_body(name))
+        controller = world.controller
+        controller.kick_job(NS, "job-b")
+        assert list(controller._work._queued) == [(NS, "b")]
+        assert controller._job_keys == {(NS, "job-b"): (NS, "b")}
+        await controller._work.get()
+        controller._work.done((NS, "b"))
+
+        del world.jobs[(NS, "b")]  # gone from the index: the remembered key still names its VideoJob
+        controller.kick_job(NS, "job-b")
+        assert list(controller._work._queued) == [(NS, "b")]
+
+        controller.kick_job(NS, "job-unknown")  # a Job of no VideoJob (not ours): nothing to do
+        controller.kick_job("other", "job-a")  # the uid in another namespace: not this one
+        assert list(controller._work._queued) == [(NS, "b")] and len(controller._job_keys) == 1
+
+        controller.forget((NS, "b"), "uid-b")
+        assert controller._job_keys == {}
+
+    asyncio.run(scenario())

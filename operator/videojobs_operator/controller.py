@@ -182,6 +182,7 @@ class Controller:
         self._cancelled: dict[Key, str] = {}  # uid of the Job deleted for spec.cancel
         self._progressed = time.monotonic()  # a reconcile got its answers, or work arrived after none
         self._events: dict[str, str] = {}  # VideoJob uid -> name of the latest Event known to be posted
+        self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, a Job's uid) -> its VideoJob's key
         self.admission = Admission(settings.max_running, api, self._releasable, self._housekeeping.set)
         self.expiry = Expiry(api, self._current)
         self.retention = Retention(api, storage, settings.artifact_deletion_timeout_seconds)
@@ -252,6 +253,8 @@ class Controller:
         self._attempts.pop(key, None)
         self._new_jobs.pop(key, None)
         self._cancelled.pop(key, None)
+        for job_key in [job_key for job_key, of in self._job_keys.items() if of == key]:
+            del self._job_keys[job_key]
         self.retention.forget(uid)
         self._housekeeping.set()
 
@@ -467,11 +470,20 @@ class Controller:
         return next(iter(self._workloads.get((namespace, job.uid), ())), None)
 
     def kick_job(self, namespace: str, job_uid: str) -> None:
-        """Reconcile the VideoJob whose Job has that uid (Kueue's Workload of it changed)."""
-        for key, job in self._all_jobs():
-            if job.uid == job_uid and key[0] == namespace:
-                self.kick(key)
+        """Reconcile the VideoJob whose Job has that uid (Kueue's Workload of it changed).
+
+        A Job's uid names one VideoJob for good: found once by a scan of the Jobs index, then remembered
+        (each Workload changes several times: a scan per change was O(Jobs) per event).
+        """
+        key = self._job_keys.get((namespace, job_uid))
+        if key is None:
+            for candidate, job in self._all_jobs():
+                if job.uid == job_uid and candidate[0] == namespace:
+                    key = self._job_keys[namespace, job_uid] = candidate
+                    break
+            else:
                 return
+        self.kick(key)
 
     def _all_jobs(self) -> Iterator[tuple[Key, JobView]]:
         for key, store in self._jobs.items():
