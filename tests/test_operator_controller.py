@@ -37,6 +37,11 @@ class FakeApi:
         self.priorities = {"high": 1000}
         self.events: dict[str, PhaseEvent] = {}
         self.finalizers: dict[str, list[str]] = {}
+        self.pending: dict[tuple[str, str], list[dict[str, Any]]] | ApiException = ApiException(
+            status=404, reason="Not Found"
+        )
+        """Kueue's pendingworkloads by (namespace, LocalQueue), or what asking for them raises (by default
+        a 404: the visibility API is not served)."""
 
     async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
         self.calls.append(("create", manifest["metadata"]["name"], manifest))
@@ -62,6 +67,12 @@ class FakeApi:
 
     async def set_workload_active(self, namespace: str, name: str, *, active: bool) -> None:
         self.calls.append(("workload-active", name, active))
+
+    async def pending_workloads(self, namespace: str, local_queue: str) -> list[dict[str, Any]]:
+        self.calls.append(("pending-workloads", namespace, local_queue))
+        if isinstance(self.pending, ApiException):
+            raise self.pending
+        return self.pending.get((namespace, local_queue), [])
 
     async def set_finalizers(
         self, namespace: str, name: str, uid: str, old: tuple[str, ...], new: list[str]

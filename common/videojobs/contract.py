@@ -500,6 +500,26 @@ class Condition(ContractModel):
     observed_generation: int | None = None
 
 
+class QueueStatus(ContractModel):
+    """Where Kueue holds a VideoJob with spec.queueName while it waits to be admitted (phase Queued)."""
+
+    name: str = Field(description="The Kueue LocalQueue it waits in (spec.queueName).")
+    position: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Its place among the LocalQueue's pending Workloads, 1 = admitted next, as Kueue's visibility "
+            "API (visibility.kueue.x-k8s.io, VisibilityOnDemand) reports it, refreshed every few seconds; "
+            "absent where that API is not served or has not placed it yet."
+        ),
+    )
+    position_in_cluster_queue: int | None = Field(
+        default=None,
+        ge=1,
+        description="Its place among the pending Workloads of the LocalQueue's ClusterQueue.",
+    )
+
+
 RUNNER_STATUS_FIELDS = (
     "stage",
     "progress",
@@ -522,6 +542,7 @@ OPERATOR_STATUS_FIELDS = (
     "completion_time",
     "job_name",
     "attempt",
+    "queue",
 )
 """Status fields only the operator (or the local backend in its place) writes."""
 
@@ -558,6 +579,10 @@ class JobStatus(ContractModel):
     job_name: str | None = None
     attempt: int = Field(
         default=0, ge=0, description="The spec.attempt that the phase and the Job belong to."
+    )
+    queue: QueueStatus | None = Field(
+        default=None,
+        description="Kueue's LocalQueue and its place in it, while Queued by Kueue (spec.queueName).",
     )
 
     def owned_by_runner(self) -> dict[str, object]:

@@ -35,6 +35,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Topic", "type": "string", "jsonPath": ".spec.topic", "priority": 1},
     {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1},
+    {
+        "name": "Position",
+        "type": "integer",
+        "jsonPath": ".status.queue.position",
+        "description": "Place in its Kueue LocalQueue while Queued (1: admitted next)",
+        "priority": 1,
+    },
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 

@@ -51,6 +51,7 @@ from videojobs_operator.status import (
     Key,
     OperatorStatus,
     PodView,
+    QueuePosition,
     VideoJobView,
     WorkloadView,
     desired_status,
@@ -61,6 +62,7 @@ from videojobs_operator.status import (
     retry_status,
     timestamp,
 )
+from videojobs_operator.visibility import QueueKey, QueuePositions
 
 RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 60.0
@@ -73,6 +75,8 @@ STALL_SECONDS = 60.0
 """Work pending and no reconcile done for this long: the workers are stuck (liveness fails, the Lease
 is given up)."""
 HOUSEKEEPING_MIN_INTERVAL = 0.1
+POSITIONS_MIN_INTERVAL = 0.5
+"""Workload events wake the queue-position refresher; it looks at most this often (visibility.py)."""
 GAUGE_SECONDS = 2.0
 
 logger = logging.getLogger(__name__)
@@ -186,6 +190,7 @@ class Controller:
         self.admission = Admission(settings.max_running, api, self._releasable, self._housekeeping.set)
         self.expiry = Expiry(api, self._current)
         self.retention = Retention(api, storage, settings.artifact_deletion_timeout_seconds)
+        self.positions = QueuePositions(api.pending_workloads, self.kick_job)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -194,6 +199,8 @@ class Controller:
         for number in range(self.settings.api_concurrency):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"videojobs-status-{number}"))
         self._tasks.append(asyncio.create_task(self._housekeeper(), name="videojobs-housekeeper"))
+        if self._workloads is not None:
+            self._tasks.append(asyncio.create_task(self._position_refresher(), name="videojobs-positions"))
 
     async def stop(self) -> None:
         """Stop the tasks and the API client."""
@@ -469,6 +476,34 @@ class Controller:
             return None
         return next(iter(self._workloads.get((namespace, job.uid), ())), None)
 
+    def workload_changed(self, namespace: str, workload: WorkloadView) -> None:
+        """Kueue's Workload of a Job changed: its VideoJob's status may change, and the places of the
+        VideoJobs waiting in its LocalQueue may have moved."""
+        if workload.job_uid:
+            self.kick_job(namespace, workload.job_uid)
+        if workload.queue:
+            self.positions.touch(namespace, workload.queue)
+
+    def _position(
+        self, namespace: str, job: JobView | None, workload: WorkloadView | None
+    ) -> QueuePosition | None:
+        """The place of a waiting Workload in Kueue's queues, as last read (visibility.py)."""
+        if job is None or workload is None or workload.admitted:
+            return None
+        return self.positions.position(namespace, workload.queue or job.kueue_queue or "", workload.name)
+
+    def _waiting_queues(self) -> set[QueueKey]:
+        """The LocalQueues that hold a VideoJob's Job waiting for Kueue (suspended, its Workload seen, active
+        and not admitted)."""
+        waiting = set()
+        for (namespace, _), job in self._all_jobs():
+            if job.kueue_queue is None or not job.suspended or job.finish is not None or job.deleting:
+                continue
+            workload = self._workload(namespace, job)
+            if workload is not None and workload.active and not workload.admitted:
+                waiting.add((namespace, workload.queue or job.kueue_queue))
+        return waiting
+
     def kick_job(self, namespace: str, job_uid: str) -> None:
         """Reconcile the VideoJob whose Job has that uid (Kueue's Workload of it changed).
 
@@ -561,19 +596,23 @@ class Controller:
         current = self._current(videojob)
         job = self.job(key, videojob)
         pods = [pod for pod in self._pods.get(key, ()) if job is not None and pod.job_uid == job.uid]
+        workload = self._workload(videojob.namespace, job)
         desired = desired_status(
             dataclasses.replace(videojob, status=current),
             job,
             pods,
             now=timestamp(),
             failure=self._failures.get(videojob.uid),
-            workload=self._workload(videojob.namespace, job),
+            workload=workload,
+            position=self._position(videojob.namespace, job, workload),
         )
         if desired == current or (desired.phase is Phase.PENDING and desired.job_name is None):
             await self._ensure_event(videojob, current)  # one lost in a crash after its status write
             return  # nothing new, or nothing to say until the Job exists
         exists = videojob.has_status or key in self._written  # written: the index has not caught up yet
         fields = desired.to_wire()
+        if desired.queue is None and current.queue is not None:
+            fields["queue"] = None  # admitted (or paused, cancelled): the API server drops a null field
         message = operator_message(videojob, desired)
         if message is not None:
             fields["message"] = message
@@ -635,6 +674,20 @@ class Controller:
             self._events[videojob.uid] = event.name
 
     # --- queue, TTL, gauges --------------------------------------------------------------------------
+
+    async def _position_refresher(self) -> None:
+        """Keep the places of VideoJobs waiting for Kueue fresh (visibility.py): woken by Workload events."""
+        await self._indexed.wait()
+        while True:
+            wait = RETRY_SECONDS
+            try:
+                async with asyncio.timeout(RECONCILE_SECONDS):
+                    wait = await self.positions.refresh(self._waiting_queues())
+            except Exception as error:  # TimeoutError, a bug: retried on the next round
+                RECONCILE_ERRORS.labels("positions", type(error).__name__).inc()
+                logger.warning("refreshing Kueue queue positions failed: %r", error)
+            await asyncio.sleep(POSITIONS_MIN_INTERVAL)  # coalesce bursts of Workload events
+            await self.positions.wait(wait)
 
     async def _housekeeper(self) -> None:
         await self._indexed.wait()

@@ -192,8 +192,7 @@ async def workload_index(
 
 @kopf.on.event(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS, when=_owned_by_job)
 async def workload_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Kueue admitted, held or preempted a Job: its VideoJob's status shows it."""
+    """Kueue admitted, held or preempted a Job: its VideoJob's status shows it (and the places in its
+    LocalQueue may have moved)."""
     controller: Controller = memo.controller
-    view = WorkloadView.from_body(body)
-    if view.job_uid:
-        controller.kick_job(namespace or "", view.job_uid)
+    controller.workload_changed(namespace or "", WorkloadView.from_body(body))

@@ -35,6 +35,9 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JOBS = ("batch", "v1", "jobs")
 WORKLOADS = ("kueue.x-k8s.io", "v1beta2", "workloads")
+VISIBILITY = ("visibility.kueue.x-k8s.io", "v1beta1")
+"""Kueue's visibility API (on-demand, aggregated): v1beta1 is served by Kueue v0.9 and later (v0.17 also
+serves v1beta2, with the same pendingworkloads)."""
 PRIORITY_CLASSES = ("scheduling.k8s.io", "v1", "priorityclasses")
 BUILTIN_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
 """The built-in kinds the operator creates besides Jobs (the runner's identity, see identity.py)."""
@@ -192,6 +195,17 @@ class KubeApi:
             {"spec": {"active": active}},
             _content_type=MERGE_PATCH,
         )
+
+    async def pending_workloads(self, namespace: str, local_queue: str) -> list[dict[str, Any]]:
+        """The pending Workloads of a Kueue LocalQueue, in order, with their positions (Kueue's visibility
+        API: visibility.QueuePositions). ApiException 404 or 503 where that API is not served."""
+        path = "/apis/{}/{}/namespaces/{}/localqueues/{}/pendingworkloads".format(
+            *VISIBILITY, namespace, local_queue
+        )
+        found = await self._request(
+            "get", "localqueues/pendingworkloads", functools.partial(self._send, "GET", path)
+        )
+        return list((found or {}).get("items") or ())
 
     async def suspend_job(self, namespace: str, name: str, uid: str, *, suspend: bool) -> None:
         """Set a Job's spec.suspend (only that incarnation of it): true stops its pods, false lets it run."""

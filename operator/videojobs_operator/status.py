@@ -104,6 +104,41 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """A pending Workload's place in Kueue's queues, counted from 1 (admitted next), from Kueue's visibility
+    API (which counts from 0)."""
+
+    local_queue: int
+    cluster_queue: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """status.queue (videojobs.contract.QueueStatus): the Kueue LocalQueue a Queued VideoJob waits in, and
+    its place there when Kueue reports one."""
+
+    name: str
+    position: QueuePosition | None = None
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> QueueStatus:
+        """From the status' JSON."""
+        local, cluster = wire.get("position"), wire.get("positionInClusterQueue")
+        position = (
+            QueuePosition(int(local), int(cluster)) if local is not None and cluster is not None else None
+        )
+        return cls(name=str(wire.get("name", "")), position=position)
+
+    def to_wire(self) -> dict[str, Any]:
+        """As the status' JSON."""
+        wire: dict[str, Any] = {"name": self.name}
+        if self.position is not None:
+            wire["position"] = self.position.local_queue
+            wire["positionInClusterQueue"] = self.position.cluster_queue
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorStatus:
     """The status fields the operator owns (videojobs.contract.OPERATOR_STATUS_FIELDS)."""
 
@@ -115,11 +150,15 @@ class OperatorStatus:
     job_name: str | None = None
     attempt: int = 0
     """The spec.attempt that the phase and the Job belong to."""
+    queue: QueueStatus | None = None
+    """Kueue's LocalQueue (and place in it) while Queued by Kueue; None otherwise (a patch then sends null
+    to clear it: Controller._sync)."""
 
     @classmethod
     def from_wire(cls, status: Mapping[str, Any]) -> OperatorStatus:
         """The operator's part of a VideoJob's status JSON."""
         phase = status.get("phase")
+        queue = status.get("queue")
         return cls(
             phase=Phase(phase) if phase in {member.value for member in Phase} else None,
             conditions=tuple(Condition.from_wire(c) for c in status.get("conditions") or ()),
@@ -128,6 +167,7 @@ class OperatorStatus:
             completion_time=status.get("completionTime"),
             job_name=status.get("jobName"),
             attempt=int(status.get("attempt") or 0),
+            queue=QueueStatus.from_wire(queue) if isinstance(queue, Mapping) else None,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -140,6 +180,7 @@ class OperatorStatus:
             "completionTime": self.completion_time,
             "jobName": self.job_name,
             "attempt": self.attempt,
+            "queue": self.queue.to_wire() if self.queue is not None else None,
         }
         return {key: value for key, value in wire.items() if value is not None}
 
@@ -410,13 +451,15 @@ class WorkloadView:
         )
 
 
-def kueue_condition(queue: str, workload: WorkloadView | None) -> Condition:
+def kueue_condition(
+    queue: str, workload: WorkloadView | None, position: QueuePosition | None = None
+) -> Condition:
     """The Queued condition of a Job left to Kueue: True while Kueue holds it (with Kueue's reason and
     message: no quota, LocalQueue missing, preempted), False once its Workload is admitted.
 
     Kueue reports a position in the queue only through its visibility API (an aggregated API server), not
-    in the Workload: none is shown (and a position in the status would change, and be written, for every
-    waiting VideoJob on each admission).
+    in the Workload: `position` is what visibility.QueuePositions last read from it (None: not served,
+    or not read yet), shown in the message while the Workload waits.
     """
     if workload is None:
         return _condition(QUEUED, TRUE, "WaitingForKueue", f"Kueue LocalQueue {queue} admits it")
@@ -432,7 +475,12 @@ def kueue_condition(queue: str, workload: WorkloadView | None) -> Condition:
     }
     reason = reasons.get(workload.reason, "QueuedByKueue")
     detail = f": {workload.message}" if workload.message else ""
-    return _condition(QUEUED, TRUE, reason, f"waiting for Kueue ({where}, Workload {workload.name}){detail}")
+    place = ""
+    if position is not None:
+        place = f", position {position.local_queue} in the LocalQueue"
+        place += f", {position.cluster_queue} in the ClusterQueue"
+    message = f"waiting for Kueue ({where}, Workload {workload.name}{place}){detail}"
+    return _condition(QUEUED, TRUE, reason, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,11 +506,13 @@ def desired_status(
     now: str,
     failure: tuple[str, str] | None = None,
     workload: WorkloadView | None = None,
+    position: QueuePosition | None = None,
 ) -> OperatorStatus:
     """The operator's status fields for `videojob`, given its Job and pods as observed now.
 
     Terminal phases stick. `failure` is a (reason, message) recorded when the Job could not be created.
-    `workload` is Kueue's Workload of a Job with a queue label (kueue_condition).
+    `workload` is Kueue's Workload of a Job with a queue label (kueue_condition), `position` its place in
+    Kueue's queues while it waits (status.queue, kueue_condition).
     lastTransitionTime is kept for conditions whose status did not change.
     """
     current = videojob.status
@@ -476,10 +526,14 @@ def desired_status(
         and workload is not None
         and (observed.phase is Phase.QUEUED or workload.admitted)
     ):
-        kueue = kueue_condition(job.kueue_queue, workload)
+        kueue = kueue_condition(job.kueue_queue, workload, position)
         observed = dataclasses.replace(
             observed, conditions=tuple(kueue if c.type == QUEUED else c for c in observed.conditions)
         )
+    queue = None
+    if observed.phase is Phase.QUEUED and job is not None and job.kueue_queue is not None:
+        name = workload.queue if workload is not None and workload.queue else job.kueue_queue
+        queue = QueueStatus(name, position if workload is not None and not workload.admitted else None)
     return OperatorStatus(
         phase=observed.phase,
         conditions=merge_conditions(current.conditions, observed.conditions, now, videojob.generation),
@@ -488,6 +542,7 @@ def desired_status(
         completion_time=observed.completion_time,
         job_name=job.name if job is not None else current.job_name,
         attempt=current.attempt,
+        queue=queue,
     )
 
 
