@@ -680,7 +680,7 @@ def test_pausing_a_kueue_videojob_deactivates_its_workload_freeing_the_quota_and
             "second admitted with the freed quota", lambda: "second" in watcher.admitted, operator=operator
         )
         freed = watcher.admitted["second"] - paused_at
-        assert not pods("first")
+        wait_for("first's pod gone", lambda: not pods("first"), operator=operator)  # deleted, not at once
         assert get(cluster, namespace, "job", "first")["spec"]["suspend"] is True  # Kueue suspended it
         wait_for("first Suspended", lambda: phase(cluster, namespace, "first") == "Suspended")
         wait_for("second to succeed", lambda: phase(cluster, namespace, "second") == "Succeeded", timeout=120)

@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 from api_harness import ApiServer, api_settings
-from fault_scenario import proxied_kubeconfig, scenario, videojob
+from fault_scenario import proxied_kubeconfig, scenario
 from faulty_network import FaultyNetwork, faulty_network
 from k8s_cluster import K8sCluster, wait_for
+from videojob_objects import videojob
 
 from videojobs import deadlines
 

@@ -23,6 +23,7 @@ import yaml
 from faulty_network import FaultyNetwork
 from k8s_cluster import K8sCluster, wait_for
 from operator_process import Operator, wait_ready
+from videojob_objects import videojob
 
 EXIT_CODE = "videojobs.test/kwok-exit-code"
 RUN_FOR = "pod-complete.stage.kwok.x-k8s.io/delay"
@@ -47,15 +48,6 @@ def proxied_kubeconfig(cluster: K8sCluster, network: FaultyNetwork, path: Path) 
         entry["cluster"]["server"] = f"https://127.0.0.1:{network.port}"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def videojob(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "VideoJob",
-        "metadata": {"name": name},
-        "spec": {"topic": f"Topic of {name}", **spec},
-    }
 
 
 def expected_phase(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
