@@ -296,65 +296,77 @@ def test_queued_videojobs_show_their_positions_which_move_up_as_the_ones_ahead_a
         found = get(cluster, namespace, "pods", "-l", f"videojobs.io/name={name}")
         return [p for p in (found or {}).get("items", ()) if not p["metadata"].get("deletionTimestamp")]
 
+    held: list[str] = []
+
     def hold(name: str) -> str:
         """Keep the VideoJob's pod Running (KWOK's delay) until `release`."""
         (pod,) = wait_for(f"{name}'s pod", lambda: pods(name), operator=operator)
         cluster.kubectl("-n", namespace, "annotate", "pod", pod["metadata"]["name"], f"{RUN_FOR}=1h")
+        held.append(pod["metadata"]["name"])
         return str(pod["metadata"]["name"])
 
     def release(pod: str) -> None:
-        cluster.kubectl("-n", namespace, "annotate", "pod", pod, "--overwrite", f"{RUN_FOR}=0s")
+        cluster.kubectl("-n", namespace, "annotate", "pod", pod, "--overwrite", f"{RUN_FOR}=0s", check=False)
 
     def places_are(expected: dict[str, int | None]) -> dict[str, tuple[int, int] | None] | None:
         places = queue_positions(cluster, namespace)
         found = {name: place[0] if place else None for name, place in places.items() if name in expected}
         return places if found == expected else None
 
-    apply(cluster, namespace, videojob("first", **whole_quota))
-    running = hold("first")
-    waiting = ["w0", "w1", "w2"]
-    for name in waiting:  # distinct Workload creation seconds: StrictFIFO's order (see the first test)
-        apply(cluster, namespace, videojob(name, **whole_quota))
-        stamp = wait_for(
-            f"{name}'s Workload",
-            lambda name=name: workload_created(cluster, namespace, name),
+    try:
+        apply(cluster, namespace, videojob("first", **whole_quota))
+        running = hold("first")
+        waiting = ["w0", "w1", "w2"]
+        for name in waiting:  # distinct Workload creation seconds: StrictFIFO's order (see the first test)
+            apply(cluster, namespace, videojob(name, **whole_quota))
+            stamp = wait_for(
+                f"{name}'s Workload",
+                lambda name=name: workload_created(cluster, namespace, name),
+                operator=operator,
+            )
+            second = datetime.fromisoformat(stamp).replace(microsecond=0)
+            time.sleep(max(0.0, (second + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
+
+        places = wait_for(
+            "positions 1, 2, 3",
+            lambda: places_are({"first": None, "w0": 1, "w1": 2, "w2": 3}),
             operator=operator,
         )
-        second = datetime.fromisoformat(stamp).replace(microsecond=0)
-        time.sleep(max(0.0, (second + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
+        in_cluster_queue = [places[name][1] for name in waiting]  # type: ignore[index]
+        # Other tests' leftovers may wait in the same ClusterQueue ahead of them, never between them.
+        assert in_cluster_queue == list(range(in_cluster_queue[0], in_cluster_queue[0] + 3)), places
+        obj = get(cluster, namespace, "videojob", "w1")
+        assert obj["status"]["queue"]["name"] == "tenant-a"
+        queued = conditions(obj)["Queued"]
+        assert (queued["status"], queued["reason"]) == ("True", "QueuedByKueue"), queued
+        assert "position 2 in the LocalQueue" in queued["message"], queued
+        assert "position 2 in the LocalQueue" in obj["status"]["message"]
+        wide = cluster.kubectl("-n", namespace, "get", "videojobs", "-o", "wide").stdout.splitlines()
+        start, end = (
+            wide[0].index("POSITION"),
+            wide[0].index("MESSAGE"),
+        )  # columns aligned; topics have spaces
+        shown = {line.split()[0]: line[start:end].strip() for line in wide[1:]}
+        assert shown == {"first": "", "w0": "1", "w1": "2", "w2": "3"}, wide  # an admitted one shows none
 
-    places = wait_for(
-        "positions 1, 2, 3", lambda: places_are({"first": None, "w0": 1, "w1": 2, "w2": 3}), operator=operator
-    )
-    in_cluster_queue = [places[name][1] for name in waiting]  # type: ignore[index]
-    # Other tests' leftovers may wait in the same ClusterQueue ahead of them, never between them.
-    assert in_cluster_queue == list(range(in_cluster_queue[0], in_cluster_queue[0] + 3)), places
-    obj = get(cluster, namespace, "videojob", "w1")
-    assert obj["status"]["queue"]["name"] == "tenant-a"
-    queued = conditions(obj)["Queued"]
-    assert (queued["status"], queued["reason"]) == ("True", "QueuedByKueue"), queued
-    assert "position 2 in the LocalQueue" in queued["message"], queued
-    assert "position 2 in the LocalQueue" in obj["status"]["message"]
-    wide = cluster.kubectl("-n", namespace, "get", "videojobs", "-o", "wide").stdout.splitlines()
-    start, end = wide[0].index("POSITION"), wide[0].index("MESSAGE")  # columns aligned; topics have spaces
-    shown = {line.split()[0]: line[start:end].strip() for line in wide[1:]}
-    assert shown == {"first": "<none>", "w0": "1", "w1": "2", "w2": "3"}, wide
-
-    release(running)  # the running one finishes: w0 is admitted, the others move up
-    running = hold("w0")
-    wait_for("w1 and w2 moved up", lambda: places_are({"w0": None, "w1": 1, "w2": 2}), operator=operator)
-    admitted = get(cluster, namespace, "videojob", "w0")["status"]
-    assert "queue" not in admitted and admitted["phase"] != "Queued", admitted
-    release(running)
-    running = hold("w1")
-    wait_for("w2 moved up", lambda: places_are({"w1": None, "w2": 1}), operator=operator)
-    release(running)
-    wait_for(
-        "w2 admitted", lambda: phase(cluster, namespace, "w2") not in (None, "Queued"), operator=operator
-    )
-    assert queue_positions(cluster, namespace)["w2"] is None
-    log = operator.log.read_text()
-    assert "queue positions" not in log, operator.tail()  # the visibility API answered every time
+        release(running)  # the running one finishes: w0 is admitted, the others move up
+        running = hold("w0")
+        wait_for("w1 and w2 moved up", lambda: places_are({"w0": None, "w1": 1, "w2": 2}), operator=operator)
+        admitted = get(cluster, namespace, "videojob", "w0")["status"]
+        assert "queue" not in admitted and admitted["phase"] != "Queued", admitted
+        release(running)
+        running = hold("w1")
+        wait_for("w2 moved up", lambda: places_are({"w1": None, "w2": 1}), operator=operator)
+        release(running)
+        wait_for(
+            "w2 admitted", lambda: phase(cluster, namespace, "w2") not in (None, "Queued"), operator=operator
+        )
+        assert queue_positions(cluster, namespace)["w2"] is None
+        log = operator.log.read_text()
+        assert "queue positions" not in log, operator.tail()  # the visibility API answered every time
+    finally:  # a held pod (1h) left behind would keep the quota from the tests after this one
+        for pod in held:
+            release(pod)
 
 
 def test_a_higher_priority_videojob_preempts_a_lower_one_which_runs_again_when_readmitted(
