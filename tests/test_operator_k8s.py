@@ -190,7 +190,7 @@ def test_videojob_runs_as_a_gpu_job_and_succeeds(
         no_runner = table[1][table[0].index("STAGE") : table[0].index("AGE")]
         assert no_runner.strip() == ""  # no runner ever reported (KWOK's pods run none): no stage, no 0 %
         wide = cluster.kubectl("-n", namespace, "get", "vj", "-o", "wide").stdout.splitlines()
-        assert wide[0].split()[-3:] == ["TOPIC", "JOB", "MESSAGE"]
+        assert wide[0].split()[-4:] == ["TOPIC", "JOB", "POSITION", "MESSAGE"]
         assert wide[1].endswith("Completed: Job pythagoras completed")  # the reason, from the operator
 
         gauge = 'videojobs_videojobs{phase="Succeeded"} 1.0'
