@@ -135,6 +135,8 @@ def test_crd_in_the_chart_is_the_generated_one() -> None:
         ("api.tenantQueues", '{"alice": "Not A Queue"}', "/api/tenantQueues/alice"),
         ("api.queueName", '"team-{tenant}"', "/api/queueName"),
         ("metrics.serviceMonitor.interval", '"often"', "/metrics/serviceMonitor/interval"),
+        ("operator.watchNamespaces", '["Team_A"]', "/operator/watchNamespaces/0"),
+        ("operator.watchNamespaces", '["team-a", "team-a"]', "/operator/watchNamespaces"),
     ],
 )
 def test_schema_refuses_bad_values(helm: Path, name: str, value: str, message: str) -> None:
@@ -168,6 +170,52 @@ def test_operator_rules_are_those_of_operator_rbac_file(render: Render) -> None:
     assert normalized(rules_bound_to(cluster_wide, account)) == source
     (deployment,) = [d for d in of_kind(cluster_wide, "Deployment") if d["metadata"]["name"] == account]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
+
+
+def test_watching_a_list_of_namespaces_gives_each_a_role_and_what_its_runners_use(render: Render) -> None:
+    account, watched = f"{RELEASE}-videojobs-operator", [NAMESPACE, "team-a", "team-b"]
+    manifests = render(
+        **{"operator.watchNamespaces": '["team-a", "team-b"]', "runner.serviceAccount.shared": "true"}
+    )
+    (deployment,) = [d for d in of_kind(manifests, "Deployment") if d["metadata"]["name"] == account]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["operator", *(arg for ns in watched for arg in ("--namespace", ns))]
+    namespaced = normalized(
+        rule
+        for rule in file_rules(REPO / "operator" / "rbac" / "operator.yaml")
+        if not {(g, r) for g in rule["apiGroups"] for r in rule["resources"]} <= CLUSTER_SCOPED
+    )
+    for namespace in watched:
+        here = [m for m in manifests if m["metadata"].get("namespace", NAMESPACE) == namespace]
+        operator_bindings = [
+            b
+            for b in of_kind(here, "RoleBinding")
+            if b["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+        ]
+        (binding,) = operator_bindings
+        (role,) = [r for r in of_kind(here, "Role") if r["metadata"]["name"] == binding["roleRef"]["name"]]
+        assert normalized(role["rules"]) == namespaced, namespace
+        names = {(m["kind"], m["metadata"]["name"]) for m in here}
+        assert {
+            ("ConfigMap", f"{RELEASE}-videojobs-pipeline"),
+            ("NetworkPolicy", f"{RELEASE}-videojobs-runner"),
+            ("NetworkPolicy", f"{RELEASE}-videojobs-render"),
+            ("ServiceAccount", f"{RELEASE}-videojobs-runner"),
+            ("ServiceAccount", f"{RELEASE}-videojobs-render"),
+            ("Role", f"{RELEASE}-videojobs-runner"),
+            ("RoleBinding", f"{RELEASE}-videojobs-runner"),
+        } <= names, (namespace, names)
+        assert (namespace == NAMESPACE) == (("ServiceAccount", account) in names)  # the operator runs once
+    for role in of_kind(manifests, "ClusterRole"):  # no namespace-wide grant outside the list
+        assert {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]} <= (
+            CLUSTER_SCOPED
+        ), role
+
+
+def test_watching_all_namespaces_and_a_list_is_refused(helm: Path) -> None:
+    values = {"operator.watchAllNamespaces": "true", "operator.watchNamespaces": '["team-a"]'}
+    done = run_helm(helm, "template", RELEASE, str(CHART), *set_args(values))
+    assert done.returncode != 0 and "exclude each other" in done.stderr, done.stderr
 
 
 def test_runners_get_their_own_identity_unless_one_is_shared(render: Render) -> None:

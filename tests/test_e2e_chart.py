@@ -66,6 +66,8 @@ class Installed:
 
     cluster: K8sCluster
     namespace: str
+    other_namespace: str
+    """A second namespace the operator watches (operator.watchNamespaces)."""
     bucket: str
     helm_output: str
 
@@ -93,10 +95,12 @@ def helm(cluster: K8sCluster, *args: str, input: str | None = None) -> subproces
 def installed(k8s_cluster: K8sCluster, s3_server: S3Server, fake_llm: FakeLLM) -> Iterator[Installed]:
     """The chart installed with the fake LLM and the test S3 server as its LLM and storage."""
     namespace = f"vjchart-{secrets.token_hex(4)}"
+    other_namespace = f"{namespace}-team"
     bucket = s3_server.create_bucket()
     kubectl = k8s_cluster.kubectl
-    kubectl("create", "namespace", namespace)
-    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    for name in (namespace, other_namespace):
+        kubectl("create", "namespace", name)
+        kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     # The Secrets the chart references by name (values secrets.*): created outside the chart.
     credentials = {
         "videojobs-llm": {"OPENAI_API_KEY": "test-key"},
@@ -123,6 +127,7 @@ def installed(k8s_cluster: K8sCluster, s3_server: S3Server, fake_llm: FakeLLM) -
         },
         "runner": {"resources": {"cpu": "2", "memory": "6Gi", "gpu": 2}},
         "api": {"queueName": QUEUE, "cancelWaitSeconds": 30},
+        "operator": {"watchNamespaces": [other_namespace]},
     }
     done = helm(
         k8s_cluster,
@@ -130,9 +135,10 @@ def installed(k8s_cluster: K8sCluster, s3_server: S3Server, fake_llm: FakeLLM) -
         input=json.dumps(values),
     )
     assert done.returncode == 0, done.stderr
-    yield Installed(k8s_cluster, namespace, bucket, done.stdout)
+    yield Installed(k8s_cluster, namespace, other_namespace, bucket, done.stdout)
     helm(k8s_cluster, "uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "60s")
-    kubectl("delete", "namespace", namespace, "--wait=false")
+    for name in (namespace, other_namespace):
+        kubectl("delete", "namespace", name, "--wait=false")
 
 
 def manifests(installed: Installed) -> list[dict[str, Any]]:
@@ -219,16 +225,18 @@ def assert_can(
     account: str,
     allowed: list[tuple[str, ...]],
     denied: tuple[tuple[str, ...], ...] = (),
+    namespace: str | None = None,
 ) -> None:
-    """`account` may do what `allowed` lists; neither what `denied` lists nor what no chart identity needs."""
+    """`account` may do what `allowed` lists in `namespace` (default: the release's); neither what `denied`
+    lists nor what no chart identity needs."""
     never = [("get", "secrets"), ("create", "pods"), ("update", "videojobs/x"), ("list", "nodes")]
     denied = [*denied, *(check for check in never if check not in allowed)]
     token = installed.cluster.token(installed.namespace, account, "1h")
     for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
         answer = installed.cluster.kubectl(
-            "-n", installed.namespace, "auth", "can-i", *check, token=token, check=False
+            "-n", namespace or installed.namespace, "auth", "can-i", *check, token=token, check=False
         )
-        assert answer.stdout.strip() == expected, (account, check, expected)
+        assert answer.stdout.strip() == expected, (account, namespace, check, expected)
 
 
 def videojob_row(installed: Installed, name: str) -> list[str]:
@@ -435,7 +443,7 @@ class Api:
 def test_chart_installs_and_jobs_run_end_to_end(
     installed: Installed, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    cluster, namespace = installed.cluster, installed.namespace
+    cluster, namespace, other = installed.cluster, installed.namespace, installed.other_namespace
 
     # 1. Every manifest was accepted; the Deployments' pods passed restricted Pod Security admission.
     kinds = {(m["kind"], m["metadata"]["name"]) for m in manifests(installed)}
@@ -472,17 +480,31 @@ def test_chart_installs_and_jobs_run_end_to_end(
     }
     for account, checks in allowed.items():
         assert_can(installed, account, checks, denied.get(account, ()))
+    operator_account = f"{FULLNAME}-operator"  # the same Role in the namespace it also watches
+    assert_can(installed, operator_account, allowed[operator_account], denied[operator_account], other)
+    other_kinds = {
+        (m["kind"], m["metadata"]["name"])
+        for m in manifests(installed)
+        if m["metadata"].get("namespace") == other
+    }
+    assert {
+        ("ConfigMap", f"{FULLNAME}-pipeline"),
+        ("NetworkPolicy", f"{FULLNAME}-runner"),
+        ("ServiceAccount", f"{FULLNAME}-render"),
+        ("Role", f"{FULLNAME}-operator"),
+    } <= other_kinds
 
     # 2. The operator: a local process with the chart's operator identity, args and env.
     pod_spec, container = container_of_deployment(installed, f"{FULLNAME}-operator")
-    assert container["args"] == ["operator", "--namespace", namespace]
+    assert container["args"] == ["operator", "--namespace", namespace, "--namespace", other]
     operator_env, _ = pod_environment(installed, pod_spec, container, tmp_path / "operator")
     del operator_env["METRICS_PORT"]  # the Operator helper picks a free port
     kubeconfig = installed.kubeconfig(pod_spec["serviceAccountName"], tmp_path / "operator.kubeconfig")
-    operator = Operator(kubeconfig, namespace, tmp_path / "operator.log", operator_env).start()
+    operator = Operator(kubeconfig, [namespace, other], tmp_path / "operator.log", operator_env).start()
     try:
         kubectl_videojob(installed, operator, s3_server, tmp_path / "kubectl")
         rest_videojobs(installed, operator, s3_server, tmp_path / "rest")
+        videojob_in_the_other_namespace(installed, operator)
     finally:
         operator.stop()
 
@@ -503,6 +525,36 @@ def kubectl_videojob(installed: Installed, operator: Operator, s3_server: S3Serv
     assert {prefix + name for name in ARTIFACTS} <= keys
     result = installed.get("videojob", "pythagoras")["status"]["result"]
     assert result["video"] == f"s3://{installed.bucket}/{prefix}video.mp4"
+
+
+def videojob_in_the_other_namespace(installed: Installed, operator: Operator) -> None:
+    # 5. A VideoJob in the other watched namespace gets its Job there, with the chart's RBAC in that
+    # namespace (the runner's ServiceAccount, Role and RoleBinding too) and the pipeline ConfigMap there.
+    other = installed.other_namespace
+    videojob = {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoJob",
+        "metadata": {"name": "elsewhere"},
+        "spec": {"topic": "Test topic", "queueName": QUEUE},
+    }
+    installed.cluster.kubectl("-n", other, "apply", "-f", "-", input=json.dumps(videojob))
+    job = wait_for(
+        "the Job in the other namespace",
+        lambda: get(installed.cluster, other, "job", "elsewhere"),
+        operator=operator,
+    )
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    (config_map,) = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    assert get(installed.cluster, other, "configmap", config_map) is not None
+    account = job["spec"]["template"]["spec"]["serviceAccountName"]
+    assert get(installed.cluster, other, "rolebinding", account) is not None, account
+
+    def queued() -> bool:
+        found = get(installed.cluster, other, "videojob", "elsewhere")
+        return bool(found and found.get("status", {}).get("phase") == "Queued")
+
+    wait_for("elsewhere Queued (its Job waits for admission)", queued, operator=operator)
+    assert "elsewhere" not in [j["metadata"]["name"] for j in installed.get("jobs")["items"]]
 
 
 def rest_videojobs(installed: Installed, operator: Operator, s3_server: S3Server, root: Path) -> None:

@@ -51,6 +51,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-render" (include "videojobs.fullname" .)) .Values.runner.render.serviceAccount.name }}
 {{- end }}
 
+{{/*
+The namespaces where VideoJobs run, as a JSON list: the release namespace, then operator.watchNamespaces.
+Each gets what its runner Jobs need: the pipeline ConfigMap, the runner and render NetworkPolicies,
+the render ServiceAccount, the shared runner identity, and the operator's Role.
+*/}}
+{{- define "videojobs.runNamespaces" -}}
+{{- if and .Values.operator.watchAllNamespaces .Values.operator.watchNamespaces }}
+{{- fail "operator.watchNamespaces and operator.watchAllNamespaces exclude each other: set one" }}
+{{- end }}
+{{- prepend .Values.operator.watchNamespaces .Release.Namespace | uniq | toJson }}
+{{- end }}
+
 {{- define "videojobs.configMapName" -}}
 {{- printf "%s-pipeline" (include "videojobs.fullname" .) }}
 {{- end }}
