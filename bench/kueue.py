@@ -2,17 +2,20 @@
 of 8 (the test cluster's 2 KWOK GPU nodes, 4 each).
 
 Each tenant has a ClusterQueue in one cohort (nominal GPU quotas 3, 3 and 2: their fair shares; idle quota
-is lent) and a LocalQueue in its namespace. VideoJobs (1 GPU each) are submitted round-robin. Every time
-is taken from two `kubectl get --watch` streams (the run's Workloads and Jobs), stamped as each event
-arrives here: milliseconds, not the API's whole seconds, and no polling that would load the cluster it
-measures (a list of 600 Jobs is ~9 MB and ~1.5 s of kubectl CPU). Prints:
+is lent, and reclaimed by preemption once its owner has work again) and a LocalQueue in its namespace.
+VideoJobs (1 GPU each) are submitted round-robin. Every time is taken from two `kubectl get --watch` streams
+(the run's Workloads and Jobs), stamped as each event arrives here: milliseconds, not the API's whole
+seconds, and no polling that would load the cluster it measures (a list of 600 Jobs is ~9 MB and ~1.5 s of
+kubectl CPU). Prints:
+- Workloads preempted (evicted after admission: lent quota reclaimed) and admitted again;
 - admission latency once quota frees: for the k-th QuotaReserved after the first 8, its time minus the
-  later of its Workload's creation and the (k-8)-th Workload Finished (Kueue released that quota);
+  later of when its Workload began to wait (created, or evicted) and the (k-8)-th release of quota
+  (a Workload Finished or evicted);
 - each reservation's stages: reserved -> Job unsuspended -> Job Complete -> quota released;
 - GPUs in use (Kueue's reservations, QuotaReserved to Finished) against the quota: the peak (never
   above), the mean while some Workload waited, and over time;
-- each tenant's share of reserved GPU-seconds while every tenant still had work waiting, against its
-  fair share; and the machine's load average during the run.
+- each tenant's share of reserved GPU-seconds while every tenant had a Workload waiting (before that,
+  idle quota is lent and no fair share is owed), against its fair share; and the machine's load.
 
 Run: `.venv/bin/python bench/kueue.py [--count 500]`. It starts its own test cluster with Kueue
 (TEST_CLUSTER_KUEUE=1; torn down afterwards) unless TEST_KUEUE_CLUSTER_DIR names one that is up.
@@ -82,6 +85,9 @@ def setup(cluster: K8sCluster) -> None:
                     "cohortName": "videojobs",
                     "namespaceSelector": {},
                     "queueingStrategy": "BestEffortFIFO",
+                    # Quota lent while its owner was idle is taken back (the borrower is preempted and
+                    # resumes later) once the owner has work again: else the borrower keeps it.
+                    "preemption": {"reclaimWithinCohort": "Any"},
                     "resourceGroups": [
                         {
                             "coveredResources": [name for name, _ in quotas],
@@ -131,6 +137,9 @@ class Watch(threading.Thread):
         self.fields: dict[str, list[str]] = {}  # the line's fields before the conditions, as first seen
         self.true: dict[str, dict[str, float]] = {}  # name -> condition type -> first seen True
         self.unsuspended: dict[str, float] = {}  # (Jobs) first seen with spec.suspend false
+        self.spans: dict[str, list[list[float]]] = {}
+        """(Workloads) each time it held quota: [QuotaReserved, released (evicted or Finished)]; an open span
+        ends with -1. More than one: it was preempted (or its lent quota reclaimed) and admitted again."""
 
     def run(self) -> None:
         while not self.closing.is_set():  # a watch the API server ends is opened again (it lists first)
@@ -157,6 +166,12 @@ class Watch(threading.Thread):
         for kind, status in conditions.items():
             if status == "True":
                 self.true.setdefault(name, {}).setdefault(kind, now)
+        holds = conditions.get("QuotaReserved") == "True" and conditions.get("Finished") != "True"
+        spans = self.spans.setdefault(name, [])
+        if holds and (not spans or spans[-1][1] >= 0):
+            spans.append([now, -1.0])
+        elif not holds and spans and spans[-1][1] < 0:
+            spans[-1][1] = now
 
     def close(self) -> None:
         self.closing.set()
@@ -238,18 +253,22 @@ def quantiles(values: list[float]) -> str:
 def report(workloads: Watch, jobs: Watch, start: float) -> None:
     """Every time below is when the watch event arrived here (sub-second), not an API timestamp."""
     held: list[tuple[str, float, float]] = []  # (tenant, quota reserved, released)
-    reserved: list[tuple[float, float]] = []  # (QuotaReserved, Workload first seen)
-    for name, conditions in workloads.true.items():
-        if "QuotaReserved" in conditions:
-            reserved.append((conditions["QuotaReserved"], workloads.seen[name]))
-            if "Finished" in conditions:
-                held.append((workloads.fields[name][0], conditions["QuotaReserved"], conditions["Finished"]))
+    reserved: list[tuple[float, float, str]] = []  # (QuotaReserved, waiting since: seen or evicted, tenant)
+    for name, spans in workloads.spans.items():
+        waited_since = workloads.seen[name]
+        for begin, end in spans:
+            reserved.append((begin, waited_since, workloads.fields[name][0]))
+            if end >= 0:
+                held.append((workloads.fields[name][0], begin, end))
+                waited_since = end
     reserved.sort()
     freed = sorted(t for _, _, t in held)
+    preempted = sum(len(spans) - 1 for spans in workloads.spans.values())
+    print(f"Workloads preempted (evicted after admission, admitted again): {preempted}")
     # The k-th reservation after the first QUOTA waited for the (k-QUOTA)-th release (1 GPU each).
     latencies = [
         max(0.0, t - max(seen, freed[k - QUOTA]))
-        for k, (t, seen) in enumerate(reserved)
+        for k, (t, seen, _) in enumerate(reserved)
         if k >= QUOTA and k - QUOTA < len(freed)
     ]
     print(
@@ -265,7 +284,7 @@ def report(workloads: Watch, jobs: Watch, start: float) -> None:
     }
     for name, conditions in workloads.true.items():
         job = job_of.get(name)
-        if job is None or "QuotaReserved" not in conditions or "Finished" not in conditions:
+        if job is None or len(workloads.spans.get(name, ())) != 1 or "Finished" not in conditions:
             continue
         unsuspended, complete = jobs.unsuspended.get(job), jobs.true.get(job, {}).get("Complete")
         if unsuspended is None or complete is None:
@@ -277,10 +296,7 @@ def report(workloads: Watch, jobs: Watch, start: float) -> None:
         print(f"  {stage}: {quantiles(values)}")
     # GPUs reserved over time (Kueue's own reservations, 1 GPU each), and while work was waiting.
     changes = sorted([(t, 1) for _, t, _ in held] + [(t, -1) for _, _, t in held], key=lambda c: (c[0], c[1]))
-    waiting_changes = sorted(
-        [(workloads.seen[n], 1) for n in workloads.true if "QuotaReserved" in workloads.true[n]]
-        + [(t, -1) for t, _ in reserved]
-    )
+    waiting_changes = sorted([(since, 1) for _, since, _ in reserved] + [(t, -1) for t, _, _ in reserved])
     in_use, peak, timeline = 0, 0, []
     for t, delta in changes:
         in_use += delta
@@ -315,20 +331,34 @@ def report(workloads: Watch, jobs: Watch, start: float) -> None:
             line.append(f"{t - start:.0f}s:{n}")
             mark = t + step
     print("GPUs over time: " + " ".join(line))
-    # Shares of GPU-seconds while every tenant still had work: up to the first tenant's last reservation.
-    last = dict.fromkeys(TENANTS, 0.0)
-    for tenant, t, _ in held:
-        last[tenant] = max(last[tenant], t)
-    window_end = min(last.values())
-    used = dict.fromkeys(TENANTS, 0.0)
+    # Shares of GPU-seconds while every tenant had a Workload waiting (contention: only then is a fair
+    # share owed), from each tenant's reservations and waiting Workloads over time.
+    sweep: list[tuple[float, str, str, int]] = []
     for tenant, begin, end in held:
-        used[tenant] += max(0.0, min(end, window_end) - begin)
+        sweep += [(begin, tenant, "use", 1), (end, tenant, "use", -1)]
+    for t, since, tenant in reserved:
+        sweep += [(since, tenant, "wait", 1), (t, tenant, "wait", -1)]
+    sweep.sort(key=lambda e: (e[0], e[3]))
+    using, queued = dict.fromkeys(TENANTS, 0), dict.fromkeys(TENANTS, 0)
+    used, borrowed = dict.fromkeys(TENANTS, 0.0), dict.fromkeys(TENANTS, 0.0)
+    contended, previous = 0.0, sweep[0][0] if sweep else 0.0
+    for t, tenant, kind, delta in sweep:
+        if all(queued.values()):
+            contended += t - previous
+            for name, nominal in TENANTS.items():
+                used[name] += using[name] * (t - previous)
+                borrowed[name] += max(0, using[name] - nominal) * (t - previous)
+        previous = t
+        (using if kind == "use" else queued)[tenant] += delta
     total = sum(used.values()) or 1.0
+    print(f"tenant shares while every tenant had a Workload waiting ({contended:.0f} s):")
     for tenant, gpus in TENANTS.items():
         share, fair = used[tenant] / total, gpus / QUOTA
+        slots = [end - begin for name, begin, end in held if name == tenant]
         print(
             f"{tenant}: {share:.1%} of GPU-seconds (fair {fair:.1%},"
-            f" off by {abs(share - fair) / fair:.0%} of fair)"
+            f" off by {abs(share - fair) / fair:.0%} of fair); over its nominal quota"
+            f" {borrowed[tenant] / total:.1%}; a reservation lasts {statistics.mean(slots):.2f} s on average"
         )
 
 
