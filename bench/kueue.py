@@ -7,7 +7,8 @@ VideoJobs (1 GPU each) are submitted round-robin. Every time is taken from two `
 (the run's Workloads and Jobs), stamped as each event arrives here: milliseconds, not the API's whole
 seconds, and no polling that would load the cluster it measures (a list of 600 Jobs is ~9 MB and ~1.5 s of
 kubectl CPU). Prints:
-- Workloads preempted (evicted after admission: lent quota reclaimed) and admitted again;
+- Workloads preempted (evicted after admission: lent quota reclaimed) and admitted again, and the time
+  from each eviction to its next reservation (preemption to resume);
 - admission latency once quota frees: for the k-th QuotaReserved after the first 8, its time minus the
   later of when its Workload began to wait (created, or evicted) and the (k-8)-th release of quota
   (a Workload Finished or evicted);
@@ -24,6 +25,7 @@ Run: `.venv/bin/python bench/kueue.py [--count 500]`. It starts its own test clu
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -263,8 +265,13 @@ def report(workloads: Watch, jobs: Watch, start: float) -> None:
                 waited_since = end
     reserved.sort()
     freed = sorted(t for _, _, t in held)
-    preempted = sum(len(spans) - 1 for spans in workloads.spans.values())
-    print(f"Workloads preempted (evicted after admission, admitted again): {preempted}")
+    readmitted = [
+        later[0] - earlier[1]
+        for spans in workloads.spans.values()
+        for earlier, later in itertools.pairwise(spans)
+    ]
+    print(f"Workloads preempted (evicted after admission, admitted again): {len(readmitted)}")
+    print(f"  preemption to resume (evicted -> quota reserved again): {quantiles(readmitted)}")
     # The k-th reservation after the first QUOTA waited for the (k-QUOTA)-th release (1 GPU each).
     latencies = [
         max(0.0, t - max(seen, freed[k - QUOTA]))

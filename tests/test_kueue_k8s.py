@@ -30,6 +30,8 @@ from operator_process import Operator
 from videojob_objects import apply, conditions, get, videojob, wait_for
 
 from videojobs.contract import storage_job_id
+from videojobs_api.backends.videojob_cache import stored_job
+from videojobs_api.models import JobStatusResponse
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "videojobs-system"
@@ -341,6 +343,13 @@ def test_queued_videojobs_show_their_positions_which_move_up_as_the_ones_ahead_a
         assert (queued["status"], queued["reason"]) == ("True", "QueuedByKueue"), queued
         assert "position 2 in the LocalQueue" in queued["message"], queued
         assert "position 2 in the LocalQueue" in obj["status"]["message"]
+        # The API's Kubernetes backend shows the same place in a job's status.
+        view = JobStatusResponse.of(stored_job(obj, namespace)).model_dump(mode="json")
+        assert view["queue"] == {
+            "name": "tenant-a",
+            "position": 2,
+            "position_in_cluster_queue": in_cluster_queue[1],
+        }
         wide = cluster.kubectl("-n", namespace, "get", "videojobs", "-o", "wide").stdout.splitlines()
         start, end = (
             wide[0].index("POSITION"),

@@ -21,13 +21,15 @@ from videojobs.contract import (
     MUTABLE,
     ContractModel,
     GenerationRequest,
+    QueueStatus,
     VideoJobSpec,
     immutable_request_fields,
     mutable_fields,
 )
 from videojobs.crd import custom_resource_definition, structural_schema
 from videojobs_api.app import create_app
-from videojobs_api.models import JobCreateRequest, snake_case, to_contract
+from videojobs_api.backends.videojob_cache import stored_job
+from videojobs_api.models import JobCreateRequest, JobStatusResponse, snake_case, to_contract
 from videojobs_cli.request_options import request_from_options, request_options
 
 
@@ -194,3 +196,16 @@ def test_the_generate_command_is_the_derived_options_plus_where_to_store() -> No
 
     names = list(inspect.signature(generate).parameters)
     assert names == [option.parameter.name for option in request_options()] + ["job_id", "out"]
+
+
+def test_the_queue_place_the_operator_writes_is_the_api_statuss_queue() -> None:
+    """status.queue of a VideoJob (camelCase, as the operator writes it) is `queue` in the API's status."""
+    place = QueueStatus(name="tenant-a", position=2, position_in_cluster_queue=5)
+    written = place.model_dump(by_alias=True, exclude_none=True)
+    assert written == {"name": "tenant-a", "position": 2, "positionInClusterQueue": 5}
+    meta = {"name": "q", "uid": "u1", "resourceVersion": "7", "creationTimestamp": "2026-12-06T10:00:00Z"}
+    obj: dict[str, Any] = {"metadata": meta, "spec": {"topic": "Queues"}, "status": {"phase": "Queued"}}
+    assert JobStatusResponse.of(stored_job(obj, "ns")).model_dump(mode="json")["queue"] is None
+    obj["status"]["queue"] = written
+    view = JobStatusResponse.of(stored_job(obj, "ns")).model_dump(mode="json")
+    assert view["queue"] == {"name": "tenant-a", "position": 2, "position_in_cluster_queue": 5}

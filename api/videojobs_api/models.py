@@ -21,6 +21,7 @@ from videojobs.contract import (
     JobError,
     JobStatus,
     Phase,
+    QueueStatus,
     Revision,
     SceneCounts,
     Stage,
@@ -146,6 +147,12 @@ class SceneProgress(SceneCounts):
     model_config = _SNAKE_CASE
 
 
+class QueuePlace(QueueStatus):
+    """The Kueue LocalQueue a job waits in, and its place there where Kueue reports one."""
+
+    model_config = _SNAKE_CASE
+
+
 class UsageReport(Usage):
     """LLM and speech calls, tokens, characters and cost so far."""
 
@@ -167,6 +174,12 @@ class JobStatusResponse(BaseModel):
     progress: int = Field(ge=0, le=100)
     message: str
     scenes: SceneProgress
+    queue: QueuePlace | None = Field(
+        description=(
+            "While Kueue holds the job (Kubernetes, a queue set; phase Queued): its LocalQueue and its place"
+            " there; null otherwise."
+        )
+    )
     usage: UsageReport
     error: FailureReport | None
     created_at: datetime
@@ -195,6 +208,7 @@ def _status_fields(job: StoredJob) -> dict[str, object]:
         "progress": status.progress,
         "message": status.message,
         "scenes": SceneProgress.model_validate(status.scenes.model_dump()),
+        "queue": QueuePlace.model_validate(status.queue.model_dump()) if status.queue else None,
         "usage": UsageReport.model_validate(status.usage.model_dump()),
         "error": FailureReport.model_validate(status.error.model_dump()) if status.error else None,
         "created_at": job.created_at,

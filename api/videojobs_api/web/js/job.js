@@ -16,6 +16,12 @@ import {
   when,
 } from "./dom.js";
 
+/** Where Kueue holds a queued job: "tenant-a, number 2 in line" (its place, where Kueue reports one). */
+function queuePlace(queue) {
+  if (!queue.position) return queue.name;
+  return queue.position === 1 ? `${queue.name}, next in line` : `${queue.name}, number ${queue.position} in line`;
+}
+
 /** A WebVTT chapters track from the metadata's scene times. */
 function chaptersVtt(scenes) {
   const stamp = (seconds) => new Date(seconds * 1000).toISOString().slice(11, 23);
@@ -95,6 +101,10 @@ class JobPage {
         { class: "facts" },
         h("dt", {}, "Scenes"),
         h("dd", { "data-scenes": job.scenes.ready }, `${job.scenes.rendered} of ${job.scenes.total} rendered`, job.scenes.failed ? `, ${job.scenes.failed} failed` : ""),
+        job.queue && [
+          h("dt", {}, "In queue"),
+          h("dd", { "data-queue": job.queue.position ?? "" }, queuePlace(job.queue)),
+        ],
         h("dt", {}, "Ready in"),
         h("dd", {}, TERMINAL_PHASES.has(job.phase) ? "—" : eta(job.estimated_completion_time)),
         h("dt", {}, "LLM calls"),
