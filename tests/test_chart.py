@@ -82,6 +82,13 @@ def rules_bound_to(manifests: list[dict[str, Any]], account: str) -> list[dict[s
     return rules
 
 
+def grants(rules: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (API group, resource) pairs the rules grant anything on."""
+    return {
+        (group, resource) for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]
+    }
+
+
 def file_rules(path: Path) -> list[dict[str, Any]]:
     (role,) = [doc for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] in ("Role", "ClusterRole")]
     return list(role["rules"])
@@ -159,9 +166,7 @@ def test_operator_rules_are_those_of_operator_rbac_file(render: Render) -> None:
     assert normalized(rules_bound_to(namespaced, account)) == source
     for role in of_kind(namespaced, "ClusterRole"):  # namespaced: only what a Role cannot grant
         for rule in role["rules"]:
-            assert {(group, resource) for group in rule["apiGroups"] for resource in rule["resources"]} <= (
-                CLUSTER_SCOPED
-            ), rule
+            assert grants([rule]) <= CLUSTER_SCOPED, rule
 
     cluster_wide = render(**{"operator.watchAllNamespaces": "true"})
     assert not of_kind(cluster_wide, "Role") or all(
@@ -183,7 +188,7 @@ def test_watching_a_list_of_namespaces_gives_each_a_role_and_what_its_runners_us
     namespaced = normalized(
         rule
         for rule in file_rules(REPO / "operator" / "rbac" / "operator.yaml")
-        if not {(g, r) for g in rule["apiGroups"] for r in rule["resources"]} <= CLUSTER_SCOPED
+        if not grants([rule]) <= CLUSTER_SCOPED
     )
     for namespace in watched:
         here = [m for m in manifests if m["metadata"].get("namespace", NAMESPACE) == namespace]
@@ -207,9 +212,7 @@ def test_watching_a_list_of_namespaces_gives_each_a_role_and_what_its_runners_us
         } <= names, (namespace, names)
         assert (namespace == NAMESPACE) == (("ServiceAccount", account) in names)  # the operator runs once
     for role in of_kind(manifests, "ClusterRole"):  # no namespace-wide grant outside the list
-        assert {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]} <= (
-            CLUSTER_SCOPED
-        ), role
+        assert grants(role["rules"]) <= CLUSTER_SCOPED, role
 
 
 def test_watching_all_namespaces_and_a_list_is_refused(helm: Path) -> None:

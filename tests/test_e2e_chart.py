@@ -41,8 +41,9 @@ from fake_llm import FakeLLM
 from k8s_cluster import K8sCluster
 from kubernetes import client, config
 from s3_server import S3Server
-from test_operator_k8s import RUN_FOR, Operator, get, jobs_of, pods_of, wait_for
+from test_operator_k8s import RUN_FOR, Operator, get, jobs_of, pods_of, wait_for, wait_phase
 from test_render_pod_k8s import RESTRICTED_CONTAINER, Kubelet
+from videojob_objects import apply, videojob
 
 from videojobs.contract import Stage, storage_job_id
 
@@ -446,7 +447,8 @@ def test_chart_installs_and_jobs_run_end_to_end(
     cluster, namespace, other = installed.cluster, installed.namespace, installed.other_namespace
 
     # 1. Every manifest was accepted; the Deployments' pods passed restricted Pod Security admission.
-    kinds = {(m["kind"], m["metadata"]["name"]) for m in manifests(installed)}
+    released = manifests(installed)
+    kinds = {(m["kind"], m["metadata"]["name"]) for m in released}
     assert {
         ("Deployment", f"{FULLNAME}-operator"),
         ("Deployment", f"{FULLNAME}-api"),
@@ -483,9 +485,7 @@ def test_chart_installs_and_jobs_run_end_to_end(
     operator_account = f"{FULLNAME}-operator"  # the same Role in the namespace it also watches
     assert_can(installed, operator_account, allowed[operator_account], denied[operator_account], other)
     other_kinds = {
-        (m["kind"], m["metadata"]["name"])
-        for m in manifests(installed)
-        if m["metadata"].get("namespace") == other
+        (m["kind"], m["metadata"]["name"]) for m in released if m["metadata"].get("namespace") == other
     }
     assert {
         ("ConfigMap", f"{FULLNAME}-pipeline"),
@@ -531,13 +531,7 @@ def videojob_in_the_other_namespace(installed: Installed, operator: Operator) ->
     # 5. A VideoJob in the other watched namespace gets its Job there, with the chart's RBAC in that
     # namespace (the runner's ServiceAccount, Role and RoleBinding too) and the pipeline ConfigMap there.
     other = installed.other_namespace
-    videojob = {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "VideoJob",
-        "metadata": {"name": "elsewhere"},
-        "spec": {"topic": "Test topic", "queueName": QUEUE},
-    }
-    installed.cluster.kubectl("-n", other, "apply", "-f", "-", input=json.dumps(videojob))
+    apply(installed.cluster, other, videojob("elsewhere", queueName=QUEUE))
     job = wait_for(
         "the Job in the other namespace",
         lambda: get(installed.cluster, other, "job", "elsewhere"),
@@ -548,12 +542,7 @@ def videojob_in_the_other_namespace(installed: Installed, operator: Operator) ->
     assert get(installed.cluster, other, "configmap", config_map) is not None
     account = job["spec"]["template"]["spec"]["serviceAccountName"]
     assert get(installed.cluster, other, "rolebinding", account) is not None, account
-
-    def queued() -> bool:
-        found = get(installed.cluster, other, "videojob", "elsewhere")
-        return bool(found and found.get("status", {}).get("phase") == "Queued")
-
-    wait_for("elsewhere Queued (its Job waits for admission)", queued, operator=operator)
+    wait_phase(installed.cluster, other, "elsewhere", "Queued", operator)  # its Job waits for admission
     assert "elsewhere" not in [j["metadata"]["name"] for j in installed.get("jobs")["items"]]
 
 
